@@ -1,0 +1,1 @@
+"""Adapters to the Kubernetes API: client setup, watches, writers, leases (I/O)."""
