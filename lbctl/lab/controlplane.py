@@ -1,0 +1,286 @@
+"""A real Kubernetes control plane here: etcd, kube-apiserver, kube-controller-manager (I/O).
+
+Used by the test fixtures and by ``lbctl lab``. Everything lives under one work directory;
+every process is started and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lbctl.lab import procs
+
+ADMIN_TOKEN_USER = "lbctl-admin"
+SERVICE_CIDRS = ("10.96.0.0/16", "fd00:10:96::/112")  # virtual ClusterIPs: never a traffic target
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be set up; the message says which step."""
+
+
+def _openssl(step: str, *args: str, cwd: Path) -> None:
+    result = subprocess.run(
+        ["openssl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ControlPlaneError(f"openssl ({step}) failed: {result.stderr.strip()}")
+
+
+def make_certificates(pki: Path, sans: Sequence[str]) -> None:
+    """A CA, a serving certificate for ``sans`` (IPs and DNS names), and a service-account key."""
+    pki.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "CA",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "365",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=lbctl-lab-ca",
+        cwd=pki,
+    )
+    alt = ",".join(("IP:" if _is_ip(s) else "DNS:") + s for s in sans)
+    (pki / "server.ext").write_text(
+        f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
+    )
+    _openssl(
+        "serving key",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=kube-apiserver",
+        cwd=pki,
+    )
+    _openssl(
+        "serving certificate",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "365",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "server.ext",
+        cwd=pki,
+    )
+    _openssl("service-account key", "genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl(
+        "service-account public key", "rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki
+    )
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def kubeconfig_yaml(*, server: str, ca_file: Path, token: str, user: str) -> str:
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: lab\n  cluster:\n    server: {server}\n"
+        f"    certificate-authority: {ca_file}\n"
+        f"users:\n- name: {user}\n  user:\n    token: {token}\n"
+        f"contexts:\n- name: lab\n  context:\n    cluster: lab\n    user: {user}\n"
+        "current-context: lab\n"
+    )
+
+
+@dataclass
+class ControlPlane:
+    """etcd + kube-apiserver (+ optionally kube-controller-manager) under ``workdir``.
+
+    ``bind_address`` 0.0.0.0 lets node namespaces reach the API server through the lab bridge;
+    ``extra_sans`` are the addresses they use, so TLS verification holds there too.
+    """
+
+    workdir: Path
+    binaries: Mapping[str, Path]
+    bind_address: str = "127.0.0.1"
+    extra_sans: Sequence[str] = ()
+    token: str = "lbctl-admin-token"
+    processes: list[procs.Process] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def pki(self) -> Path:
+        return self.workdir / "pki"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.pki / "ca.crt"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    def server(self, host: str = "127.0.0.1") -> str:
+        return f"https://{host}:{self.port}"
+
+    def write_kubeconfig(
+        self,
+        path: Path,
+        *,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        user: str = ADMIN_TOKEN_USER,
+    ) -> Path:
+        path.write_text(
+            kubeconfig_yaml(
+                server=self.server(host), ca_file=self.ca_file, token=token or self.token, user=user
+            )
+        )
+        return path
+
+    def start(self, *, controller_manager: bool = False) -> ControlPlane:
+        try:
+            self._start(controller_manager)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, controller_manager: bool) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_certificates(
+            self.pki,
+            [
+                "127.0.0.1",
+                "::1",
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                *self.extra_sans,
+            ],
+        )
+        tokens = self.workdir / "tokens.csv"
+        tokens.write_text(f"{self.token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},system:masters\n")
+        client, peer = procs.free_port(), procs.free_port()
+        etcd_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+        etcd = procs.Process(
+            "etcd",
+            [
+                str(self.binaries["etcd"]),
+                "--data-dir",
+                str(self.workdir / "etcd-data"),
+                "--listen-client-urls",
+                etcd_url,
+                "--advertise-client-urls",
+                etcd_url,
+                "--listen-peer-urls",
+                peer_url,
+                "--initial-advertise-peer-urls",
+                peer_url,
+                "--initial-cluster",
+                f"default={peer_url}",
+            ],
+            log=self.workdir / "etcd.log",
+        )
+        self.processes.append(etcd.start())
+        self.port = procs.free_port()
+        apiserver = procs.Process(
+            "kube-apiserver",
+            [
+                str(self.binaries["kube-apiserver"]),
+                f"--etcd-servers={etcd_url}",
+                f"--secure-port={self.port}",
+                f"--bind-address={self.bind_address}",
+                "--advertise-address=127.0.0.1",
+                # No endpoints for the `kubernetes` Service: a loopback address is not a valid one.
+                "--endpoint-reconciler-type=none",
+                "--insecure-port=0",
+                f"--cert-dir={self.pki}",
+                f"--tls-cert-file={self.pki / 'server.crt'}",
+                f"--tls-private-key-file={self.pki / 'server.key'}",
+                f"--token-auth-file={tokens}",
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={self.pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={self.pki / 'sa.key'}",
+                f"--service-cluster-ip-range={','.join(SERVICE_CIDRS)}",
+                "--feature-gates=IPv6DualStack=true",
+                "--allow-privileged=true",
+            ],
+            log=self.workdir / "kube-apiserver.log",
+        )
+        self.processes.append(apiserver.start())
+        self.write_kubeconfig(self.kubeconfig)
+        procs.wait_until(
+            "kube-apiserver /readyz", self.ready, timeout=90, interval=0.2, watch=[etcd, apiserver]
+        )
+        if controller_manager:
+            self.start_controller_manager()
+
+    def start_controller_manager(self) -> procs.Process:
+        """Endpoint(-slice) and service-account controllers: Pods work without a kubelet."""
+        kcm = procs.Process(
+            "kube-controller-manager",
+            [
+                str(self.binaries["kube-controller-manager"]),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--controllers=endpoint,endpointslice,endpointslicemirroring,serviceaccount,"
+                "serviceaccount-token",
+                f"--service-account-private-key-file={self.pki / 'sa.key'}",
+                f"--root-ca-file={self.ca_file}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+                "--port=0",
+            ],
+            log=self.workdir / "kube-controller-manager.log",
+        )
+        self.processes.append(kcm.start())
+        return kcm
+
+    def ready(self) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        req = urllib.request.Request(
+            self.server() + "/readyz", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        """Stop every process this control plane started, newest first."""
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()

@@ -1,0 +1,107 @@
+"""Address plan of the lab LAN: free documentation ranges, host numbering, names (pure)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Documentation ranges only (RFC 5737, RFC 3849): test traffic never reaches a real host.
+IPV4_CANDIDATES = ("198.51.100.0/24", "203.0.113.0/24")
+IPV6_CANDIDATES = ("2001:db8:100::/64", "2001:db8:200::/64")
+MAX_NAME = 8  # interface names are prefix (6) + name: Linux allows 15 characters
+
+
+class PlanError(ValueError):
+    """No safe address range, or a bad host name."""
+
+
+def overlapping(net: IPNetwork, routes: Iterable[IPNetwork]) -> list[IPNetwork]:
+    """Routes of the root namespace that ``net`` overlaps; default routes never count."""
+    return [r for r in routes if r.version == net.version and r.prefixlen > 0 and net.overlaps(r)]
+
+
+def pick_free(
+    candidates: Sequence[str], routes: Iterable[IPNetwork], requested: str | None = None
+) -> IPNetwork:
+    """The requested range, or the first candidate that overlaps no route. Refuse overlaps."""
+    routes = list(routes)
+    if requested is not None:
+        net = ipaddress.ip_network(requested)
+        clash = overlapping(net, routes)
+        if clash:
+            raise PlanError(
+                f"refusing {net}: it overlaps route(s) {', '.join(map(str, clash))} of the root "
+                "namespace; adding it could cut this machine off"
+            )
+        return net
+    for text in candidates:
+        net = ipaddress.ip_network(text)
+        if not overlapping(net, routes):
+            return net
+    raise PlanError(f"every candidate range ({', '.join(candidates)}) overlaps a root route")
+
+
+def candidate_gateways() -> list[str]:
+    """The gateway (first) address of every candidate range: SANs for the API server cert."""
+    return [
+        str(ipaddress.ip_network(c).network_address + 1)
+        for c in (*IPV4_CANDIDATES, *IPV6_CANDIDATES)
+    ]
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    netns: str
+    ifname_root: str
+    mac: str
+    ipv4: ipaddress.IPv4Address
+    ipv6: ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class LanPlan:
+    prefix: str
+    subnet4: ipaddress.IPv4Network
+    subnet6: ipaddress.IPv6Network
+    hosts: tuple[HostPlan, ...]
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.prefix}br"
+
+    @property
+    def gateway4(self) -> ipaddress.IPv4Address:
+        return self.subnet4.network_address + 1
+
+    @property
+    def gateway6(self) -> ipaddress.IPv6Address:
+        return self.subnet6.network_address + 1
+
+
+def plan_lan(prefix: str, names: Sequence[str], subnet4: IPNetwork, subnet6: IPNetwork) -> LanPlan:
+    """Hosts get .10, .11, ... in both families and a locally administered MAC."""
+    if not (
+        isinstance(subnet4, ipaddress.IPv4Network) and isinstance(subnet6, ipaddress.IPv6Network)
+    ):
+        raise PlanError("need one IPv4 and one IPv6 subnet")
+    if len(set(names)) != len(names):
+        raise PlanError(f"host names repeat: {list(names)}")
+    hosts = []
+    for i, name in enumerate(names):
+        if not name.isalnum() or len(name) > MAX_NAME:
+            raise PlanError(f"host name {name!r}: want 1-{MAX_NAME} letters or digits")
+        hosts.append(
+            HostPlan(
+                name=name,
+                netns=f"{prefix}-{name}",
+                ifname_root=f"{prefix}{name}",
+                mac=f"02:1b:00:00:{(i >> 8) & 0xFF:02x}:{(i + 10) & 0xFF:02x}",
+                ipv4=subnet4.network_address + 10 + i,
+                ipv6=subnet6.network_address + 10 + i,
+            )
+        )
+    return LanPlan(prefix, subnet4, subnet6, tuple(hosts))

@@ -1,0 +1,131 @@
+"""Child processes that the lab and the tests start, stopped by PID and never leaked (I/O)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+
+class ProcessError(RuntimeError):
+    """A child process failed to start or died early; the message carries its log's tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now; the caller binds it soon after."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def netns_argv(netns: str | None, argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` inside network namespace ``netns`` (or as is)."""
+    return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+
+
+class Process:
+    """One child in its own session, so stopping it also stops anything it forked."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log: Path,
+        netns: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = netns_argv(netns, argv)
+        self.log = log
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def start(self) -> Process:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            try:
+                self.popen = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ProcessError(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc
+        return self
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            code = self.popen.returncode if self.popen else None
+            raise ProcessError(f"{self.name} exited (code {code}); log {self.log}:\n{self.tail()}")
+
+    def signal(self, sig: int) -> None:
+        if self.alive() and self.popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; always reaps the child."""
+        if self.popen is None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        # The group may hold children that outlived the leader.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+
+def wait_until(
+    what: str,
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    watch: Sequence[Process] = (),
+) -> None:
+    """Poll ``ready()`` until true; fail early if a watched process dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in watch:
+            proc.check_alive()
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            tails = "".join(f"\n--- {p.name} ({p.log}):\n{p.tail()}" for p in watch)
+            raise ProcessError(f"timed out after {timeout:.0f} s waiting for {what}{tails}")
+        time.sleep(interval)

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real control plane, a real LAN of namespaces, markers by folder.
+
+Tests under tests/unit get the ``unit`` marker, tests/integration ``integration``, and so on.
+Where a real part cannot exist (not root, no binaries), tests skip with the reason; under
+CI=true they fail instead, because CI must run everything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from lbctl import assets
+from lbctl.lab import controlplane, lan, plan
+
+TESTS = Path(__file__).parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> None:
+    """Skip a test whose real part is missing here; in CI that is a failure."""
+    if IN_CI:
+        pytest.fail(f"CI must run this test, but: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            kind = Path(str(item.path)).relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        if kind in ("unit", "integration", "network"):
+            item.add_marker(kind)
+
+
+@pytest.fixture(scope="session")
+def binaries() -> dict[str, Path]:
+    try:
+        return assets.ensure(assets.ALL)
+    except assets.AssetError as exc:
+        missing(f"control-plane binaries unavailable: {exc}")
+        raise AssertionError("unreachable") from exc
+
+
+@pytest.fixture(scope="session")
+def apiserver(
+    binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[controlplane.ControlPlane]:
+    """etcd + kube-apiserver for the whole session, reachable from LAN namespaces as root."""
+    as_root = os.geteuid() == 0
+    cp = controlplane.ControlPlane(
+        workdir=tmp_path_factory.mktemp("controlplane"),
+        binaries=binaries,
+        # Node namespaces reach the API server through the lab bridge's gateway address.
+        bind_address="0.0.0.0" if as_root else "127.0.0.1",
+        extra_sans=plan.candidate_gateways(),
+    )
+    cp.start(controller_manager=True)
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def api_client(apiserver: controlplane.ControlPlane) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh Kubernetes namespace per test, deleted afterwards."""
+    core = client.CoreV1Api(api_client)
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{secrets.token_hex(3)}"
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
+@pytest.fixture
+def make_lan(tmp_path: Path) -> Iterator[Callable[..., lan.Lan]]:
+    """``make_lan(["node1", "client"])`` builds a LAN; all of it is removed after the test."""
+    reason = lan.missing_privileges()
+    if reason:
+        missing(reason)
+    made: list[lan.Lan] = []
+
+    def factory(names: Sequence[str] = ("node1", "node2", "client")) -> lan.Lan:
+        the_lan = lan.create(names, tmp_path / f"lan{len(made)}")
+        made.append(the_lan)
+        return the_lan
+
+    try:
+        yield factory
+    finally:
+        for the_lan in made:
+            the_lan.destroy()
+
+
+# Tests that fail on purpose run only inside tests/network/test_hygiene.py.
+collect_ignore_glob = [] if os.environ.get("LBCTL_SELFTEST") else ["selftest/*"]

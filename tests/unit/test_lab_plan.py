@@ -1,0 +1,86 @@
+"""The lab's address plan: documentation ranges only, never one that overlaps a root route."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from lbctl.lab import plan
+
+
+def nets(*texts: str) -> list[plan.IPNetwork]:
+    return [ipaddress.ip_network(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("routes", "requested", "expected"),
+    [
+        pytest.param(
+            nets("192.0.2.0/24", "0.0.0.0/0"),
+            None,
+            "198.51.100.0/24",
+            id="the uplink and the default route leave the first candidate free",
+        ),
+        pytest.param(
+            nets("198.51.100.0/25"),
+            None,
+            "203.0.113.0/24",
+            id="a route inside the first candidate moves us to the second",
+        ),
+        pytest.param(
+            nets("198.51.0.0/16"),
+            None,
+            "203.0.113.0/24",
+            id="a route around the first candidate moves us to the second",
+        ),
+        pytest.param(
+            nets("2001:db8::/32"),
+            None,
+            "198.51.100.0/24",
+            id="routes of the other family do not count",
+        ),
+        pytest.param([], "203.0.113.0/24", "203.0.113.0/24", id="a free requested range is kept"),
+    ],
+)
+def test_pick_free(routes: list[plan.IPNetwork], requested: str | None, expected: str) -> None:
+    assert str(plan.pick_free(plan.IPV4_CANDIDATES, routes, requested)) == expected
+
+
+def test_a_requested_range_that_overlaps_a_root_route_is_refused() -> None:
+    with pytest.raises(plan.PlanError, match=r"refusing 192\.0\.2\.0/24.*192\.0\.2\.0/24"):
+        plan.pick_free(plan.IPV4_CANDIDATES, nets("192.0.2.0/24"), "192.0.2.0/24")
+
+
+def test_no_free_candidate_is_an_error() -> None:
+    with pytest.raises(plan.PlanError, match="every candidate"):
+        plan.pick_free(plan.IPV4_CANDIDATES, nets("198.51.100.0/24", "203.0.113.0/24"))
+
+
+def test_hosts_are_numbered_from_ten_with_unique_names_and_macs() -> None:
+    p = plan.plan_lan(
+        "lt1234",
+        ["node1", "node2", "client"],
+        ipaddress.ip_network("198.51.100.0/24"),
+        ipaddress.ip_network("2001:db8:100::/64"),
+    )
+    assert [str(h.ipv4) for h in p.hosts] == ["198.51.100.10", "198.51.100.11", "198.51.100.12"]
+    assert [str(h.ipv6) for h in p.hosts] == [
+        "2001:db8:100::a",
+        "2001:db8:100::b",
+        "2001:db8:100::c",
+    ]
+    assert len({h.mac for h in p.hosts}) == 3
+    assert all(len(h.ifname_root) <= 15 for h in p.hosts)
+    assert p.bridge == "lt1234br" and str(p.gateway4) == "198.51.100.1"
+
+
+@pytest.mark.parametrize("names", [["node1", "node1"], ["much-too-long-name"], ["a b"]])
+def test_bad_host_names_are_refused(names: list[str]) -> None:
+    with pytest.raises(plan.PlanError):
+        plan.plan_lan(
+            "lt1234",
+            names,
+            ipaddress.ip_network("198.51.100.0/24"),
+            ipaddress.ip_network("2001:db8:100::/64"),
+        )
