@@ -1,0 +1,267 @@
+"""The pool ConfigMap: raw YAML → strict raw model → checked ``PoolConfig`` (pure).
+
+Invariants of a ``PoolConfig``: pool names are unique DNS-1123 labels; every address entry is a
+valid unicast range of one family; no two ranges overlap, within or between pools. Any
+violation is a ``ConfigError`` whose lines name the field path (``pools[1].addresses[0]: ...``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lbctl import ipam
+from lbctl.selectors import Operator, Selector
+
+CONFIG_KEY = "config.yaml"
+MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB anyway
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+INTERFACE_NAME = re.compile(r"^[^/\s:]{1,15}$")
+
+
+class ConfigError(ValueError):
+    """The config is invalid; ``problems`` are ``(path, message)`` pairs, in input order."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{path}: {msg}" if path else msg for path, msg in problems))
+
+
+# --- raw layer: mirrors the YAML, strict -------------------------------------------------
+
+
+class _Raw(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RawExpression(_Raw):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = []
+
+
+class RawSelector(_Raw):
+    matchLabels: dict[str, str] = {}
+    matchExpressions: list[RawExpression] = []
+
+
+class RawPool(_Raw):
+    name: str
+    addresses: list[str] = Field(min_length=1)
+    autoAssign: bool = True
+    avoidBuggyIPs: bool = False
+    namespaces: list[str] = []
+    serviceSelector: RawSelector = RawSelector()
+    priority: int = 0
+
+
+class RawGarp(_Raw):
+    rounds: int = Field(default=5, ge=1, le=20)
+    # Linux ignores a second ARP update within 1 s (locktime): rounds must be further apart.
+    intervalMs: int = Field(default=1100, gt=1000, le=60_000)
+    refreshSeconds: int = Field(default=60, ge=0, le=3600)
+
+
+class RawAnnounce(_Raw):
+    interfaces: list[str] = []
+    nodeSelector: RawSelector = RawSelector()
+    garp: RawGarp = RawGarp()
+
+
+class RawConfig(_Raw):
+    pools: list[RawPool]
+    announce: RawAnnounce = RawAnnounce()
+
+
+# --- checked layer -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    ranges: tuple[ipam.Range, ...]
+    auto_assign: bool = True
+    avoid_buggy_ips: bool = False
+    namespaces: frozenset[str] = frozenset()  # empty: every namespace
+    service_selector: Selector = field(default_factory=Selector)
+    priority: int = 0
+
+    def contains(self, ip: ipam.IP) -> bool:
+        return any(ip in r for r in self.ranges)
+
+    def families(self) -> frozenset[int]:
+        return frozenset(r.version for r in self.ranges)
+
+    def size(self, version: int) -> int:
+        return sum(r.size for r in self.ranges if r.version == version)
+
+
+@dataclass(frozen=True)
+class Garp:
+    rounds: int = 5
+    interval_ms: int = 1100
+    refresh_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class Announce:
+    interfaces: tuple[str, ...] = ()
+    node_selector: Selector = field(default_factory=Selector)
+    garp: Garp = field(default_factory=Garp)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    pools: tuple[Pool, ...]  # ordered by (priority, name): the order auto-assignment tries
+    announce: Announce = field(default_factory=Announce)
+
+    def pool(self, name: str) -> Pool | None:
+        return next((p for p in self.pools if p.name == name), None)
+
+    def pool_of(self, ip: ipam.IP) -> Pool | None:
+        return next((p for p in self.pools if p.contains(ip)), None)
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "missing":
+            msg = "required"
+        problems.append((_path(err["loc"]), msg))
+    return problems
+
+
+def _selector(raw: RawSelector, path: str, problems: list[tuple[str, str]]) -> Selector:
+    exprs = []
+    for i, e in enumerate(raw.matchExpressions):
+        op = Operator(e.operator)
+        needs_values = op in (Operator.IN, Operator.NOT_IN)
+        if needs_values != bool(e.values):
+            problems.append(
+                (
+                    f"{path}.matchExpressions[{i}].values",
+                    f"operator {op} {'needs' if needs_values else 'takes no'} values",
+                )
+            )
+        exprs.append((e.key, op, frozenset(e.values)))
+    return Selector.of(raw.matchLabels, tuple(exprs))
+
+
+def check(raw: RawConfig) -> PoolConfig:
+    """Every rule beyond types: names, addresses, overlaps, selectors."""
+    problems: list[tuple[str, str]] = []
+    pools: list[Pool] = []
+    seen_names: dict[str, int] = {}
+    labelled: list[tuple[ipam.Range, str]] = []
+    for i, rp in enumerate(raw.pools):
+        path = f"pools[{i}]"
+        if not DNS1123_LABEL.match(rp.name):
+            problems.append(
+                (
+                    f"{path}.name",
+                    f"{rp.name!r} is not a DNS-1123 label "
+                    "(lower-case letters, digits and '-', at most 63)",
+                )
+            )
+        elif rp.name in seen_names:
+            problems.append(
+                (
+                    f"{path}.name",
+                    f"duplicate pool name {rp.name!r} (also pools[{seen_names[rp.name]}])",
+                )
+            )
+        else:
+            seen_names[rp.name] = i
+        ranges = []
+        for j, text in enumerate(rp.addresses):
+            try:
+                rng = ipam.parse_range(text)
+            except ValueError as exc:
+                problems.append((f"{path}.addresses[{j}]", str(exc)))
+                continue
+            ranges.append(rng)
+            labelled.append((rng, f"{path}.addresses[{j}] ({text})"))
+        for j, ns in enumerate(rp.namespaces):
+            if not DNS1123_LABEL.match(ns):
+                problems.append((f"{path}.namespaces[{j}]", f"{ns!r} is not a namespace name"))
+        selector = _selector(rp.serviceSelector, f"{path}.serviceSelector", problems)
+        pools.append(
+            Pool(
+                rp.name,
+                tuple(ranges),
+                rp.autoAssign,
+                rp.avoidBuggyIPs,
+                frozenset(rp.namespaces),
+                selector,
+                rp.priority,
+            )
+        )
+    clash = ipam.first_overlap(labelled)
+    if clash:
+        first, second = sorted(clash, key=lambda label: _label_order(label))
+        problems.append((second.split(" ", 1)[0], f"overlaps {first}"))
+    for j, name in enumerate(raw.announce.interfaces):
+        if not INTERFACE_NAME.match(name):
+            problems.append((f"announce.interfaces[{j}]", f"{name!r} is not an interface name"))
+    node_selector = _selector(raw.announce.nodeSelector, "announce.nodeSelector", problems)
+    if problems:
+        raise ConfigError(problems)
+    g = raw.announce.garp
+    return PoolConfig(
+        pools=tuple(sorted(pools, key=lambda p: (p.priority, p.name))),
+        announce=Announce(
+            tuple(raw.announce.interfaces),
+            node_selector,
+            Garp(g.rounds, g.intervalMs, g.refreshSeconds),
+        ),
+    )
+
+
+def _label_order(label: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\[(\d+)\]", label.split(" ", 1)[0]))
+
+
+def parse(document: Any) -> PoolConfig:
+    """A decoded YAML document (a mapping) → checked config."""
+    if not isinstance(document, dict):
+        kind = "empty" if document is None else type(document).__name__
+        raise ConfigError([("", f"the config must be a mapping with a 'pools' key, not {kind}")])
+    try:
+        raw = RawConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc)) from None
+    return check(raw)
+
+
+def parse_yaml(text: str) -> PoolConfig:
+    if len(text.encode(errors="replace")) > MAX_CONFIG_BYTES:
+        raise ConfigError([("", f"the config is larger than {MAX_CONFIG_BYTES} bytes")])
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([("", f"not valid YAML{where}: {problem}")]) from None
+    except RecursionError:
+        raise ConfigError([("", "not valid YAML: nested too deeply")]) from None
+    return parse(document)
+
+
+def parse_configmap(data: Mapping[str, str] | None, key: str = CONFIG_KEY) -> PoolConfig:
+    if not data or key not in data:
+        raise ConfigError([("", f"the ConfigMap has no key {key!r}")])
+    return parse_yaml(data[key])

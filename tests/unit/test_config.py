@@ -1,0 +1,196 @@
+"""The pool ConfigMap: every rule of the strict parse, row by row."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from lbctl import config
+from lbctl.selectors import Operator
+
+GOOD = """
+pools:
+  - name: lan
+    addresses:
+      - 198.51.100.200-198.51.100.250
+      - 2001:db8:1::/64
+    autoAssign: true
+    avoidBuggyIPs: false
+    namespaces: []
+    serviceSelector: {}
+    priority: 0
+announce:
+  interfaces: []
+  nodeSelector: {}
+  garp: {rounds: 5, intervalMs: 1100, refreshSeconds: 60}
+"""
+
+
+def test_the_documented_example_parses() -> None:
+    cfg = config.parse_yaml(GOOD)
+    (pool,) = cfg.pools
+    assert pool.name == "lan"
+    assert [str(r) for r in pool.ranges] == [
+        "198.51.100.200-198.51.100.250",
+        "2001:db8:1::/64",
+    ]
+    assert pool.size(4) == 51 and pool.size(6) == 2**64
+    assert cfg.announce.garp == config.Garp(5, 1100, 60)
+
+
+def test_defaults() -> None:
+    cfg = config.parse_yaml("pools: [{name: a, addresses: [198.51.100.7]}]")
+    pool = cfg.pools[0]
+    assert (pool.auto_assign, pool.avoid_buggy_ips, pool.priority) == (True, False, 0)
+    assert pool.namespaces == frozenset() and pool.service_selector.empty
+    assert cfg.announce == config.Announce()
+
+
+def test_pools_are_ordered_by_priority_then_name() -> None:
+    cfg = config.parse_yaml("""
+pools:
+  - {name: c, addresses: [198.51.100.3], priority: 1}
+  - {name: b, addresses: [198.51.100.2], priority: 0}
+  - {name: a, addresses: [198.51.100.1], priority: 1}
+""")
+    assert [p.name for p in cfg.pools] == ["b", "a", "c"]
+
+
+def test_selectors_are_parsed() -> None:
+    cfg = config.parse_yaml("""
+pools:
+  - name: a
+    addresses: [198.51.100.0/28]
+    serviceSelector:
+      matchLabels: {tier: web}
+      matchExpressions: [{key: env, operator: NotIn, values: [dev]}]
+""")
+    sel = cfg.pools[0].service_selector
+    assert sel.matches({"tier": "web", "env": "prod"})
+    assert not sel.matches({"tier": "web", "env": "dev"})
+    assert not sel.matches({"env": "prod"})
+    assert sel.requirements[1].operator is Operator.NOT_IN
+
+
+BAD = [
+    ("pools: [{name: a, addresses: [198.51.100.1], colour: red}]", "pools[0].colour: unknown key"),
+    ("pools: [{name: a, addresses: [198.51.100.1]}]\nextra: 1", "extra: unknown key"),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], autoAssign: maybe}]",
+        "pools[0].autoAssign: Input should be a valid boolean",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], priority: '1'}]",
+        "pools[0].priority: Input should be a valid integer",
+    ),
+    ("pools: [{addresses: [198.51.100.1]}]", "pools[0].name: required"),
+    ("pools: [{name: a, addresses: []}]", "pools[0].addresses: List should have at least 1"),
+    (
+        "pools: [{name: a, addresses: [198.51.100.300]}]",
+        "pools[0].addresses[0]: '198.51.100.300' is not an IP address",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.9-198.51.100.1]}]",
+        "pools[0].addresses[0]: '198.51.100.9-198.51.100.1': start 198.51.100.9 is after end",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1-2001:db8::1]}]",
+        "pools[0].addresses[0]: '198.51.100.1-2001:db8::1' mixes IPv4 and IPv6",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1/24]}]",
+        "pools[0].addresses[0]: '198.51.100.1/24' has host bits set; did you mean 198.51.100.0/24?",
+    ),
+    (
+        "pools: [{name: a, addresses: ['fe80::1%eth0']}]",
+        "pools[0].addresses[0]: 'fe80::1%eth0': scoped",
+    ),
+    (
+        "pools: [{name: a, addresses: ['fe80::/64']}]",
+        "pools[0].addresses[0]: 'fe80::/64' is a link-local",
+    ),
+    (
+        "pools: [{name: a, addresses: [127.0.0.1]}]",
+        "pools[0].addresses[0]: '127.0.0.1' is a loopback",
+    ),
+    (
+        "pools: [{name: a, addresses: [224.0.0.0/4]}]",
+        "pools[0].addresses[0]: '224.0.0.0/4' is a multicast",
+    ),
+    ("pools: [{name: a, addresses: ['']}]", "pools[0].addresses[0]: empty address"),
+    ("pools: [{name: A_b, addresses: [198.51.100.1]}]", "pools[0].name: 'A_b' is not a DNS-1123"),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1]}, {name: a, addresses: [198.51.100.2]}]",
+        "pools[1].name: duplicate pool name 'a' (also pools[0])",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.0/28, 198.51.100.10-198.51.100.20]}]",
+        "pools[0].addresses[1]: overlaps pools[0].addresses[0] (198.51.100.0/28)",
+    ),
+    (
+        "pools: [{name: a, addresses: [2001:db8::/64]}, {name: b, addresses: ['2001:db8::5']}]",
+        "pools[1].addresses[0]: overlaps pools[0].addresses[0] (2001:db8::/64)",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.5]}, {name: b, addresses: [198.51.100.0/24]}]",
+        "pools[1].addresses[0]: overlaps pools[0].addresses[0] (198.51.100.5)",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], namespaces: [Bad_NS]}]",
+        "pools[0].namespaces[0]: 'Bad_NS' is not a namespace name",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], serviceSelector: "
+        "{matchExpressions: [{key: k, operator: In}]}}]",
+        "pools[0].serviceSelector.matchExpressions[0].values: operator In needs values",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], serviceSelector: "
+        "{matchExpressions: [{key: k, operator: Equals, values: [x]}]}}]",
+        "pools[0].serviceSelector.matchExpressions[0].operator: Input should be",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1]}]\nannounce: {garp: {intervalMs: 500}}",
+        "announce.garp.intervalMs: Input should be greater than 1000",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1]}]\nannounce: {interfaces: ['a/b']}",
+        "announce.interfaces[0]: 'a/b' is not an interface name",
+    ),
+    ("pools: {name: a}", "pools: Input should be a valid list"),
+    ("- just a list", "the config must be a mapping with a 'pools' key, not list"),
+    ("", "the config must be a mapping with a 'pools' key, not empty"),
+    ("pools: [", "not valid YAML at line 1"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_configs_name_the_field_and_entry(text: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_yaml(text)
+    assert message in str(info.value)
+
+
+def test_adjacent_ranges_do_not_overlap() -> None:
+    cfg = config.parse_yaml(
+        "pools: [{name: a, addresses: [198.51.100.0/25]},"
+        " {name: b, addresses: [198.51.100.128/25]}]"
+    )
+    pool = cfg.pool_of(ipaddress.ip_address("198.51.100.128"))
+    assert pool is not None and pool.name == "b"
+
+
+def test_a_configmap_without_the_key_is_an_error() -> None:
+    with pytest.raises(config.ConfigError, match=r"no key 'config\.yaml'"):
+        config.parse_configmap({"other": "x"})
+
+
+def test_oversized_configs_are_refused_before_parsing() -> None:
+    with pytest.raises(config.ConfigError, match="larger than"):
+        config.parse_yaml("#" * (config.MAX_CONFIG_BYTES + 1))
+
+
+def test_huge_ranges_cost_nothing() -> None:
+    cfg = config.parse_yaml("pools: [{name: a, addresses: [10.0.0.0/8, '2001:db8::/32']}]")
+    assert cfg.pools[0].size(6) == 2**96
