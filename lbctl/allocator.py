@@ -1,0 +1,501 @@
+"""Who holds which address: decisions for one Service at a time over plain values (pure).
+
+The allocator never sees a Kubernetes object. A ``ServiceRequest`` says what a Service asks for
+and what its status holds now; ``Allocator.decide`` returns a ``Decision`` and records it.
+Rules, in order, per address family the Service wants:
+
+1. keep the current address if it is still valid (in an admissible pool, matching what is
+   asked for, not a node's address, not held incompatibly by an older Service);
+2. else the requested address, if it is valid;
+3. else, with a sharing key, an address already held under that key that sharing allows;
+4. else the first free address of the first admissible auto-assign pool (or the requested pool).
+
+Ages (``created``) decide conflicts: the older Service keeps an address, and a younger holder is
+returned in ``Decision.evicted`` so its owner re-decides it. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import NewType
+
+from lbctl import ipam
+from lbctl.config import Pool, PoolConfig
+
+ServiceKey = NewType("ServiceKey", str)  # "namespace/name"
+
+
+class FamilyPolicy(enum.StrEnum):
+    SINGLE = "SingleStack"
+    PREFER_DUAL = "PreferDualStack"
+    REQUIRE_DUAL = "RequireDualStack"
+
+
+@dataclass(frozen=True, order=True)
+class Port:
+    protocol: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.protocol}/{self.port}"
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    """What one Service asks for, read from the API object by the Kubernetes adapter."""
+
+    key: ServiceKey
+    namespace: str
+    created: str = ""  # creationTimestamp, RFC 3339: sorts by age
+    labels: Mapping[str, str] = field(default_factory=dict)
+    families: tuple[int, ...] = (4,)  # spec.ipFamilies, in order
+    family_policy: FamilyPolicy = FamilyPolicy.SINGLE
+    requested_ips: tuple[ipam.IP, ...] = ()
+    requested_pool: str | None = None
+    sharing_key: str | None = None
+    ports: frozenset[Port] = frozenset()
+    cluster_traffic: bool = True  # externalTrafficPolicy: Cluster
+    selector: tuple[tuple[str, str], ...] | None = None
+    current: tuple[ipam.IP, ...] = ()  # status.loadBalancer.ingress
+    problem: str | None = None  # the adapter could not read what the Service asks for
+
+    @property
+    def age(self) -> tuple[str, str]:
+        return (self.created, self.key)
+
+
+class Outcome(enum.Enum):
+    """What happened to a Service; the controller's events and metrics follow from it."""
+
+    KEPT = "kept"  # the status holds the right addresses already
+    ALLOCATED = "allocated"  # new or changed addresses
+    PENDING = "pending"  # no address: see the reason
+    UNCHANGED_NO_CONFIG = "unchanged-no-config"  # no good config yet: nothing is touched
+
+
+class Reason(enum.Enum):
+    """Why a Service is pending, or why one of its addresses was taken away."""
+
+    NO_CONFIG = "NoConfig"
+    BAD_REQUEST = "BadRequest"
+    POOL_NOT_FOUND = "PoolNotFound"
+    POOL_NOT_ADMITTED = "PoolNotAdmitted"
+    NOT_IN_ANY_POOL = "NotInAnyPool"
+    NOT_ADMITTED = "NotAdmitted"
+    NOT_REQUESTED = "NotRequested"
+    NODE_ADDRESS = "NodeAddress"
+    IN_USE = "InUse"
+    EXHAUSTED = "PoolExhausted"
+    NO_POOL_FOR_FAMILY = "NoPoolForFamily"
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """A current address the Service loses, and why (a ``ClearAssignment`` event)."""
+
+    ip: ipam.IP
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    key: ServiceKey
+    outcome: Outcome
+    ips: tuple[ipam.IP, ...] = ()
+    pools: tuple[str, ...] = ()  # the pool of each address, same order
+    problem: Problem | None = None  # why pending, or a warning while kept
+    cleared: tuple[Cleared, ...] = ()
+    evicted: tuple[ServiceKey, ...] = ()  # younger holders that lost an address to this one
+
+
+@dataclass(frozen=True)
+class _Holder:
+    key: ServiceKey
+    age: tuple[str, str]
+    sharing_key: str | None
+    ports: frozenset[Port]
+    cluster_traffic: bool
+    selector: tuple[tuple[str, str], ...] | None
+
+
+def _holder(svc: ServiceRequest) -> _Holder:
+    return _Holder(svc.key, svc.age, svc.sharing_key, svc.ports, svc.cluster_traffic, svc.selector)
+
+
+def sharing_conflict(a: _Holder, b: _Holder) -> str | None:
+    """Why two Services may not share an address, or None if they may."""
+    if not a.sharing_key or a.sharing_key != b.sharing_key:
+        return "it is held by {other} without the same sharing key"
+    clash = sorted(a.ports & b.ports)
+    if clash:
+        return f"{{other}} uses {', '.join(map(str, clash))} on it too"
+    if not (a.cluster_traffic and b.cluster_traffic) and a.selector != b.selector:
+        return (
+            "{other} shares it but externalTrafficPolicy is Local and the selectors differ "
+            "(traffic could reach a node without endpoints)"
+        )
+    return None
+
+
+def wanted_families(svc: ServiceRequest) -> tuple[int, ...]:
+    primary = svc.families[0] if svc.families else 4
+    if svc.family_policy is FamilyPolicy.SINGLE:
+        return (primary,)
+    return (primary, 10 - primary)  # 4 → 6, 6 → 4
+
+
+class Allocator:
+    """The current assignments of every Service, and the rules to change them."""
+
+    def __init__(
+        self, config: PoolConfig | None = None, reserved: Mapping[ipam.IP, str] | None = None
+    ) -> None:
+        self.config = config
+        self.reserved: dict[ipam.IP, str] = dict(reserved or {})  # node addresses → node
+        self._holders: dict[ipam.IP, dict[ServiceKey, _Holder]] = {}
+        self._assigned: dict[ServiceKey, tuple[ipam.IP, ...]] = {}
+        self._used = {4: ipam.UsedSet(), 6: ipam.UsedSet()}
+
+    # --- queries ---
+
+    def assigned(self, key: ServiceKey) -> tuple[ipam.IP, ...]:
+        return self._assigned.get(key, ())
+
+    def holders(self, ip: ipam.IP) -> frozenset[ServiceKey]:
+        return frozenset(self._holders.get(ip, {}))
+
+    def all_assignments(self) -> dict[ServiceKey, tuple[ipam.IP, ...]]:
+        return dict(self._assigned)
+
+    def in_use(self, pool: Pool, version: int) -> int:
+        used = self._used[version]
+        return sum(used.count_in(r) for r in pool.ranges if r.version == version)
+
+    # --- changes ---
+
+    def set_config(self, config: PoolConfig) -> None:
+        """New pools; the caller then re-decides every Service so invalid addresses move."""
+        self.config = config
+
+    def set_reserved(self, reserved: Mapping[ipam.IP, str]) -> None:
+        self.reserved = dict(reserved)
+
+    def release(self, key: ServiceKey) -> tuple[ipam.IP, ...]:
+        ips = self._assigned.pop(key, ())
+        for ip in ips:
+            holders = self._holders.get(ip)
+            if holders is None:
+                continue
+            holders.pop(key, None)
+            if not holders:
+                del self._holders[ip]
+                self._used[ip.version].discard(int(ip))
+        return ips
+
+    def _drop(self, key: ServiceKey, ip: ipam.IP) -> None:
+        """Take one address from a younger holder; its other addresses stay held."""
+        self._assigned[key] = tuple(i for i in self._assigned.get(key, ()) if i != ip)
+        holders = self._holders.get(ip, {})
+        holders.pop(key, None)
+        if not holders:
+            self._holders.pop(ip, None)
+            self._used[ip.version].discard(int(ip))
+
+    def _hold(self, holder: _Holder, ips: Iterable[ipam.IP]) -> None:
+        ips = tuple(ips)
+        self._assigned[holder.key] = ips
+        for ip in ips:
+            self._holders.setdefault(ip, {})[holder.key] = holder
+            self._used[ip.version].add(int(ip))
+
+    def decide(self, svc: ServiceRequest) -> Decision:
+        """Decide the addresses of ``svc`` and record them."""
+        if self.config is None:
+            if svc.current:
+                return Decision(svc.key, Outcome.UNCHANGED_NO_CONFIG, tuple(svc.current))
+            return Decision(
+                svc.key,
+                Outcome.PENDING,
+                problem=Problem(
+                    Reason.NO_CONFIG, "no valid lbctl configuration has been loaded yet"
+                ),
+            )
+        self.release(svc.key)
+        decision = _Plan(self, self.config, svc).run()
+        for key in decision.evicted:
+            for ip in decision.ips:
+                self._drop(key, ip)
+        self._hold(_holder(svc), decision.ips)
+        return decision
+
+    def restore(self, svc: ServiceRequest) -> tuple[ipam.IP, ...]:
+        """Claim the still-valid addresses in ``svc``'s status, allocating nothing new.
+
+        At start-up every Service is restored, oldest first, before any is decided: a new
+        allocation can then never take an address that a not-yet-decided Service holds.
+        """
+        if self.config is None:
+            return ()
+        self.release(svc.key)
+        plan = _Plan(self, self.config, svc)
+        kept = tuple(
+            ip
+            for ip in dict.fromkeys(svc.current)
+            if plan.check_ip(ip)[1] is None and not self._holders.get(ip)
+        )
+        self._hold(_holder(svc), kept)
+        return kept
+
+
+class _Plan:
+    """One decision in progress; discarded afterwards."""
+
+    def __init__(self, alloc: Allocator, config: PoolConfig, svc: ServiceRequest) -> None:
+        self.alloc = alloc
+        self.config = config
+        self.svc = svc
+        self.me = _holder(svc)
+        self.cleared: list[Cleared] = []
+
+    # --- rules about pools ---
+
+    def admission(self, pool: Pool) -> str | None:
+        """Why ``pool`` does not admit this Service, or None."""
+        if pool.namespaces and self.svc.namespace not in pool.namespaces:
+            return f"pool {pool.name!r} admits only namespaces {', '.join(sorted(pool.namespaces))}"
+        if not pool.service_selector.matches(self.svc.labels):
+            return f"pool {pool.name!r} admits only Services matching {pool.service_selector}"
+        return None
+
+    def check_ip(self, ip: ipam.IP) -> tuple[Pool | None, Problem | None]:
+        """Whether this Service may hold ``ip``: its pool, or why not.
+
+        Another holder that may not share blocks an address, except that of two Services
+        whose statuses both claim it (hand edits), the older keeps it: ``conflicting`` then
+        names the younger holders that must move.
+        """
+        pool = self.config.pool_of(ip)
+        if pool is None:
+            return None, Problem(Reason.NOT_IN_ANY_POOL, f"{ip} is in no configured pool")
+        why = self.admission(pool)
+        if why:
+            return pool, Problem(Reason.NOT_ADMITTED, f"{ip}: {why}")
+        if self.svc.requested_pool and pool.name != self.svc.requested_pool:
+            return pool, Problem(
+                Reason.NOT_REQUESTED,
+                f"{ip} is in pool {pool.name!r}, not the requested pool "
+                f"{self.svc.requested_pool!r}",
+            )
+        if ip in self.alloc.reserved:
+            return pool, Problem(
+                Reason.NODE_ADDRESS, f"{ip} is an address of node {self.alloc.reserved[ip]}"
+            )
+        claimed = ip in self.svc.current
+        for other in self.alloc._holders.get(ip, {}).values():
+            conflict = sharing_conflict(self.me, other)
+            if conflict is not None and not (claimed and self.me.age < other.age):
+                return pool, Problem(Reason.IN_USE, f"{ip}: " + conflict.format(other=other.key))
+        return pool, None
+
+    def conflicting(self, ip: ipam.IP) -> list[ServiceKey]:
+        return [
+            other.key
+            for other in self.alloc._holders.get(ip, {}).values()
+            if sharing_conflict(self.me, other) is not None
+        ]
+
+    # --- the decision ---
+
+    def run(self) -> Decision:
+        svc = self.svc
+        if svc.problem:
+            return self.keep_current_or_pending(Problem(Reason.BAD_REQUEST, svc.problem))
+        families = wanted_families(svc)
+        requested: dict[int, ipam.IP] = {ip.version: ip for ip in svc.requested_ips}
+        if len(requested) != len(svc.requested_ips):
+            return self.pending(
+                Problem(Reason.BAD_REQUEST, "at most one requested address per IP family")
+            )
+        stray = [ip for ip in svc.requested_ips if ip.version not in families]
+        if stray:
+            return self.pending(
+                Problem(
+                    Reason.BAD_REQUEST,
+                    f"requested {stray[0]} is IPv{stray[0].version}, but the Service is "
+                    f"{svc.family_policy} IPv{families[0]}",
+                )
+            )
+        if requested:
+            families = tuple(f for f in families if f in requested)
+            if svc.family_policy is FamilyPolicy.REQUIRE_DUAL and len(families) < 2:
+                return self.pending(
+                    Problem(
+                        Reason.BAD_REQUEST,
+                        "RequireDualStack needs a requested address of each family, or none",
+                    )
+                )
+        if svc.requested_pool:
+            pool = self.config.pool(svc.requested_pool)
+            if pool is None:
+                return self.pending(
+                    Problem(
+                        Reason.POOL_NOT_FOUND,
+                        f"requested pool {svc.requested_pool!r} does not exist",
+                    )
+                )
+            why = self.admission(pool)
+            if why:
+                return self.pending(Problem(Reason.POOL_NOT_ADMITTED, why))
+
+        current: dict[int, ipam.IP] = {ip.version: ip for ip in svc.current}
+        for ip in svc.current:
+            if ip.version not in families or current.get(ip.version) != ip:
+                self.cleared.append(
+                    Cleared(
+                        ip, Reason.NOT_REQUESTED, f"{ip} is not wanted by the Service's IP families"
+                    )
+                )
+        chosen: list[tuple[ipam.IP, str]] = []
+        problems: list[Problem] = []
+        for family in families:
+            got = self.choose(family, current.get(family), requested.get(family))
+            if isinstance(got, Problem):
+                problems.append(got)
+            else:
+                chosen.append(got)
+        dual_optional = svc.family_policy is FamilyPolicy.PREFER_DUAL and not requested
+        if problems and not (dual_optional and chosen):
+            return self.pending(problems[0])
+        return self.finish(chosen, problems[0] if problems else None)
+
+    def choose(
+        self, family: int, current: ipam.IP | None, requested: ipam.IP | None
+    ) -> tuple[ipam.IP, str] | Problem:
+        if current is not None:
+            pool, problem = self.check_ip(current)
+            if problem is None and requested not in (None, current):
+                problem = Problem(
+                    Reason.NOT_REQUESTED, f"{current} is not the requested {requested}"
+                )
+            if problem is None and pool is not None:
+                return current, pool.name
+            assert problem is not None
+            self.cleared.append(Cleared(current, problem.reason, problem.message))
+        if requested is not None:
+            pool, problem = self.check_ip(requested)
+            if problem:
+                return problem
+            assert pool is not None
+            return requested, pool.name
+        shared = self.shared_address(family)
+        if shared:
+            return shared
+        return self.first_free(family)
+
+    def shared_address(self, family: int) -> tuple[ipam.IP, str] | None:
+        if not self.svc.sharing_key:
+            return None
+        candidates = sorted(
+            (
+                ip
+                for ip, holders in self.alloc._holders.items()
+                if ip.version == family
+                and any(h.sharing_key == self.svc.sharing_key for h in holders.values())
+            ),
+            key=int,
+        )
+        for ip in candidates:
+            pool, problem = self.check_ip(ip)
+            if (
+                problem is None
+                and not self.conflicting(ip)
+                and pool is not None
+                and (pool.auto_assign or self.svc.requested_pool == pool.name)
+            ):
+                return ip, pool.name
+        return None
+
+    def candidate_pools(self, family: int) -> list[Pool]:
+        if self.svc.requested_pool:
+            pool = self.config.pool(self.svc.requested_pool)
+            return [pool] if pool and family in pool.families() else []
+        return [
+            p
+            for p in self.config.pools
+            if p.auto_assign and family in p.families() and self.admission(p) is None
+        ]
+
+    def first_free(self, family: int) -> tuple[ipam.IP, str] | Problem:
+        pools = self.candidate_pools(family)
+        if not pools:
+            where = (
+                f"pool {self.svc.requested_pool!r} has"
+                if self.svc.requested_pool
+                else "no auto-assign pool that admits this Service has"
+            )
+            return Problem(Reason.NO_POOL_FOR_FAMILY, f"{where} no IPv{family} addresses")
+        reserved = {int(ip) for ip in self.alloc.reserved if ip.version == family}
+        used = self.alloc._used[family]
+        for pool in pools:
+
+            def skip(value: int, pool: Pool = pool) -> bool:
+                return value in reserved or (
+                    pool.avoid_buggy_ips and ipam.is_buggy(ipam.to_ip(family, value))
+                )
+
+            for rng in pool.ranges:
+                if rng.version != family:
+                    continue
+                value = used.first_free(rng, skip)
+                if value is not None:
+                    return ipam.to_ip(family, value), pool.name
+        names = ", ".join(p.name for p in pools)
+        return Problem(Reason.EXHAUSTED, f"no free IPv{family} address in pool(s) {names}")
+
+    # --- endings ---
+
+    def finish(self, chosen: list[tuple[ipam.IP, str]], problem: Problem | None) -> Decision:
+        evicted = list(dict.fromkeys(k for ip, _ in chosen for k in self.conflicting(ip)))
+        ips = tuple(ip for ip, _ in chosen)
+        outcome = Outcome.KEPT if ips == tuple(self.svc.current) else Outcome.ALLOCATED
+        return Decision(
+            self.svc.key,
+            outcome,
+            ips,
+            tuple(p for _, p in chosen),
+            problem,
+            tuple(self.cleared),
+            tuple(evicted),
+        )
+
+    def pending(self, problem: Problem) -> Decision:
+        for ip in self.svc.current:
+            if all(c.ip != ip for c in self.cleared):
+                self.cleared.append(Cleared(ip, problem.reason, problem.message))
+        return Decision(self.svc.key, Outcome.PENDING, problem=problem, cleared=tuple(self.cleared))
+
+    def keep_current_or_pending(self, problem: Problem) -> Decision:
+        """A malformed request keeps still-valid current addresses: a typo loses nothing."""
+        kept: list[tuple[ipam.IP, str]] = []
+        for ip in dict.fromkeys(self.svc.current):
+            pool, why = self.check_ip(ip)
+            if why is None and pool is not None:
+                kept.append((ip, pool.name))
+            else:
+                self.cleared.append(
+                    Cleared(ip, why.reason, why.message)
+                    if why
+                    else Cleared(ip, Reason.NOT_IN_ANY_POOL, f"{ip} is in no configured pool")
+                )
+        if not kept:
+            return self.pending(problem)
+        return self.finish(kept, problem)

@@ -1,0 +1,527 @@
+"""The allocator's rules, one sentence per row; then properties over random histories."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lbctl import config
+from lbctl.allocator import (
+    Allocator,
+    FamilyPolicy,
+    Outcome,
+    Port,
+    Reason,
+    ServiceKey,
+    ServiceRequest,
+)
+
+CFG = config.parse_yaml("""
+pools:
+  - name: lan
+    addresses: [198.51.100.10-198.51.100.12, "2001:db8:1::/126"]
+  - name: manual
+    addresses: [198.51.100.100-198.51.100.101]
+    autoAssign: false
+  - name: team
+    addresses: [198.51.100.200]
+    namespaces: [team-a]
+  - name: web
+    addresses: [203.0.113.0/30]
+    avoidBuggyIPs: true
+    serviceSelector: {matchLabels: {tier: web}}
+    priority: 5
+""")
+
+
+def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+def svc(name: str, ns: str = "default", age: int = 0, **kw: object) -> ServiceRequest:
+    return ServiceRequest(
+        key=ServiceKey(f"{ns}/{name}"), namespace=ns, created=f"2026-01-01T00:00:{age:02d}Z", **kw
+    )  # type: ignore[arg-type]
+
+
+def ips(*texts: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    return tuple(ip(t) for t in texts)
+
+
+def tcp(*ports: int) -> frozenset[Port]:
+    return frozenset(Port("TCP", p) for p in ports)
+
+
+# Each row: earlier Services (decided in order), the Service under test, and what it gets.
+ROWS = [
+    (
+        "a new Service gets the first free address of the first auto pool",
+        [],
+        svc("a"),
+        Outcome.ALLOCATED,
+        ["198.51.100.10"],
+        None,
+    ),
+    (
+        "the next Service gets the next address",
+        [svc("a")],
+        svc("b", age=1),
+        Outcome.ALLOCATED,
+        ["198.51.100.11"],
+        None,
+    ),
+    (
+        "a Service keeps its valid current address",
+        [],
+        svc("a", current=ips("198.51.100.12")),
+        Outcome.KEPT,
+        ["198.51.100.12"],
+        None,
+    ),
+    (
+        "a requested address in a manual pool is given",
+        [],
+        svc("a", requested_ips=ips("198.51.100.101")),
+        Outcome.ALLOCATED,
+        ["198.51.100.101"],
+        None,
+    ),
+    (
+        "a requested pool is used even when it is not auto-assigned",
+        [],
+        svc("a", requested_pool="manual"),
+        Outcome.ALLOCATED,
+        ["198.51.100.100"],
+        None,
+    ),
+    (
+        "a requested pool that does not exist leaves the Service pending",
+        [],
+        svc("a", requested_pool="nope"),
+        Outcome.PENDING,
+        [],
+        Reason.POOL_NOT_FOUND,
+    ),
+    (
+        "a namespace-restricted pool refuses other namespaces",
+        [],
+        svc("a", requested_pool="team"),
+        Outcome.PENDING,
+        [],
+        Reason.POOL_NOT_ADMITTED,
+    ),
+    (
+        "a namespace-restricted pool admits its namespace",
+        [],
+        svc("a", ns="team-a", requested_pool="team"),
+        Outcome.ALLOCATED,
+        ["198.51.100.200"],
+        None,
+    ),
+    (
+        "a requested address outside every pool is refused",
+        [],
+        svc("a", requested_ips=ips("198.51.100.99")),
+        Outcome.PENDING,
+        [],
+        Reason.NOT_IN_ANY_POOL,
+    ),
+    (
+        "a requested address in a pool that does not admit the Service is refused",
+        [],
+        svc("a", requested_ips=ips("198.51.100.200")),
+        Outcome.PENDING,
+        [],
+        Reason.NOT_ADMITTED,
+    ),
+    (
+        "a requested address held by an older Service is refused",
+        [svc("a", requested_ips=ips("198.51.100.11"))],
+        svc("b", age=1, requested_ips=ips("198.51.100.11")),
+        Outcome.PENDING,
+        [],
+        Reason.IN_USE,
+    ),
+    (
+        "a requested address outside the requested pool is refused",
+        [],
+        svc("a", requested_ips=ips("198.51.100.10"), requested_pool="manual"),
+        Outcome.PENDING,
+        [],
+        Reason.NOT_REQUESTED,
+    ),
+    (
+        "a selector pool with higher priority number is tried after the default pool",
+        [],
+        svc("a", labels={"tier": "web"}),
+        Outcome.ALLOCATED,
+        ["198.51.100.10"],
+        None,
+    ),
+    (
+        "a selector pool serves matching Services when the default pool is full",
+        [svc("x"), svc("y"), svc("z")],
+        svc("a", age=9, labels={"tier": "web"}),
+        Outcome.ALLOCATED,
+        ["203.0.113.1"],
+        None,
+    ),
+    (
+        "a full pool leaves a Service pending, saying so",
+        [svc("x"), svc("y"), svc("z")],
+        svc("a", age=9),
+        Outcome.PENDING,
+        [],
+        Reason.EXHAUSTED,
+    ),
+    (
+        "a SingleStack IPv6 Service gets an IPv6 address",
+        [],
+        svc("a", families=(6,)),
+        Outcome.ALLOCATED,
+        ["2001:db8:1::"],
+        None,
+    ),
+    (
+        "a PreferDualStack Service gets one address per family, primary first",
+        [],
+        svc("a", families=(6, 4), family_policy=FamilyPolicy.PREFER_DUAL),
+        Outcome.ALLOCATED,
+        ["2001:db8:1::", "198.51.100.10"],
+        None,
+    ),
+    (
+        "a RequireDualStack Service with a family no pool has stays pending",
+        [],
+        svc("a", ns="team-a", requested_pool="team", family_policy=FamilyPolicy.REQUIRE_DUAL),
+        Outcome.PENDING,
+        [],
+        Reason.NO_POOL_FOR_FAMILY,
+    ),
+    (
+        "a PreferDualStack Service takes what it can",
+        [],
+        svc("a", ns="team-a", requested_pool="team", family_policy=FamilyPolicy.PREFER_DUAL),
+        Outcome.ALLOCATED,
+        ["198.51.100.200"],
+        Reason.NO_POOL_FOR_FAMILY,
+    ),
+    (
+        "two requested addresses of one family are refused",
+        [],
+        svc("a", requested_ips=ips("198.51.100.10", "198.51.100.11")),
+        Outcome.PENDING,
+        [],
+        Reason.BAD_REQUEST,
+    ),
+    (
+        "a requested address of a family the Service does not have is refused",
+        [],
+        svc("a", requested_ips=ips("2001:db8:1::1")),
+        Outcome.PENDING,
+        [],
+        Reason.BAD_REQUEST,
+    ),
+    (
+        "a Service the adapter could not read is pending with the adapter's words",
+        [],
+        svc("a", problem="bad annotation"),
+        Outcome.PENDING,
+        [],
+        Reason.BAD_REQUEST,
+    ),
+    (
+        "a Service the adapter could not read keeps a valid address: a typo loses nothing",
+        [],
+        svc("a", problem="bad annotation", current=ips("198.51.100.11")),
+        Outcome.KEPT,
+        ["198.51.100.11"],
+        Reason.BAD_REQUEST,
+    ),
+    (
+        "sharing: same key, different ports share one address",
+        [svc("a", sharing_key="k", ports=tcp(80))],
+        svc("b", age=1, sharing_key="k", ports=tcp(443)),
+        Outcome.ALLOCATED,
+        ["198.51.100.10"],
+        None,
+    ),
+    (
+        "sharing: TCP/53 and UDP/53 may share",
+        [svc("a", sharing_key="k", ports=tcp(53))],
+        svc("b", age=1, sharing_key="k", ports=frozenset([Port("UDP", 53)])),
+        Outcome.ALLOCATED,
+        ["198.51.100.10"],
+        None,
+    ),
+    (
+        "sharing: the same port twice may not share",
+        [svc("a", sharing_key="k", ports=tcp(80))],
+        svc("b", age=1, sharing_key="k", ports=tcp(80)),
+        Outcome.ALLOCATED,
+        ["198.51.100.11"],
+        None,
+    ),
+    (
+        "sharing: different keys never share a requested address",
+        [svc("a", sharing_key="k", ports=tcp(80))],
+        svc("b", age=1, sharing_key="j", ports=tcp(443), requested_ips=ips("198.51.100.10")),
+        Outcome.PENDING,
+        [],
+        Reason.IN_USE,
+    ),
+    (
+        "sharing: Local policy with different selectors may not share",
+        [svc("a", sharing_key="k", ports=tcp(80), cluster_traffic=False, selector=(("app", "a"),))],
+        svc(
+            "b",
+            age=1,
+            sharing_key="k",
+            ports=tcp(443),
+            cluster_traffic=False,
+            selector=(("app", "b"),),
+            requested_ips=ips("198.51.100.10"),
+        ),
+        Outcome.PENDING,
+        [],
+        Reason.IN_USE,
+    ),
+    (
+        "sharing: Local policy with identical selectors may share",
+        [svc("a", sharing_key="k", ports=tcp(80), cluster_traffic=False, selector=(("app", "a"),))],
+        svc(
+            "b",
+            age=1,
+            sharing_key="k",
+            ports=tcp(443),
+            cluster_traffic=False,
+            selector=(("app", "a"),),
+        ),
+        Outcome.ALLOCATED,
+        ["198.51.100.10"],
+        None,
+    ),
+    (
+        "avoidBuggyIPs skips .0 in its pool",
+        [],
+        svc("a", requested_pool="web", labels={"tier": "web"}),
+        Outcome.ALLOCATED,
+        ["203.0.113.1"],
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "before", "subject", "outcome", "expected", "reason"), ROWS, ids=[r[0] for r in ROWS]
+)
+def test_rules(
+    title: str,
+    before: list[ServiceRequest],
+    subject: ServiceRequest,
+    outcome: Outcome,
+    expected: list[str],
+    reason: Reason | None,
+) -> None:
+    alloc = Allocator(CFG)
+    for earlier in before:
+        assert alloc.decide(earlier).outcome is not Outcome.PENDING
+    decision = alloc.decide(subject)
+    assert decision.outcome is outcome
+    assert [str(i) for i in decision.ips] == expected
+    assert (decision.problem.reason if decision.problem else None) is reason
+    assert alloc.assigned(subject.key) == decision.ips
+
+
+def test_a_node_address_is_never_handed_out() -> None:
+    alloc = Allocator(CFG, reserved={ip("198.51.100.10"): "node1"})
+    assert alloc.decide(svc("a")).ips == ips("198.51.100.11")
+    refused = alloc.decide(svc("b", requested_ips=ips("198.51.100.10")))
+    assert refused.problem is not None and "node node1" in refused.problem.message
+
+
+def test_a_current_address_that_became_a_node_address_is_cleared_and_replaced() -> None:
+    alloc = Allocator(CFG, reserved={ip("198.51.100.10"): "node1"})
+    d = alloc.decide(svc("a", current=ips("198.51.100.10")))
+    assert d.ips == ips("198.51.100.11")
+    assert [(str(c.ip), c.reason) for c in d.cleared] == [("198.51.100.10", Reason.NODE_ADDRESS)]
+
+
+def test_released_addresses_are_reusable_at_once() -> None:
+    alloc = Allocator(CFG)
+    alloc.decide(svc("a"))
+    alloc.release(ServiceKey("default/a"))
+    assert alloc.decide(svc("b")).ips == ips("198.51.100.10")
+
+
+def test_an_address_that_leaves_every_pool_is_cleared_and_replaced() -> None:
+    alloc = Allocator(CFG)
+    alloc.decide(svc("a"))  # 198.51.100.10
+    alloc.set_config(config.parse_yaml("pools: [{name: lan, addresses: [198.51.100.20/31]}]"))
+    d = alloc.decide(svc("a", current=ips("198.51.100.10")))
+    assert d.outcome is Outcome.ALLOCATED and d.ips == ips("198.51.100.20")
+    assert d.cleared[0].reason is Reason.NOT_IN_ANY_POOL
+
+
+def test_two_claims_on_one_address_the_older_keeps_it_and_the_younger_is_evicted() -> None:
+    alloc = Allocator(CFG)
+    young = svc("young", age=5, current=ips("198.51.100.12"))
+    alloc.decide(young)
+    old = svc("old", age=1, current=ips("198.51.100.12"))
+    d = alloc.decide(old)
+    assert d.ips == ips("198.51.100.12") and d.evicted == (ServiceKey("default/young"),)
+    assert alloc.assigned(young.key) == ()
+    again = alloc.decide(young)
+    assert again.ips == ips("198.51.100.10")
+    assert again.cleared[0].reason is Reason.IN_USE
+
+
+def test_restore_claims_status_addresses_before_anything_new_is_allocated() -> None:
+    alloc = Allocator(CFG)
+    status = [
+        svc("a", age=1, current=ips("198.51.100.10")),
+        svc("b", age=2, current=ips("198.51.100.11")),
+        svc("c", age=3),
+    ]
+    for s in status:
+        alloc.restore(s)
+    decisions = [alloc.decide(s) for s in reversed(status)]  # worst order: newest first
+    assert [d.ips for d in decisions] == [
+        ips("198.51.100.12"),
+        ips("198.51.100.11"),
+        ips("198.51.100.10"),
+    ]
+
+
+def test_restore_gives_a_contested_address_to_the_older_service() -> None:
+    alloc = Allocator(CFG)
+    older, younger = (svc(n, age=a, current=ips("198.51.100.10")) for n, a in (("o", 1), ("y", 2)))
+    assert alloc.restore(older) == ips("198.51.100.10")
+    assert alloc.restore(younger) == ()
+
+
+def test_without_a_config_nothing_is_allocated_and_nothing_is_taken_away() -> None:
+    alloc = Allocator(None)
+    assert alloc.decide(svc("a")).problem.reason is Reason.NO_CONFIG  # type: ignore[union-attr]
+    kept = alloc.decide(svc("b", current=ips("198.51.100.10")))
+    assert kept.outcome is Outcome.UNCHANGED_NO_CONFIG and kept.ips == ips("198.51.100.10")
+
+
+def test_a_huge_ipv6_pool_allocates_without_enumerating() -> None:
+    alloc = Allocator(config.parse_yaml("pools: [{name: big, addresses: ['2001:db8::/32']}]"))
+    got = [alloc.decide(svc(f"s{i}", families=(6,), age=i)).ips[0] for i in range(200)]
+    assert len(set(got)) == 200
+
+
+def test_in_use_counts_per_pool_and_family() -> None:
+    alloc = Allocator(CFG)
+    alloc.decide(svc("a", families=(4, 6), family_policy=FamilyPolicy.REQUIRE_DUAL))
+    lan = CFG.pool("lan")
+    assert lan is not None
+    assert (alloc.in_use(lan, 4), alloc.in_use(lan, 6)) == (1, 1)
+
+
+# --- properties over random histories ---------------------------------------------------
+
+SMALL = config.parse_yaml("""
+pools:
+  - {name: p1, addresses: [198.51.100.1-198.51.100.4, "2001:db8::/126"]}
+  - {name: p2, addresses: [198.51.100.8-198.51.100.9], namespaces: [b]}
+  - {name: p3, addresses: [198.51.100.16], autoAssign: false}
+""")
+
+request_st = st.builds(
+    lambda name, ns, age, fam, pol, key, port, req, pool: svc(
+        name,
+        ns=ns,
+        age=age,
+        families=fam,
+        family_policy=pol,
+        sharing_key=key,
+        ports=tcp(port),
+        requested_ips=req,
+        requested_pool=pool,
+    ),
+    name=st.sampled_from("abcdefgh"),
+    ns=st.sampled_from(["a", "b"]),
+    age=st.integers(0, 59),
+    fam=st.sampled_from([(4,), (6,), (4, 6)]),
+    pol=st.sampled_from(list(FamilyPolicy)),
+    key=st.sampled_from([None, "k"]),
+    port=st.sampled_from([80, 443]),
+    req=st.sampled_from(
+        [(), ips("198.51.100.1"), ips("198.51.100.16"), ips("198.51.100.8"), ips("2001:db8::1")]
+    ),
+    pool=st.sampled_from([None, None, "p1", "p2", "p3"]),
+)
+step_st = st.one_of(
+    st.tuples(st.just("decide"), request_st),
+    st.tuples(st.just("release"), st.sampled_from("abcdefgh")),
+    st.tuples(
+        st.just("status-edit"),
+        request_st,
+        st.sampled_from(ips("198.51.100.1", "198.51.100.2", "198.51.100.9", "198.51.100.50")),
+    ),
+)
+
+
+def check_invariants(alloc: Allocator, latest: dict[ServiceKey, ServiceRequest]) -> None:
+    holders: dict[object, list[ServiceKey]] = {}
+    for key, held in alloc.all_assignments().items():
+        for address in held:
+            holders.setdefault(address, []).append(key)
+            pool = SMALL.pool_of(address)
+            assert pool is not None, f"{address} held by {key} is in no pool"
+            req = latest[key]
+            assert not pool.namespaces or req.namespace in pool.namespaces
+    for address, keys in holders.items():
+        if len(keys) > 1:
+            reqs = [latest[k] for k in keys]
+            assert all(r.sharing_key == "k" for r in reqs), (address, keys)
+            ports = [p for r in reqs for p in r.ports]
+            assert len(ports) == len(set(ports)), (address, keys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step_st, max_size=40))
+def test_no_address_is_ever_held_twice_unless_sharing_allows_and_all_lie_in_admitting_pools(
+    steps: list[tuple],  # type: ignore[type-arg]
+) -> None:
+    alloc = Allocator(SMALL)
+    latest: dict[ServiceKey, ServiceRequest] = {}
+    for step in steps:
+        if step[0] == "release":
+            alloc.release(ServiceKey(f"a/{step[1]}"))
+            alloc.release(ServiceKey(f"b/{step[1]}"))
+            latest.pop(ServiceKey(f"a/{step[1]}"), None)
+            latest.pop(ServiceKey(f"b/{step[1]}"), None)
+            continue
+        req = step[1]
+        if step[0] == "status-edit":
+            req = replace(req, current=(step[2],))
+        else:
+            req = replace(req, current=alloc.assigned(req.key))
+        latest[req.key] = req
+        decision = alloc.decide(req)
+        for evicted in decision.evicted:  # the controller re-decides evicted Services
+            latest[evicted] = replace(latest[evicted], current=alloc.assigned(evicted))
+            alloc.decide(latest[evicted])
+        check_invariants(alloc, latest)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(request_st, min_size=1, max_size=12, unique_by=lambda r: r.key))
+def test_valid_assignments_never_move_when_decided_again(reqs: list[ServiceRequest]) -> None:
+    alloc = Allocator(SMALL)
+    for r in reqs:
+        d = alloc.decide(replace(r, current=alloc.assigned(r.key)))
+        assert d.evicted == ()  # requests never push out a holder; only older claims do
+    settled = {r.key: alloc.assigned(r.key) for r in reqs}
+    for r in reversed(reqs):
+        d = alloc.decide(replace(r, current=settled[r.key]))
+        assert d.ips == settled[r.key]
+        assert d.outcome is (Outcome.KEPT if d.ips else Outcome.PENDING)
