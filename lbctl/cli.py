@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 
-from lbctl import assets
+import yaml
+
+from lbctl import assets, config, settings
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -17,6 +23,64 @@ def _version(_: argparse.Namespace) -> int:
 
 def _binaries(_: argparse.Namespace) -> int:
     return assets.main()
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _controller(args: argparse.Namespace) -> int:
+    from lbctl import controller
+    from lbctl.kube import client as kclient
+
+    cfg = settings.load(controller.ControllerSettings, args)
+    _setup_logging(cfg.log_level)
+    api, choice = kclient.api_client(cfg.kubeconfig)
+    api.user_agent = f"lbctl-controller/{cfg.identity}"
+    logging.getLogger("lbctl").info("credentials from %s", choice.source.value)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    controller.Controller(api, cfg).run(stop)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    name = args.file
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text()
+    except OSError as exc:
+        print(f"lbctl validate: cannot read {name}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        parsed = _parse_config_or_configmap(text)
+    except config.ConfigError as exc:
+        for path, message in exc.problems:
+            print(f"{name}: {path + ': ' if path else ''}{message}", file=sys.stderr)
+        return 1
+    for pool in parsed.pools:
+        sizes = ", ".join(f"IPv{v}: {pool.size(v)}" for v in sorted(pool.families()))
+        print(
+            f"pool {pool.name}: {len(pool.ranges)} range(s), {sizes}"
+            f"{'' if pool.auto_assign else ', manual only'}"
+        )
+    print(f"{name}: valid")
+    return 0
+
+
+def _parse_config_or_configmap(text: str) -> config.PoolConfig:
+    """Accept the config itself or a whole ConfigMap manifest holding it."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return config.parse_yaml(text)  # reports the YAML error with its position
+    if isinstance(document, dict) and document.get("kind") == "ConfigMap":
+        data = document.get("data")
+        return config.parse_configmap(data if isinstance(data, dict) else None)
+    return config.parse_yaml(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,6 +93,14 @@ def parser() -> argparse.ArgumentParser:
         "binaries",
         help="find, or install and build, the control-plane binaries the lab and tests use",
     ).set_defaults(run=_binaries)
+    from lbctl.controller import ControllerSettings
+
+    ctl = sub.add_parser("controller", help="run the controller (allocates addresses)")
+    settings.add_flags(ctl, ControllerSettings)
+    ctl.set_defaults(run=_controller)
+    val = sub.add_parser("validate", help="check a pool config (or ConfigMap) file offline")
+    val.add_argument("file", help="the file, or - for standard input")
+    val.set_defaults(run=_validate)
     return top
 
 

@@ -87,6 +87,10 @@ def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> I
     try:
         yield name
     finally:
+        # Services go at once (namespace deletion is slow), so the next test's controller
+        # never sees this test's LoadBalancers. Raw: 1.20 answers with a Status.
+        for svc in core.list_namespaced_service(name).items:
+            core.delete_namespaced_service(svc.metadata.name, name, _preload_content=False)
         core.delete_namespace(name)
 
 

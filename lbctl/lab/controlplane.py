@@ -255,7 +255,7 @@ class ControlPlane:
                 str(self.binaries["kube-controller-manager"]),
                 f"--kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
-                "--controllers=endpoint,endpointslice,endpointslicemirroring,serviceaccount,"
+                "--controllers=endpoint,endpointslice,endpointslicemirroring,namespace,serviceaccount,"
                 "serviceaccount-token",
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 f"--root-ca-file={self.ca_file}",

@@ -1,0 +1,347 @@
+"""The controller process: informers, leader election, the allocator and the writer, wired (I/O).
+
+Decisions live in ``allocator`` and ``reconcile``; this module only moves data between them
+and the API. Gates: nothing is allocated before this replica leads, the caches have synced, a
+valid config exists, and every Service's status has been restored into the allocator.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pydantic import Field
+
+from lbctl import config, reconcile
+from lbctl.allocator import Allocator, Outcome, ServiceKey
+from lbctl.kube import leader, services
+from lbctl.kube.informer import Informer, obj_key
+from lbctl.kube.writer import NotLeader, ServiceWriter
+from lbctl.metrics import ControllerMetrics, serve
+from lbctl.settings import CommonSettings
+from lbctl.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+class ControllerSettings(CommonSettings):
+    config_map: str = Field(default="lbctl-config", description="name of the pool ConfigMap")
+    lb_class: str = Field(default=services.LB_CLASS, description="our loadBalancerClass")
+    class_less: bool = Field(default=True, description="handle Services without a class")
+    identity: str = Field(
+        default_factory=socket.gethostname,
+        description="this replica's name in the Lease (the Pod name)",
+    )
+    lease_name: str = Field(default="lbctl-controller", description="leader-election Lease")
+    lease_duration: int = Field(default=15, ge=1, description="Lease duration, seconds")
+    renew_deadline: float = Field(default=10.0, gt=0, description="stop leading after, s")
+    retry_period: float = Field(default=2.0, gt=0, description="Lease retry period, seconds")
+    metrics_address: str = Field(default="0.0.0.0", description="metrics/probes address")
+    metrics_port: int = Field(
+        default=7472, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
+    )
+
+
+class Controller:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: ControllerSettings,
+        metrics: ControllerMetrics | None = None,
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.metrics = metrics or ControllerMetrics()
+        self.handling = services.Handling(settings.lb_class, settings.class_less)
+        core = client.CoreV1Api(api)
+        self.queue: WorkQueue[str] = WorkQueue()
+        self.services = Informer("services", core.list_service_for_all_namespaces, self._on_service)
+        self.configmaps = Informer(
+            "configmap",
+            core.list_namespaced_config_map,
+            self._on_configmap,
+            namespace=settings.namespace,
+            field_selector=f"metadata.name={settings.config_map}",
+        )
+        self.nodes = Informer("nodes", core.list_node, self._on_node)
+        self.elector = leader.LeaderElector(
+            api,
+            namespace=settings.namespace,
+            name=settings.lease_name,
+            identity=settings.identity,
+            timings=leader.LeaseTimings(
+                settings.lease_duration, settings.renew_deadline, settings.retry_period
+            ),
+            on_change=lambda leading: self.metrics.leader.set(1 if leading else 0),
+        )
+        self.writer = ServiceWriter(
+            api,
+            may_write=self.elector.is_leader,
+            host=settings.identity,
+            on_write=lambda kind: self.metrics.writes.labels(kind).inc(),
+        )
+        self.allocator = Allocator(None)
+        self._lock = threading.RLock()  # allocator, config and bookkeeping
+        self._config_text: str | None = None
+        self._restored = False
+        self._leading_ready = False  # caches loaded, status restored (if there is a config)
+        self._pending: set[str] = set()
+        self._last_events: dict[str, tuple[reconcile.Event, ...]] = {}
+        self._seen_at: dict[str, float] = {}
+        self.metrics.config_stale.set(1)
+
+    # --- informer callbacks (informer threads): only enqueue ---
+
+    def _on_service(self, kind: str, obj: dict[str, Any]) -> None:
+        key = obj_key(obj)
+        self._seen_at.setdefault(key, time.monotonic())
+        self.queue.add(key)
+
+    def _on_node(self, kind: str, obj: dict[str, Any]) -> None:
+        self.queue.add("node:")
+
+    def _on_configmap(self, kind: str, obj: dict[str, Any]) -> None:
+        self.queue.add("config:")
+
+    # --- readiness ---
+
+    def ready(self) -> bool:
+        synced = all(i.synced.is_set() for i in (self.services, self.configmaps, self.nodes))
+        return synced and (self._leading_ready or not self.elector.is_leader())
+
+    # --- the main loop ---
+
+    def run(self, stop: threading.Event) -> None:
+        server = None
+        if self.settings.metrics_port:
+            server = serve(
+                self.metrics.registry,
+                self.settings.metrics_address,
+                self.settings.metrics_port,
+                healthy=lambda: True,
+                ready=self.ready,
+            )
+        threads = [
+            threading.Thread(target=t.run, args=(stop,), name=t.name, daemon=True)
+            for t in (self.services, self.configmaps, self.nodes)
+        ]
+        threads.append(
+            threading.Thread(target=self.elector.run, args=(stop,), name="leader", daemon=True)
+        )
+        for t in threads:
+            t.start()
+        try:
+            while not stop.is_set():
+                if not self.elector.is_leader():
+                    stop.wait(0.1)
+                    continue
+                self._lead(stop)
+        finally:
+            self.elector.release()
+            for inf in (self.services, self.configmaps, self.nodes):
+                inf.stop()
+            self.queue.close()
+            if server:
+                server.shutdown()
+
+    def _lead(self, stop: threading.Event) -> None:
+        """Work while leading; on losing the lease, forget everything and stand by."""
+        log.info("%s: leading", self.settings.identity)
+        for inf in (self.services, self.configmaps, self.nodes):
+            while not inf.synced.wait(0.1):
+                if stop.is_set() or not self.elector.is_leader():
+                    return
+        with self._lock:
+            self.allocator = Allocator(None)
+            self._restored = False
+            self._config_text = None
+            self._load_config()
+            self._load_nodes()
+            self._restore_all()
+            self._requeue_all()
+            self._leading_ready = True
+        while not stop.is_set() and self.elector.is_leader():
+            key = self.queue.get(timeout=0.2)
+            if key is None:
+                continue
+            try:
+                with self._lock:
+                    self._handle(key)
+            except Exception as exc:  # one bad Service must not stop the others
+                self._retry(key, exc)
+        log.info("%s: no longer leading", self.settings.identity)
+        self._restored = self._leading_ready = False
+
+    def _retry(self, key: str, exc: Exception) -> None:
+        if isinstance(exc, NotLeader):
+            self.queue.add(key)
+            return
+        if isinstance(exc, ApiException) and exc.status in (404, 409):
+            # Stale data: the informer brings the fresh object; look again soon.
+            self.queue.add_after(key, 0.05)
+            return
+        log.warning("%s: %s; retrying", key, exc if isinstance(exc, ApiException) else repr(exc))
+        self.queue.add_after(key, 1.0)
+
+    def _handle(self, key: str) -> None:
+        if key == "config:":
+            if self._load_config():
+                self._restore_all()
+                self._requeue_all()
+        elif key == "node:":
+            if self._load_nodes():
+                self._requeue_all()
+        else:
+            self._reconcile(key)
+        self._update_pool_metrics()
+
+    def _requeue_all(self) -> None:
+        for obj in self.services.items():
+            self.queue.add(obj_key(obj))
+
+    # --- config and nodes ---
+
+    def _load_config(self) -> bool:
+        """Load the ConfigMap; True when a new valid config took effect."""
+        obj = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_map}")
+        if obj is None:
+            if self.allocator.config is None:
+                log.warning(
+                    "no ConfigMap %s/%s yet: nothing is allocated",
+                    self.settings.namespace,
+                    self.settings.config_map,
+                )
+            return False
+        text = (obj.get("data") or {}).get(config.CONFIG_KEY)
+        if text == self._config_text:
+            return False
+        self._config_text = text
+        try:
+            parsed = config.parse_configmap(obj.get("data"))
+        except config.ConfigError as exc:
+            self.metrics.config_stale.set(1)
+            kept = (
+                "the last good config stays in force"
+                if self.allocator.config
+                else ("nothing is allocated until it is fixed")
+            )
+            log.error(
+                "invalid config %s/%s: %s; %s",
+                self.settings.namespace,
+                self.settings.config_map,
+                exc,
+                kept,
+            )
+            self.writer.event(
+                obj,
+                reconcile.Event(reconcile.EventType.WARNING, "InvalidConfig", f"{exc}; {kept}"),
+                kind="ConfigMap",
+            )
+            return False
+        self.metrics.config_stale.set(0)
+        self.allocator.set_config(parsed)
+        log.info("config loaded: %d pool(s)", len(parsed.pools))
+        return True
+
+    def _load_nodes(self) -> bool:
+        reserved: dict[Any, str] = {}
+        for node in self.nodes.items():
+            reserved.update(services.node_addresses(node))
+        if reserved == self.allocator.reserved:
+            return False
+        self.allocator.set_reserved(reserved)
+        return True
+
+    def _restore_all(self) -> None:
+        """Claim every status address, oldest Service first, before allocating anything."""
+        if self._restored or self.allocator.config is None:
+            return
+        handled = [
+            o
+            for o in self.services.items()
+            if self.handling.handles(o) and not o["metadata"].get("deletionTimestamp")
+        ]
+        requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
+        for req in requests:
+            self.allocator.restore(req)
+        self._restored = True
+        log.info("restored %d Service(s) from status", len(requests))
+        self._requeue_all()
+
+    # --- one Service ---
+
+    def _reconcile(self, key: str) -> None:
+        obj = self.services.get(key)
+        skey = ServiceKey(key)
+        if obj is None:  # deleted; any finalizer was handled while it was terminating
+            self._release(skey)
+            return
+        if obj["metadata"].get("deletionTimestamp") or not self.handling.handles(obj):
+            self._release(skey)
+            why = (
+                "the Service is being deleted"
+                if obj["metadata"].get("deletionTimestamp")
+                else f"the Service is no longer a LoadBalancer of class {self.settings.lb_class}"
+            )
+            self._apply(key, obj, reconcile.for_release(obj, why))
+            return
+        request = services.request_of(obj)
+        decision = self.allocator.decide(request)
+        for evicted in decision.evicted:
+            self.queue.add(evicted)
+        if decision.outcome is Outcome.PENDING:
+            self._pending.add(key)
+        else:
+            self._pending.discard(key)
+        self.metrics.allocations.labels(decision.outcome.value).inc()
+        writes = reconcile.for_decision(obj, decision)
+        log.debug(
+            "%s: %s %s%s",
+            key,
+            decision.outcome.value,
+            ",".join(map(str, decision.ips)) or "-",
+            f" ({decision.problem.message})" if decision.problem else "",
+        )
+        self._apply(key, obj, writes)
+        if writes.ingress is not None and key in self._seen_at:
+            self.metrics.allocation_seconds.observe(time.monotonic() - self._seen_at[key])
+        self._seen_at.pop(key, None)
+        if decision.cleared:
+            self._wake_pending()
+
+    def _release(self, key: ServiceKey) -> None:
+        self._pending.discard(key)
+        self._last_events.pop(key, None)
+        self._seen_at.pop(key, None)
+        if self.allocator.release(key):
+            self._wake_pending()  # a freed address may be what a pending Service waits for
+
+    def _wake_pending(self) -> None:
+        for key in sorted(self._pending):
+            self.queue.add(key)
+
+    def _apply(self, key: str, obj: dict[str, Any], writes: reconcile.Writes) -> None:
+        # The same events again (a resync, our own status write) are not news.
+        fresh = writes.events if writes.events != self._last_events.get(key) else ()
+        if writes.events:
+            self._last_events[key] = writes.events
+        to_write = reconcile.Writes(writes.finalizer, writes.ingress, writes.pool_annotation, fresh)
+        if not to_write.empty:
+            self.writer.apply(obj, to_write)
+
+    def _update_pool_metrics(self) -> None:
+        cfg = self.allocator.config
+        if cfg is None:
+            return
+        for pool in cfg.pools:
+            for family in sorted(pool.families()):
+                labels = (pool.name, f"IPv{family}")
+                self.metrics.addresses_total.labels(*labels).set(pool.size(family))
+                self.metrics.addresses_in_use.labels(*labels).set(
+                    self.allocator.in_use(pool, family)
+                )

@@ -1,0 +1,167 @@
+"""List-then-watch of one resource kind into a cache of raw dicts, relisting on 410 (I/O).
+
+Objects stay plain JSON dicts: the adapters read the fields they need, including fields the
+client's models may lack. A dropped watch resumes from the last resourceVersion; an expired
+one (410 Gone) or any error relists after a backoff; a relist reports deletions it missed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+# Receives ("ADDED" | "MODIFIED" | "DELETED", object); called from the informer's thread.
+Handler = Callable[[str, Obj], None]
+ListFunc = Callable[..., Any]
+
+
+def obj_key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+
+
+class Gone(Exception):
+    """The watch's resourceVersion expired: relist."""
+
+
+class Informer:
+    def __init__(
+        self,
+        name: str,
+        list_func: ListFunc,
+        handler: Handler,
+        *,
+        watch_timeout: int = 240,
+        max_backoff: float = 10.0,
+        **list_kwargs: Any,
+    ) -> None:
+        self.name = name
+        self._list = list_func
+        self._handler = handler
+        self._kwargs = list_kwargs
+        self._watch_timeout = watch_timeout
+        self._max_backoff = max_backoff
+        self._lock = threading.Lock()
+        self._cache: dict[str, Obj] = {}
+        self._response: Any = None
+        self.synced = threading.Event()
+        self.relists = 0
+
+    # --- cache reads (any thread) ---
+
+    def get(self, key: str) -> Obj | None:
+        with self._lock:
+            return self._cache.get(key)
+
+    def items(self) -> list[Obj]:
+        with self._lock:
+            return list(self._cache.values())
+
+    # --- the loop ---
+
+    def run(self, stop: threading.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                version = self._relist()
+                failures = 0
+                while not stop.is_set():
+                    version = self._watch(version, stop)
+            except Gone:
+                log.info("%s: watch expired (410 Gone); relisting", self.name)
+            except Exception as exc:  # the API server may be down: retry, never die
+                if stop.is_set():
+                    break
+                failures += 1
+                delay = min(self._max_backoff, 0.2 * 2 ** min(failures, 10))
+                delay *= 0.5 + random.random() / 2
+                log.warning("%s: %s; retrying in %.1f s", self.name, _short(exc), delay)
+                stop.wait(delay)
+
+    def stop(self) -> None:
+        """Interrupt a blocked watch read (``run`` then returns once ``stop`` is set)."""
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection: nothing to do
+                response.shutdown() if hasattr(response, "shutdown") else response.close()
+
+    def _relist(self) -> str:
+        response = self._list(_preload_content=False, _request_timeout=30, **self._kwargs)
+        data = json.loads(response.data)
+        version = str(data.get("metadata", {}).get("resourceVersion", ""))
+        fresh = {obj_key(o): o for o in data.get("items") or []}
+        with self._lock:
+            old, self._cache = self._cache, fresh
+        self.relists += 1
+        for key, obj in old.items():
+            if key not in fresh:
+                self._handler("DELETED", obj)
+        for key, obj in fresh.items():
+            self._handler("MODIFIED" if key in old else "ADDED", obj)
+        self.synced.set()
+        return version
+
+    def _watch(self, version: str, stop: threading.Event) -> str:
+        self._response = response = self._list(
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._watch_timeout,
+            _preload_content=False,
+            _request_timeout=(10, self._watch_timeout + 30),
+            **self._kwargs,
+        )
+        try:
+            for line in _lines(response):
+                if stop.is_set():
+                    break
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Gone()
+                    raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+                if kind == "BOOKMARK":
+                    continue
+                key = obj_key(obj)
+                with self._lock:
+                    if kind == "DELETED":
+                        self._cache.pop(key, None)
+                    else:
+                        self._cache[key] = obj
+                self._handler(str(kind), obj)
+        finally:
+            self._response = None
+            response.release_conn()
+        return version
+
+
+def _lines(response: Any) -> Any:
+    """Complete lines of a streamed response, however the chunks fall."""
+    buffer = b""
+    for chunk in response.stream(4096, decode_content=True):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"API error {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"[:300]

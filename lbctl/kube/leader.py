@@ -1,0 +1,169 @@
+"""Lease-based leader election with sub-second timings and an injected clock (I/O).
+
+Expiry is judged by *local observation*: a candidate counts a lease as expired only when its
+record has not changed for ``lease_duration`` on the candidate's own monotonic clock, so clock
+skew between machines cannot make two leaders. The leader stops calling itself leader
+``renew_deadline`` after its last successful renewal, which is shorter than the lease, so by
+the time anyone else may take over the old leader has already stopped writing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LeaseTimings:
+    lease_duration: int = 15  # seconds, as the Lease object stores it
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "need 0 < retry period < renew deadline < lease duration, got "
+                f"{self.retry_period} / {self.renew_deadline} / "
+                f"{self.lease_duration}"
+            )
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        namespace: str,
+        name: str,
+        identity: str,
+        timings: LeaseTimings = LeaseTimings(),
+        monotonic: Callable[[], float] = time.monotonic,
+        on_change: Callable[[bool], None] = lambda leading: None,
+    ) -> None:
+        self._coord = client.CoordinationV1Api(api)
+        self.namespace, self.name, self.identity = namespace, name, identity
+        self.timings = timings
+        self._mono = monotonic
+        self._on_change = on_change
+        self._renewed_at: float | None = None  # monotonic time of our last successful write
+        self._observed: tuple[Any, ...] | None = None
+        self._observed_at = 0.0
+        self._leading = False
+        self.renew_failures = 0
+
+    def is_leader(self) -> bool:
+        at = self._renewed_at
+        return at is not None and self._mono() - at < self.timings.renew_deadline
+
+    def _set_leading(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            log.info(
+                "%s: %s lease %s/%s",
+                self.identity,
+                "acquired" if leading else "lost",
+                self.namespace,
+                self.name,
+            )
+            self._on_change(leading)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.try_acquire_or_renew()
+            self._set_leading(self.is_leader())
+            stop.wait(self.timings.retry_period)
+        self._set_leading(False)
+
+    def try_acquire_or_renew(self) -> bool:
+        started = self._mono()
+        try:
+            ok = self._attempt(started)
+        except ApiException as exc:
+            ok = False
+            if exc.status != 409:  # 409: someone else wrote first; not a failure of ours
+                log.warning("%s: lease %s: API error %s", self.identity, self.name, exc.status)
+        except Exception as exc:  # the API server may be unreachable
+            ok = False
+            log.warning("%s: lease %s: %s", self.identity, self.name, exc)
+        if ok:
+            self._renewed_at = started  # the renewal counts from before the request went out
+        elif self._renewed_at is not None:
+            self.renew_failures += 1
+        return ok
+
+    def _attempt(self, now: float) -> bool:
+        try:
+            lease = self._coord.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self._coord.create_namespaced_lease(self.namespace, self._new_lease())
+            return True
+        spec = lease.spec or client.V1LeaseSpec()
+        record = (
+            spec.holder_identity,
+            spec.renew_time,
+            spec.lease_duration_seconds,
+            lease.metadata.resource_version,
+        )
+        if record != self._observed:
+            self._observed, self._observed_at = record, now
+        holder = spec.holder_identity or ""
+        duration = spec.lease_duration_seconds or self.timings.lease_duration
+        if holder and holder != self.identity and now - self._observed_at < duration:
+            self._renewed_at = None
+            return False
+        stamp = _now()
+        if holder != self.identity:
+            spec.acquire_time = stamp
+            spec.lease_transitions = (spec.lease_transitions or 0) + 1
+        spec.holder_identity = self.identity
+        spec.renew_time = stamp
+        spec.lease_duration_seconds = self.timings.lease_duration
+        lease.spec = spec
+        # replace carries resourceVersion: a concurrent writer makes this fail with 409.
+        self._coord.replace_namespaced_lease(self.name, self.namespace, lease)
+        return True
+
+    def _new_lease(self) -> client.V1Lease:
+        stamp = _now()
+        return client.V1Lease(
+            metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+            spec=client.V1LeaseSpec(
+                holder_identity=self.identity,
+                acquire_time=stamp,
+                renew_time=stamp,
+                lease_transitions=0,
+                lease_duration_seconds=self.timings.lease_duration,
+            ),
+        )
+
+    def release(self) -> None:
+        """Hand the lease back (on SIGTERM) so a standby takes over without waiting."""
+        if not self.is_leader():
+            return
+        self._renewed_at = None
+        try:
+            lease = self._coord.read_namespaced_lease(self.name, self.namespace)
+            if lease.spec and lease.spec.holder_identity == self.identity:
+                lease.spec.holder_identity = ""
+                lease.spec.lease_duration_seconds = 1
+                lease.spec.renew_time = _now()
+                self._coord.replace_namespaced_lease(self.name, self.namespace, lease)
+        except Exception as exc:  # best effort: the lease expires by itself anyway
+            log.warning("%s: releasing lease %s: %s", self.identity, self.name, exc)
+        self._set_leading(False)

@@ -1,0 +1,104 @@
+"""Prometheus metrics of the controller, and the HTTP endpoint with /healthz and /readyz (I/O)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+
+class ControllerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.addresses_total = Gauge(
+            "lbctl_allocator_addresses_total",
+            "Addresses in each pool and family",
+            ["pool", "family"],
+            registry=r,
+        )
+        self.addresses_in_use = Gauge(
+            "lbctl_allocator_addresses_in_use",
+            "Addresses held by Services, per pool and family",
+            ["pool", "family"],
+            registry=r,
+        )
+        self.config_stale = Gauge(
+            "lbctl_config_stale",
+            "1 when the latest ConfigMap was invalid and an older one is in force (or none yet)",
+            registry=r,
+        )
+        self.allocations = Counter(
+            "lbctl_allocations", "Allocation decisions by outcome", ["outcome"], registry=r
+        )
+        self.allocation_seconds = Histogram(
+            "lbctl_allocation_latency_seconds",
+            "From a Service change being seen to its status written",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.writes = Counter("lbctl_api_writes", "Writes to the API server", ["kind"], registry=r)
+        self.leader = Gauge("lbctl_leader", "1 while this replica holds the lease", registry=r)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/metrics"):
+            body, ctype, code = generate_latest(self.server.registry), CONTENT_TYPE_LATEST, 200
+        elif self.path.startswith("/healthz"):
+            ok = self.server.healthy()
+            body, ctype, code = (
+                (b"ok\n" if ok else b"unhealthy\n"),
+                "text/plain",
+                200 if ok else 503,
+            )
+        elif self.path.startswith("/readyz"):
+            ok = self.server.ready()
+            body, ctype, code = (
+                (b"ok\n" if ok else b"not ready\n"),
+                "text/plain",
+                200 if ok else 503,
+            )
+        else:
+            body, ctype, code = b"not found\n", "text/plain", 404
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return  # probes every few seconds would flood the log
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    registry: CollectorRegistry
+    healthy: Callable[[], bool]
+    ready: Callable[[], bool]
+
+
+def serve(
+    registry: CollectorRegistry,
+    address: str,
+    port: int,
+    *,
+    healthy: Callable[[], bool],
+    ready: Callable[[], bool],
+) -> _Server:
+    """Start serving in a daemon thread; ``shutdown()`` on the result stops it."""
+    server = _Server((address, port), _Handler)
+    server.registry, server.healthy, server.ready = registry, healthy, ready
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

@@ -1,0 +1,110 @@
+"""Helpers for tests against the real API server: Services, ConfigMaps, Events, waiting."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from lbctl.lab import procs
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T], timeout: float = 20.0, interval: float = 0.05) -> T:
+    """Poll until ``probe()`` returns something truthy; return it. Conditions, not sleeps."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+def service(
+    name: str,
+    *,
+    ports: tuple[tuple[str, int], ...] = (("TCP", 80),),
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    **spec: Any,
+) -> client.V1Service:
+    return client.V1Service(
+        metadata=client.V1ObjectMeta(name=name, annotations=annotations, labels=labels),
+        spec=client.V1ServiceSpec(
+            type=spec.pop("type", "LoadBalancer"),
+            ports=[
+                client.V1ServicePort(name=f"p{i}", protocol=proto, port=port)
+                for i, (proto, port) in enumerate(ports)
+            ],
+            **spec,
+        ),
+    )
+
+
+def ingress(core: client.CoreV1Api, ns: str, name: str) -> list[str]:
+    svc = core.read_namespaced_service(name, ns)
+    return [i.ip for i in (svc.status.load_balancer.ingress or [])]
+
+
+def events(
+    core: client.CoreV1Api, ns: str, name: str, kind: str = "Service"
+) -> list[tuple[str, str, str]]:
+    found = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+    return [(e.type, e.reason, e.message) for e in found if e.involved_object.kind == kind]
+
+
+def put_config(core: client.CoreV1Api, ns: str, text: str, name: str = "lbctl-config") -> None:
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"config.yaml": text})
+    try:
+        core.replace_namespaced_config_map(name, ns, body)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespaced_config_map(ns, body)
+
+
+def metrics(port: int) -> dict[str, float]:
+    """The controller's metrics as ``{"name{labels}": value}``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def probe(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+class ControllerProcess:
+    """``lbctl controller`` as a real child process."""
+
+    def __init__(self, proc: procs.Process, port: int, identity: str) -> None:
+        self.proc, self.port, self.identity = proc, port, identity
+
+    def metric(self, name: str) -> float:
+        return metrics(self.port).get(name, 0.0)
+
+    def writes(self) -> float:
+        return sum(
+            v for k, v in metrics(self.port).items() if k.startswith("lbctl_api_writes_total")
+        )
+
+    def ready(self) -> bool:
+        return probe(self.port, "/readyz") == 200
