@@ -47,14 +47,18 @@ class Writes:
         )
 
 
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = obj.get("metadata")
+    return value if isinstance(value, Mapping) else {}
+
+
 def _finalizers(obj: Mapping[str, Any]) -> list[str]:
-    meta = obj.get("metadata") or {}
-    value = meta.get("finalizers")
+    value = _meta(obj).get("finalizers")
     return [str(f) for f in value] if isinstance(value, list) else []
 
 
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = (obj.get("metadata") or {}).get("annotations")
+    value = _meta(obj).get("annotations")
     return value if isinstance(value, Mapping) else {}
 
 
@@ -110,7 +114,7 @@ def for_release(obj: Mapping[str, Any], why: str) -> Writes:
     """Writes that undo everything we did to a Service we no longer handle."""
     if services.FINALIZER not in _finalizers(obj):
         return Writes()  # never ours, or already cleaned up
-    deleting = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+    deleting = bool(_meta(obj).get("deletionTimestamp"))
     had = services.ingress_ips(obj)
     events = (
         ()

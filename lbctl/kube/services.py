@@ -27,13 +27,13 @@ MAX_ANNOTATION = 1024  # longer values are refused, not parsed
 Obj = Mapping[str, Any]
 
 
-def key_of(obj: Obj) -> ServiceKey:
-    meta = obj.get("metadata") or {}
-    return ServiceKey(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
-
-
 def _dict(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def key_of(obj: Obj) -> ServiceKey:
+    meta = _dict(obj.get("metadata"))
+    return ServiceKey(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
 
 
 def _list(value: object) -> Sequence[Any]:

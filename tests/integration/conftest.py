@@ -12,12 +12,6 @@ from kubernetes import client
 
 from lbctl.lab import controlplane, procs
 
-POOL = """
-pools:
-  - name: lan
-    addresses: [198.51.100.200-198.51.100.203, "2001:db8:1::/126"]
-"""
-
 
 @pytest.fixture
 def core(api_client: client.ApiClient) -> client.CoreV1Api:
