@@ -48,6 +48,35 @@ def _controller(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from lbctl import status
+    from lbctl.kube import client as kclient
+    from lbctl.kube import services
+
+    cfg = settings.load(settings.PoolSettings, args)
+    try:
+        api, _ = kclient.api_client(cfg.kubeconfig)
+    except kclient.NoCredentials as exc:
+        print(f"lbctl status: {exc}", file=sys.stderr)
+        return 2
+    with api:
+        core = client.CoreV1Api(api)
+        svcs = api.sanitize_for_serialization(core.list_service_for_all_namespaces().items)
+        nodes = api.sanitize_for_serialization(core.list_node().items)
+        try:
+            data = core.read_namespaced_config_map(cfg.config_map, cfg.namespace).data
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            data = None
+    report = status.build(svcs, data, nodes, services.Handling(cfg.lb_class, cfg.class_less))
+    print(status.render(report, args.output), end="")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     name = args.file
     try:
@@ -98,6 +127,10 @@ def parser() -> argparse.ArgumentParser:
     ctl = sub.add_parser("controller", help="run the controller (allocates addresses)")
     settings.add_flags(ctl, ControllerSettings)
     ctl.set_defaults(run=_controller)
+    st = sub.add_parser("status", help="addresses, pending reasons and pool usage")
+    settings.add_flags(st, settings.PoolSettings)
+    st.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    st.set_defaults(run=_status)
     val = sub.add_parser("validate", help="check a pool config (or ConfigMap) file offline")
     val.add_argument("file", help="the file, or - for standard input")
     val.set_defaults(run=_validate)

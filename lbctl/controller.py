@@ -23,16 +23,13 @@ from lbctl.kube import leader, services
 from lbctl.kube.informer import Informer, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
-from lbctl.settings import CommonSettings
+from lbctl.settings import PoolSettings
 from lbctl.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 
-class ControllerSettings(CommonSettings):
-    config_map: str = Field(default="lbctl-config", description="name of the pool ConfigMap")
-    lb_class: str = Field(default=services.LB_CLASS, description="our loadBalancerClass")
-    class_less: bool = Field(default=True, description="handle Services without a class")
+class ControllerSettings(PoolSettings):
     identity: str = Field(
         default_factory=socket.gethostname,
         description="this replica's name in the Lease (the Pod name)",

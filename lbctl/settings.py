@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lbctl.kube import services
+
 
 class CommonSettings(BaseSettings):
     """What every component that talks to Kubernetes takes."""
@@ -25,6 +27,14 @@ class CommonSettings(BaseSettings):
     )
     namespace: str = Field(default="lbctl-system", description="namespace of lbctl's own objects")
     log_level: str = Field(default="info", description="debug, info, warning or error")
+
+
+class PoolSettings(CommonSettings):
+    """What every component that reads the pool ConfigMap or picks Services takes."""
+
+    config_map: str = Field(default="lbctl-config", description="name of the pool ConfigMap")
+    lb_class: str = Field(default=services.LB_CLASS, description="our loadBalancerClass")
+    class_less: bool = Field(default=True, description="handle Services without a class")
 
 
 S = TypeVar("S", bound=BaseSettings)

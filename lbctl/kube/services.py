@@ -44,6 +44,10 @@ def _str_map(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in _dict(value).items()}
 
 
+def deleting(obj: Obj) -> bool:
+    return bool(_dict(obj.get("metadata")).get("deletionTimestamp"))
+
+
 @dataclass(frozen=True)
 class Handling:
     """Whether we handle a Service: ``class_less`` is the setting for Services with no class."""

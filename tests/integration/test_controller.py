@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 from kube_helpers import ControllerProcess, events, ingress, put_config, service, wait_for
 from kubernetes import client
+
+from lbctl.lab import controlplane
 
 POOL = """
 pools:
@@ -309,3 +313,33 @@ def test_two_controllers_never_both_write(
     assert wait_for("after", lambda: ingress(core, namespace, "after"))
     ips = [ingress(core, namespace, f"s{i}")[0] for i in range(3)]
     assert len(set(ips + ingress(core, namespace, "after"))) == 4
+
+
+def test_lbctl_status_shows_addresses_pending_reasons_and_pools(
+    core: client.CoreV1Api,
+    namespace: str,
+    run_controller: Start,
+    apiserver: controlplane.ControlPlane,
+) -> None:
+    put_config(core, namespace, "pools: [{name: one, addresses: [198.51.100.250]}]")
+    run_controller()
+    core.create_namespaced_service(namespace, service("first"))
+    wait_for("first", lambda: ingress(core, namespace, "first"))
+    core.create_namespaced_service(namespace, service("second"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lbctl",
+            "status",
+            f"--kubeconfig={apiserver.kubeconfig}",
+            f"--namespace={namespace}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(namespace)}
+    assert "198.51.100.250" in lines[f"{namespace}/first"]
+    assert "no free IPv4 address in pool(s) one" in lines[f"{namespace}/second"]
+    assert any(line.split()[:5] == ["one", "IPv4", "1", "1", "0"] for line in out.splitlines())

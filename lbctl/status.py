@@ -1,0 +1,119 @@
+"""``lbctl status``: what each handled Service holds, why any is pending, how full pools are (pure).
+
+The reasons come from a dry run of the controller's own allocator over the same inputs, so the
+answer is the rule that actually applies, not a guess from old Events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lbctl import config
+from lbctl.allocator import Allocator, Outcome
+from lbctl.kube import services
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    service: str
+    addresses: list[str]
+    pool: str
+    state: str  # "ok", "pending" or "stale" (status differs from what the rules give)
+    reason: str
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    pool: str
+    family: str
+    size: int
+    used: int
+    free: int
+
+
+@dataclass(frozen=True)
+class Report:
+    config_error: str | None
+    services: list[ServiceRow]
+    pools: list[PoolRow]
+
+
+def build(
+    service_objs: Iterable[Mapping[str, Any]],
+    configmap_data: Mapping[str, str] | None,
+    node_objs: Iterable[Mapping[str, Any]] = (),
+    handling: services.Handling = services.Handling(),
+) -> Report:
+    cfg: config.PoolConfig | None
+    try:
+        cfg, error = config.parse_configmap(configmap_data), None
+    except config.ConfigError as exc:
+        cfg, error = None, str(exc)
+    reserved: dict[Any, str] = {}
+    for node in node_objs:
+        reserved.update(services.node_addresses(node))
+    alloc = Allocator(cfg, reserved)
+    handling = handling or services.Handling()
+    handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
+    requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
+    for req in requests:
+        alloc.restore(req)
+    rows = []
+    for req in requests:
+        decision = alloc.decide(req)
+        actual = [str(ip) for ip in req.current]
+        if decision.outcome is Outcome.PENDING:
+            state = "pending" if not actual else "stale"
+        elif [str(ip) for ip in decision.ips] != actual:
+            state = "stale"
+        else:
+            state = "ok"
+        reason = decision.problem.message if decision.problem else ""
+        if state == "stale" and not reason:
+            reason = f"the rules give {', '.join(map(str, decision.ips))}: is the controller up?"
+        rows.append(
+            ServiceRow(req.key, actual, ",".join(dict.fromkeys(decision.pools)), state, reason)
+        )
+    pools = []
+    for pool in cfg.pools if cfg else ():
+        for family in sorted(pool.families()):
+            size, used = pool.size(family), alloc.in_use(pool, family)
+            pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used))
+    return Report(error, rows, pools)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def render(report: Report, output: str = "table") -> str:
+    if output == "json":
+        return json.dumps(asdict(report), indent=2)
+    parts = []
+    if report.config_error:
+        parts.append(f"CONFIG ERROR: {report.config_error}\n")
+    parts.append(
+        _table(
+            ["SERVICE", "ADDRESSES", "POOL", "STATE", "REASON"],
+            [
+                [r.service, ",".join(r.addresses) or "<pending>", r.pool or "-", r.state, r.reason]
+                for r in report.services
+            ],
+        )
+    )
+    parts.append("")
+    parts.append(
+        _table(
+            ["POOL", "FAMILY", "SIZE", "USED", "FREE"],
+            [[p.pool, p.family, str(p.size), str(p.used), str(p.free)] for p in report.pools],
+        )
+    )
+    return "\n".join(parts) + "\n"
