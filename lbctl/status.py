@@ -45,7 +45,7 @@ def build(
     service_objs: Iterable[Mapping[str, Any]],
     configmap_data: Mapping[str, str] | None,
     node_objs: Iterable[Mapping[str, Any]] = (),
-    handling: services.Handling = services.Handling(),
+    handling: services.Handling | None = None,
 ) -> Report:
     cfg: config.PoolConfig | None
     try:
@@ -56,6 +56,7 @@ def build(
     for node in node_objs:
         reserved.update(services.node_addresses(node))
     alloc = Allocator(cfg, reserved)
+    handling = handling or services.Handling()
     handling = handling or services.Handling()
     handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
     requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
