@@ -47,52 +47,44 @@ class ServiceWriter:
         self._on_write(kind)
 
     def apply(self, obj: Mapping[str, Any], writes: reconcile.Writes) -> None:
-        """Finalizer first, then annotation and status; finalizer removal last."""
+        """At most one metadata patch and one status patch.
+
+        Adding: finalizer (with the pool annotation) before the status, so an address is never
+        written without the finalizer that cleans it up. Removing: status first, finalizer last.
+        """
         meta = obj["metadata"]
         name, ns = meta["name"], meta["namespace"]
         version = meta.get("resourceVersion")
         finalizers = list(meta.get("finalizers") or [])
+        patch: dict[str, Any] = {}
         if writes.finalizer is True and services.FINALIZER not in finalizers:
-            self._guard("finalizer")
-            patched = self._core.patch_namespaced_service(
-                name,
-                ns,
-                {
-                    "metadata": {
-                        "finalizers": [*finalizers, services.FINALIZER],
-                        "resourceVersion": version,
-                    }
-                },
-            )
-            version = patched.metadata.resource_version
+            patch["finalizers"] = [*finalizers, services.FINALIZER]
+        elif writes.finalizer is False and services.FINALIZER in finalizers:
+            # Merge patch replaces the list; resourceVersion protects others' finalizers.
+            patch["finalizers"] = [f for f in finalizers if f != services.FINALIZER] or None
         if writes.pool_annotation is not reconcile.KEEP:
-            self._guard("annotation")
-            patched = self._core.patch_namespaced_service(
-                name,
-                ns,
-                {
-                    "metadata": {
-                        "annotations": {services.ANN_ALLOCATED_FROM: writes.pool_annotation},
-                        "resourceVersion": version,
-                    }
-                },
-            )
-            version = patched.metadata.resource_version
+            patch["annotations"] = {services.ANN_ALLOCATED_FROM: writes.pool_annotation}
+        removing = writes.finalizer is False
+        if patch and not removing:
+            self._guard("metadata")
+            version = self._patch_meta(name, ns, patch, version)
         if writes.ingress is not None:
             self._guard("status")
             patched = self._core.patch_namespaced_service_status(
                 name, ns, {"status": {"loadBalancer": {"ingress": writes.ingress}}}
             )
             version = patched.metadata.resource_version
-        if writes.finalizer is False and services.FINALIZER in finalizers:
-            self._guard("finalizer")
-            rest = [f for f in finalizers if f != services.FINALIZER]
-            # JSON merge patch replaces the list; resourceVersion protects others' finalizers.
-            self._core.patch_namespaced_service(
-                name, ns, {"metadata": {"finalizers": rest or None, "resourceVersion": version}}
-            )
+        if patch and removing:
+            self._guard("metadata")
+            self._patch_meta(name, ns, patch, version)
         for event in writes.events:
             self.event(obj, event)
+
+    def _patch_meta(self, name: str, ns: str, patch: dict[str, Any], version: str | None) -> str:
+        patched = self._core.patch_namespaced_service(
+            name, ns, {"metadata": {**patch, "resourceVersion": version}}
+        )
+        return str(patched.metadata.resource_version)
 
     def event(self, obj: Mapping[str, Any], event: reconcile.Event, kind: str = "Service") -> None:
         if not self._may_write():

@@ -6,6 +6,8 @@ every process is started and stopped by PID.
 
 from __future__ import annotations
 
+import base64
+import json
 import ssl
 import subprocess
 import urllib.error
@@ -133,8 +135,10 @@ class ControlPlane:
     binaries: Mapping[str, Path]
     bind_address: str = "127.0.0.1"
     extra_sans: Sequence[str] = ()
+    apiserver_args: Sequence[str] = ()  # e.g. --watch-cache=false, so watches reach etcd
     token: str = "lbctl-admin-token"
     processes: list[procs.Process] = field(default_factory=list)
+    etcd_url: str = ""
     port: int = 0
 
     @property
@@ -193,6 +197,7 @@ class ControlPlane:
         tokens.write_text(f"{self.token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},system:masters\n")
         client, peer = procs.free_port(), procs.free_port()
         etcd_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+        self.etcd_url = etcd_url
         etcd = procs.Process(
             "etcd",
             [
@@ -236,6 +241,7 @@ class ControlPlane:
                 f"--service-cluster-ip-range={','.join(SERVICE_CIDRS)}",
                 "--feature-gates=IPv6DualStack=true",
                 "--allow-privileged=true",
+                *self.apiserver_args,
             ],
             log=self.workdir / "kube-apiserver.log",
         )
@@ -278,6 +284,25 @@ class ControlPlane:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    def compact_etcd(self) -> int:
+        """Compact etcd up to its current revision (through its JSON gateway); return it.
+
+        Watches from an older resourceVersion then fail with 410 Gone, as after a long outage.
+        """
+
+        def call(path: str, body: dict[str, object]) -> dict[str, object]:
+            req = urllib.request.Request(
+                f"{self.etcd_url}/v3/{path}", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                result: dict[str, object] = json.loads(resp.read())
+                return result
+
+        header = call("kv/range", {"key": base64.b64encode(b"/").decode()})["header"]
+        revision = int(header["revision"])  # type: ignore[index]
+        call("kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
 
     def stop(self) -> None:
         """Stop every process this control plane started, newest first."""

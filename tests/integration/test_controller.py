@@ -343,3 +343,55 @@ def test_lbctl_status_shows_addresses_pending_reasons_and_pools(
     assert "198.51.100.250" in lines[f"{namespace}/first"]
     assert "no free IPv4 address in pool(s) one" in lines[f"{namespace}/second"]
     assert any(line.split()[:5] == ["one", "IPv4", "1", "1", "0"] for line in out.splitlines())
+
+
+def test_a_hand_edited_status_claiming_another_services_address_is_undone(
+    core: client.CoreV1Api, namespace: str, run_controller: Start
+) -> None:
+    put_config(core, namespace, POOL)
+    run_controller()
+    core.create_namespaced_service(namespace, service("older"))
+    theirs = wait_for("older", lambda: ingress(core, namespace, "older"))
+    core.create_namespaced_service(namespace, service("younger"))
+    wait_for("younger", lambda: ingress(core, namespace, "younger"))
+    core.patch_namespaced_service_status(
+        "younger", namespace, {"status": {"loadBalancer": {"ingress": [{"ip": theirs[0]}]}}}
+    )
+    wait_for(
+        "ClearAssignment on younger",
+        lambda: [
+            e
+            for e in events(core, namespace, "younger")
+            if e[1] == "ClearAssignment" and f"held by {namespace}/older" in e[2]
+        ],
+    )
+    fixed = wait_for(
+        "younger re-allocated",
+        lambda: (ips := ingress(core, namespace, "younger")) != theirs and ips,
+    )
+    assert fixed and fixed != theirs
+    assert ingress(core, namespace, "older") == theirs
+
+
+def test_a_status_outside_every_pool_is_replaced(
+    core: client.CoreV1Api, namespace: str, run_controller: Start
+) -> None:
+    put_config(core, namespace, POOL)
+    run_controller()
+    core.create_namespaced_service(namespace, service("web"))
+    wait_for("web", lambda: ingress(core, namespace, "web"))
+    core.patch_namespaced_service_status(
+        "web", namespace, {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.77"}]}}}
+    )
+    wait_for(
+        "an event naming the stray address",
+        lambda: [
+            e
+            for e in events(core, namespace, "web")
+            if e[1] == "ClearAssignment" and "192.0.2.77 is in no configured pool" in e[2]
+        ],
+    )
+    assert wait_for(
+        "a pool address again",
+        lambda: (ips := ingress(core, namespace, "web")) != ["192.0.2.77"] and ips,
+    )
