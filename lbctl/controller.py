@@ -7,6 +7,7 @@ valid config exists, and every Service's status has been restored into the alloc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -39,6 +40,9 @@ class ControllerSettings(PoolSettings):
     renew_deadline: float = Field(default=10.0, gt=0, description="stop leading after, s")
     retry_period: float = Field(default=2.0, gt=0, description="Lease retry period, seconds")
     metrics_address: str = Field(default="0.0.0.0", description="metrics/probes address")
+    workers: int = Field(
+        default=4, ge=1, le=64, description="API writes in parallel (decisions stay one at a time)"
+    )
     metrics_port: int = Field(
         default=7472, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
     )
@@ -162,17 +166,32 @@ class Controller:
             self._restore_all()
             self._requeue_all()
             self._leading_ready = True
+        workers = [
+            threading.Thread(target=self._work, args=(stop,), name=f"worker-{i}", daemon=True)
+            for i in range(self.settings.workers)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        log.info("%s: no longer leading", self.settings.identity)
+        self._restored = self._leading_ready = False
+
+    def _work(self, stop: threading.Event) -> None:
+        """One worker: decisions one at a time under the lock, API writes in parallel."""
         while not stop.is_set() and self.elector.is_leader():
             key = self.queue.get(timeout=0.2)
             if key is None:
                 continue
             try:
                 with self._lock:
-                    self._handle(key)
+                    todo = self._handle(key)
+                if todo is not None:
+                    self._write(key, *todo)
             except Exception as exc:  # one bad Service must not stop the others
                 self._retry(key, exc)
-        log.info("%s: no longer leading", self.settings.identity)
-        self._restored = self._leading_ready = False
+            finally:
+                self.queue.done(key)
 
     def _retry(self, key: str, exc: Exception) -> None:
         if isinstance(exc, NotLeader):
@@ -185,7 +204,9 @@ class Controller:
         log.warning("%s: %s; retrying", key, exc if isinstance(exc, ApiException) else repr(exc))
         self.queue.add_after(key, 1.0)
 
-    def _handle(self, key: str) -> None:
+    def _handle(self, key: str) -> tuple[dict[str, Any], reconcile.Writes] | None:
+        """Decide (under the lock); return the writes to make for a Service, if any."""
+        todo = None
         if key == "config:":
             if self._load_config():
                 self._restore_all()
@@ -194,8 +215,9 @@ class Controller:
             if self._load_nodes():
                 self._requeue_all()
         else:
-            self._reconcile(key)
+            todo = self._reconcile(key)
         self._update_pool_metrics()
+        return todo
 
     def _requeue_all(self) -> None:
         for obj in self.services.items():
@@ -272,21 +294,20 @@ class Controller:
 
     # --- one Service ---
 
-    def _reconcile(self, key: str) -> None:
+    def _reconcile(self, key: str) -> tuple[dict[str, Any], reconcile.Writes] | None:
         obj = self.services.get(key)
         skey = ServiceKey(key)
         if obj is None:  # deleted; any finalizer was handled while it was terminating
             self._release(skey)
-            return
-        if obj["metadata"].get("deletionTimestamp") or not self.handling.handles(obj):
+            return None
+        if services.deleting(obj) or not self.handling.handles(obj):
             self._release(skey)
             why = (
                 "the Service is being deleted"
-                if obj["metadata"].get("deletionTimestamp")
+                if services.deleting(obj)
                 else f"the Service is no longer a LoadBalancer of class {self.settings.lb_class}"
             )
-            self._apply(key, obj, reconcile.for_release(obj, why))
-            return
+            return self._fresh(key, obj, reconcile.for_release(obj, why))
         request = services.request_of(obj)
         decision = self.allocator.decide(request)
         for evicted in decision.evicted:
@@ -295,8 +316,9 @@ class Controller:
             self._pending.add(key)
         else:
             self._pending.discard(key)
+        if decision.cleared:
+            self._wake_pending()
         self.metrics.allocations.labels(decision.outcome.value).inc()
-        writes = reconcile.for_decision(obj, decision)
         log.debug(
             "%s: %s %s%s",
             key,
@@ -304,12 +326,23 @@ class Controller:
             ",".join(map(str, decision.ips)) or "-",
             f" ({decision.problem.message})" if decision.problem else "",
         )
-        self._apply(key, obj, writes)
-        if writes.ingress is not None and key in self._seen_at:
-            self.metrics.allocation_seconds.observe(time.monotonic() - self._seen_at[key])
-        self._seen_at.pop(key, None)
-        if decision.cleared:
-            self._wake_pending()
+        return self._fresh(key, obj, reconcile.for_decision(obj, decision))
+
+    def _fresh(
+        self, key: str, obj: dict[str, Any], writes: reconcile.Writes
+    ) -> tuple[dict[str, Any], reconcile.Writes] | None:
+        """Drop events already sent for this Service (a resync, our own status write)."""
+        events = writes.events if writes.events != self._last_events.get(key) else ()
+        if writes.events:
+            self._last_events[key] = writes.events
+        todo = dataclasses.replace(writes, events=events)
+        return None if todo.empty else (obj, todo)
+
+    def _write(self, key: str, obj: dict[str, Any], writes: reconcile.Writes) -> None:
+        self.writer.apply(obj, writes)
+        seen = self._seen_at.pop(key, None)
+        if writes.ingress is not None and seen is not None:
+            self.metrics.allocation_seconds.observe(time.monotonic() - seen)
 
     def _release(self, key: ServiceKey) -> None:
         self._pending.discard(key)
@@ -321,15 +354,6 @@ class Controller:
     def _wake_pending(self) -> None:
         for key in sorted(self._pending):
             self.queue.add(key)
-
-    def _apply(self, key: str, obj: dict[str, Any], writes: reconcile.Writes) -> None:
-        # The same events again (a resync, our own status write) are not news.
-        fresh = writes.events if writes.events != self._last_events.get(key) else ()
-        if writes.events:
-            self._last_events[key] = writes.events
-        to_write = reconcile.Writes(writes.finalizer, writes.ingress, writes.pool_annotation, fresh)
-        if not to_write.empty:
-            self.writer.apply(obj, to_write)
 
     def _update_pool_metrics(self) -> None:
         cfg = self.allocator.config

@@ -1,7 +1,8 @@
-"""A de-duplicating work queue of keys with delayed re-adds, for one worker (no I/O).
+"""A de-duplicating work queue of keys with delayed re-adds, for several workers (no I/O).
 
-A key waiting in the queue is never queued twice; a key being processed that is added again is
-processed once more afterwards, so no change is lost. The clock is injected for tests.
+A key waiting in the queue is never queued twice; a key is never handed to two workers at
+once; a key added again while a worker holds it is queued once more when that worker calls
+``done``, so no change is lost. The clock is injected for tests.
 """
 
 from __future__ import annotations
@@ -23,16 +24,31 @@ class WorkQueue(Generic[K]):
         self._cond = threading.Condition()
         self._order: deque[K] = deque()
         self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
         self._delayed: list[tuple[float, int, K]] = []
         self._seq = itertools.count()
         self._closed = False
 
     def add(self, key: K) -> None:
         with self._cond:
-            if key not in self._queued:
-                self._queued.add(key)
-                self._order.append(key)
-                self._cond.notify()
+            self._add(key)
+
+    def _add(self, key: K) -> None:
+        if key in self._processing:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._order.append(key)
+            self._cond.notify()
+
+    def done(self, key: K) -> None:
+        """A worker finished ``key``; if it changed meanwhile, it goes round again."""
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self._add(key)
 
     def add_after(self, key: K, delay: float) -> None:
         with self._cond:
@@ -49,19 +65,20 @@ class WorkQueue(Generic[K]):
             self._cond.notify_all()
 
     def get(self, timeout: float | None = None) -> K | None:
-        """The next key, or None when closed or after ``timeout`` seconds with nothing."""
+        """The next key, or None when closed or after ``timeout`` seconds with nothing.
+
+        The caller owns the key until it calls ``done(key)``.
+        """
         deadline = None if timeout is None else self._clock() + timeout
         with self._cond:
             while True:
                 now = self._clock()
                 while self._delayed and self._delayed[0][0] <= now:
-                    _, _, key = heapq.heappop(self._delayed)
-                    if key not in self._queued:
-                        self._queued.add(key)
-                        self._order.append(key)
+                    self._add(heapq.heappop(self._delayed)[2])
                 if self._order:
                     key = self._order.popleft()
                     self._queued.discard(key)
+                    self._processing.add(key)
                     return key
                 if self._closed:
                     return None

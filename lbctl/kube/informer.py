@@ -25,6 +25,14 @@ Handler = Callable[[str, Obj], None]
 ListFunc = Callable[..., Any]
 
 
+def slim(obj: Obj) -> Obj:
+    """Drop what no adapter reads and what costs most memory: managedFields."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
+
+
 def obj_key(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     ns = meta.get("namespace")
@@ -100,7 +108,7 @@ class Informer:
         response = self._list(_preload_content=False, _request_timeout=30, **self._kwargs)
         data = json.loads(response.data)
         version = str(data.get("metadata", {}).get("resourceVersion", ""))
-        fresh = {obj_key(o): o for o in data.get("items") or []}
+        fresh = {obj_key(o): slim(o) for o in data.get("items") or []}
         with self._lock:
             old, self._cache = self._cache, fresh
         self.relists += 1
@@ -127,7 +135,7 @@ class Informer:
                 if stop.is_set():
                     break
                 event = json.loads(line)
-                kind, obj = event.get("type"), event.get("object") or {}
+                kind, obj = event.get("type"), slim(event.get("object") or {})
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise Gone()

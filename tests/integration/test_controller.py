@@ -6,7 +6,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from kube_helpers import ControllerProcess, events, ingress, put_config, service, wait_for
+from kube_helpers import (
+    ControllerProcess,
+    events,
+    ingress,
+    metrics,
+    probe,
+    put_config,
+    service,
+    wait_for,
+)
 from kubernetes import client
 
 from lbctl.lab import controlplane
@@ -27,9 +36,17 @@ def test_a_loadbalancer_service_gets_an_address_a_finalizer_and_an_event(
     core: client.CoreV1Api, namespace: str, run_controller: Start
 ) -> None:
     put_config(core, namespace, POOL)
-    run_controller()
+    ctl = run_controller()
     core.create_namespaced_service(namespace, service("web"))
     assert wait_for("an address", lambda: ingress(core, namespace, "web")) == ["198.51.100.200"]
+    m = wait_for("metrics", lambda: (m := metrics(ctl.port)).get(
+        'lbctl_allocator_addresses_in_use{family="IPv4",pool="lan"}') == 1 and m)
+    assert m['lbctl_allocator_addresses_total{family="IPv4",pool="lan"}'] == 4
+    assert m['lbctl_allocator_addresses_total{family="IPv6",pool="lan"}'] == 4
+    assert m['lbctl_allocations_total{outcome="allocated"}'] >= 1
+    assert m["lbctl_allocation_latency_seconds_count"] >= 1
+    assert m["lbctl_config_stale"] == 0 and m["lbctl_leader"] == 1
+    assert probe(ctl.port, "/healthz") == 200
     svc = core.read_namespaced_service("web", namespace)
     assert "service.kubernetes.io/load-balancer-cleanup" in svc.metadata.finalizers
     assert svc.metadata.annotations["lbctl.io/allocated-from-pool"] == "lan"

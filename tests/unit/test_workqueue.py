@@ -20,12 +20,16 @@ def test_a_waiting_key_is_queued_once_and_order_is_kept() -> None:
     assert [q.get(0), q.get(0), q.get(0), q.get(0)] == ["a", "b", "c", None]
 
 
-def test_a_key_added_while_being_processed_comes_back() -> None:
+def test_a_key_added_while_being_processed_comes_back_after_done() -> None:
     q: WorkQueue[str] = WorkQueue()
     q.add("a")
     assert q.get(0) == "a"
-    q.add("a")  # changed again while the worker handles it
+    q.add("a")  # changed again while a worker handles it
+    assert q.get(0) is None  # never to a second worker at the same time
+    q.done("a")
     assert q.get(0) == "a"
+    q.done("a")
+    assert q.get(0) is None
 
 
 def test_delayed_keys_wait_for_their_time() -> None:

@@ -1,0 +1,93 @@
+"""Which node announces an address: a pure function every speaker computes alike (pure).
+
+Rendezvous (highest-random-weight) hashing: each candidate node scores
+``sha256(node + "#" + address)`` and the highest score wins. Every speaker that sees the same
+live, eligible nodes picks the same owner with no messages exchanged, and a node joining or
+leaving moves only the addresses it wins or held, about 1/N of them.
+
+Eligibility is decided here too, from plain values: the announce node selector, the
+``node.kubernetes.io/exclude-from-external-load-balancers`` label, a drain mark, a live speaker
+Lease, and for ``externalTrafficPolicy: Local`` a ready endpoint on the node.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from lbctl import ipam
+from lbctl.selectors import Selector
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+DRAIN_LABEL = "lbctl.io/drain"
+
+
+def score(node: str, ip: ipam.IP) -> bytes:
+    return hashlib.sha256(f"{node}#{ip}".encode()).digest()
+
+
+def owner(ip: ipam.IP, candidates: Iterable[str]) -> str | None:
+    """The node that announces ``ip`` among ``candidates``; None if there is none."""
+    best: tuple[bytes, str] | None = None
+    for node in candidates:
+        key = (score(node, ip), node)
+        if best is None or key > best:
+            best = key
+    return best[1] if best else None
+
+
+class Ineligible(enum.Enum):
+    """Why a node may not announce (a closed set, shown by ``lbctl status``)."""
+
+    NO_SPEAKER = "no live speaker"
+    NODE_SELECTOR = "does not match announce.nodeSelector"
+    EXCLUDED = f"labelled {EXCLUDE_LABEL}"
+    DRAINED = f"drained ({DRAIN_LABEL})"
+    NO_LOCAL_ENDPOINT = "no ready endpoint of the Service (externalTrafficPolicy: Local)"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    labels: Mapping[str, str]
+
+
+def node_ineligible(
+    node: NodeInfo, *, live: Collection[str], selector: Selector, honour_exclude_label: bool = True
+) -> Ineligible | None:
+    """Why ``node`` may not announce anything, or None; per-Service rules come after."""
+    if node.name not in live:
+        return Ineligible.NO_SPEAKER
+    if node.labels.get(DRAIN_LABEL, "").lower() in ("true", "1", "yes"):
+        return Ineligible.DRAINED
+    if honour_exclude_label and EXCLUDE_LABEL in node.labels:
+        return Ineligible.EXCLUDED
+    if not selector.matches(node.labels):
+        return Ineligible.NODE_SELECTOR
+    return None
+
+
+@dataclass(frozen=True)
+class AddressNeeds:
+    """What one announced address needs from its owner, merged over the Services sharing it."""
+
+    ip: ipam.IP
+    services: tuple[str, ...]
+    # For Local policy: nodes with a ready endpoint of *every* Local Service on the address;
+    # None when no Service on it is Local.
+    local_nodes: frozenset[str] | None = None
+
+
+def candidates(need: AddressNeeds, eligible_nodes: Collection[str]) -> list[str]:
+    if need.local_nodes is None:
+        return sorted(eligible_nodes)
+    return sorted(n for n in eligible_nodes if n in need.local_nodes)
+
+
+def assign(
+    needs: Iterable[AddressNeeds], eligible_nodes: Collection[str]
+) -> dict[ipam.IP, str | None]:
+    """The owner of every address (None where no node can announce it)."""
+    return {need.ip: owner(need.ip, candidates(need, eligible_nodes)) for need in needs}

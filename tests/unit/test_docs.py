@@ -1,0 +1,30 @@
+"""The docs name every setting, reason, event and metric the code has (docs stay true)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lbctl import allocator, controller
+
+DOCS = Path(__file__).parents[2] / "docs"
+REFERENCE = (DOCS / "configuration.md").read_text()
+METRICS_SOURCE = (Path(controller.__file__).parent / "metrics.py").read_text()
+
+
+@pytest.mark.parametrize("field", sorted(controller.ControllerSettings.model_fields))
+def test_every_controller_setting_is_documented(field: str) -> None:
+    assert f"--{field.replace('_', '-')}" in REFERENCE
+
+
+@pytest.mark.parametrize("reason", [r.value for r in allocator.Reason])
+def test_every_pending_reason_is_documented(reason: str) -> None:
+    assert f"`{reason}`" in REFERENCE
+    assert f"`{reason}`" in (DOCS / "operations.md").read_text()
+
+
+@pytest.mark.parametrize("metric", re.findall(r'"(lbctl_[a-z_]+)"', METRICS_SOURCE))
+def test_every_metric_is_documented(metric: str) -> None:
+    assert metric in REFERENCE
