@@ -48,6 +48,59 @@ def _controller(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speaker(args: argparse.Namespace) -> int:
+    from lbctl import speaker
+    from lbctl.kube import client as kclient
+
+    cfg = settings.load(speaker.SpeakerSettings, args)
+    _setup_logging(cfg.log_level)
+    if not cfg.node_name:
+        print(
+            "lbctl speaker: the node name is required: --node-name or LBCTL_NODE_NAME "
+            "(from the downward API, spec.nodeName)",
+            file=sys.stderr,
+        )
+        return 2
+    api, choice = kclient.api_client(cfg.kubeconfig)
+    api.user_agent = f"lbctl-speaker/{cfg.node_name}"
+    logging.getLogger("lbctl").info("credentials from %s", choice.source.value)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    speaker.Speaker(api, cfg).run(stop)
+    return 0
+
+
+def _drain(args: argparse.Namespace) -> int:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from lbctl import election
+    from lbctl.kube import client as kclient
+
+    cfg = settings.load(settings.CommonSettings, args)
+    api, _ = kclient.api_client(cfg.kubeconfig)
+    value = "true" if args.command == "drain" else None
+    with api:
+        try:
+            client.CoreV1Api(api).patch_node(
+                args.node, {"metadata": {"labels": {election.DRAIN_LABEL: value}}}
+            )
+        except ApiException as exc:
+            print(
+                f"lbctl {args.command}: node {args.node}: {exc.status} {exc.reason}",
+                file=sys.stderr,
+            )
+            return 1
+    what = (
+        "drained: its speaker withdraws every address it announces; others take over"
+        if value
+        else "undrained: it may announce again"
+    )
+    print(f"node {args.node} {what}")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
@@ -127,6 +180,19 @@ def parser() -> argparse.ArgumentParser:
     ctl = sub.add_parser("controller", help="run the controller (allocates addresses)")
     settings.add_flags(ctl, ControllerSettings)
     ctl.set_defaults(run=_controller)
+    from lbctl.speaker import SpeakerSettings
+
+    spk = sub.add_parser("speaker", help="run the speaker (announces addresses on this node)")
+    settings.add_flags(spk, SpeakerSettings)
+    spk.set_defaults(run=_speaker)
+    for name, text in (
+        ("drain", "withdraw every announcement from NODE before maintenance"),
+        ("undrain", "let NODE announce again"),
+    ):
+        d = sub.add_parser(name, help=text)
+        d.add_argument("node", metavar="NODE")
+        settings.add_flags(d, settings.CommonSettings)
+        d.set_defaults(run=_drain)
     st = sub.add_parser("status", help="addresses, pending reasons and pool usage")
     settings.add_flags(st, settings.PoolSettings)
     st.add_argument("-o", "--output", choices=["table", "json"], default="table")

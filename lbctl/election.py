@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from lbctl import ipam
@@ -78,6 +78,34 @@ class AddressNeeds:
     # For Local policy: nodes with a ready endpoint of *every* Local Service on the address;
     # None when no Service on it is Local.
     local_nodes: frozenset[str] | None = None
+
+
+def needs(
+    announced: Iterable[tuple[str, Iterable[ipam.IP], bool]],
+    local_nodes: Mapping[str, frozenset[str]],
+    in_pool: Callable[[ipam.IP], bool],
+) -> list[AddressNeeds]:
+    """Merge Services by address: ``(service, addresses, local)`` → one need per address.
+
+    Addresses outside every configured pool are left out, whatever a status says. For Local
+    Services an owner needs a ready endpoint of each of them (sharing requires identical
+    selectors, so in practice their endpoints are the same).
+    """
+    by_ip: dict[ipam.IP, tuple[list[str], frozenset[str] | None]] = {}
+    for service, ips, local in announced:
+        for ip in ips:
+            if not in_pool(ip):
+                continue
+            names, nodes = by_ip.get(ip, ([], None))
+            names.append(service)
+            if local:
+                mine = local_nodes.get(service, frozenset())
+                nodes = mine if nodes is None else nodes & mine
+            by_ip[ip] = (names, nodes)
+    return [
+        AddressNeeds(ip, tuple(sorted(names)), nodes)
+        for ip, (names, nodes) in sorted(by_ip.items(), key=lambda kv: (kv[0].version, int(kv[0])))
+    ]
 
 
 def candidates(need: AddressNeeds, eligible_nodes: Collection[str]) -> list[str]:

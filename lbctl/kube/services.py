@@ -170,6 +170,31 @@ def request_of(obj: Obj) -> ServiceRequest:
     )
 
 
+@dataclass(frozen=True)
+class Announced:
+    """What the speaker needs of a Service: its status addresses and traffic policy."""
+
+    key: ServiceKey
+    ips: tuple[ipam.IP, ...]
+    local: bool  # externalTrafficPolicy: Local
+
+
+def announced(obj: Obj, handling: Handling) -> Announced | None:
+    """The addresses a handled, live Service has in status; None for any other Service."""
+    if not handling.handles(obj) or deleting(obj):
+        return None
+    ips = current_ips(obj)
+    if not ips:
+        return None
+    local = _dict(obj.get("spec")).get("externalTrafficPolicy") == "Local"
+    return Announced(key_of(obj), ips, local)
+
+
+def node_labels(node: Obj) -> tuple[str, dict[str, str]]:
+    meta = _dict(node.get("metadata"))
+    return str(meta.get("name", "")), _str_map(meta.get("labels"))
+
+
 def node_addresses(node: Obj) -> dict[ipam.IP, str]:
     """InternalIP and ExternalIP addresses of a Node, which must never be handed out."""
     name = str(_dict(node.get("metadata")).get("name", ""))

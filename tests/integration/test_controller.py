@@ -39,8 +39,16 @@ def test_a_loadbalancer_service_gets_an_address_a_finalizer_and_an_event(
     ctl = run_controller()
     core.create_namespaced_service(namespace, service("web"))
     assert wait_for("an address", lambda: ingress(core, namespace, "web")) == ["198.51.100.200"]
-    m = wait_for("metrics", lambda: (m := metrics(ctl.port)).get(
-        'lbctl_allocator_addresses_in_use{family="IPv4",pool="lan"}') == 1 and m)
+    m = wait_for(
+        "metrics",
+        lambda: (
+            (m := metrics(ctl.port)).get(
+                'lbctl_allocator_addresses_in_use{family="IPv4",pool="lan"}'
+            )
+            == 1
+            and m
+        ),
+    )
     assert m['lbctl_allocator_addresses_total{family="IPv4",pool="lan"}'] == 4
     assert m['lbctl_allocator_addresses_total{family="IPv6",pool="lan"}'] == 4
     assert m['lbctl_allocations_total{outcome="allocated"}'] >= 1

@@ -1,0 +1,1 @@
+"""Layer-2 announcing: netlink view of the host, raw-socket responder (I/O)."""

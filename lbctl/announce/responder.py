@@ -1,0 +1,243 @@
+"""Raw-socket ARP and NDP answering and gratuitous sending (I/O; needs only CAP_NET_RAW).
+
+No address is added to any interface: requests are read from AF_PACKET sockets and answered
+from user space with the MAC of the interface they arrived on. The set of owned addresses is
+swapped atomically; an address leaves it, and stops being answered, at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import logging
+import os
+import select
+import socket
+import struct
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from lbctl import ipam, packets
+from lbctl.interfaces import Link
+
+log = logging.getLogger(__name__)
+
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_DROP_MEMBERSHIP = 2
+PACKET_MR_MULTICAST = 0
+PACKET_IGNORE_OUTGOING = 23
+SO_ATTACH_FILTER = 26  # not exported by Python's socket module
+
+# Classic BPF: IPv6, next header ICMPv6, ICMPv6 type 135 (NS); everything else stays in the
+# kernel. ldh [12]; jeq 0x86dd; ldb [20]; jeq 58; ldb [54]; jeq 135; ret 65535; ret 0.
+_NS_FILTER = [
+    (0x28, 0, 0, 12),
+    (0x15, 0, 5, 0x86DD),
+    (0x30, 0, 0, 20),
+    (0x15, 0, 3, 58),
+    (0x30, 0, 0, 54),
+    (0x15, 0, 1, 135),
+    (0x06, 0, 0, 0xFFFF),
+    (0x06, 0, 0, 0),
+]
+
+
+def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    code = b"".join(struct.pack("HBBI", *insn) for insn in program)
+    buf = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    sock._lbctl_filter = buf  # type: ignore[attr-defined]  # keep the program alive
+
+
+Owned = Mapping[ipam.IP, tuple[Link, ...]]
+Count = Callable[[str, str], None]  # (counter, label): the speaker turns these into metrics
+
+
+@dataclass
+class _Port:
+    """The sockets of one interface."""
+
+    link: Link
+    arp: socket.socket
+    ns: socket.socket
+    mac: bytes
+    groups: set[ipaddress.IPv6Address] = field(default_factory=set)
+    mld: socket.socket | None = None
+
+    def close(self) -> None:
+        for s in (self.arp, self.ns, self.mld):
+            if s is not None:
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+def _packet_socket(ifname: str, proto: int) -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+    with contextlib.suppress(OSError):  # kernels before 4.20: our own frames come back too
+        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    sock.bind((ifname, proto))
+    sock.setblocking(False)
+    return sock
+
+
+class Responder:
+    def __init__(self, count: Count = lambda counter, label: None) -> None:
+        self._count = count
+        self._owned: Owned = {}
+        self._ports: dict[int, _Port] = {}
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+
+    # --- ownership ---
+
+    def owned(self) -> Owned:
+        return self._owned
+
+    def set_owned(self, owned: Owned) -> None:
+        """Answer exactly for ``owned`` from now on, each address on its links."""
+        owned = {ip: links for ip, links in owned.items() if links}
+        with self._lock:
+            wanted = {link.index: link for links in owned.values() for link in links}
+            for index in list(self._ports):
+                port = self._ports[index]
+                if index not in wanted or wanted[index].mac != port.link.mac:
+                    port.close()
+                    del self._ports[index]
+            for index, link in wanted.items():
+                if index not in self._ports:
+                    try:
+                        self._ports[index] = self._open(link)
+                    except OSError as exc:
+                        log.error("cannot open raw sockets on %s: %s", link.name, exc)
+            self._owned = owned  # one reference swap: readers see old or new, never half
+            for index, port in self._ports.items():
+                groups = {
+                    packets.solicited_node(ip)
+                    for ip, links in owned.items()
+                    if isinstance(ip, ipaddress.IPv6Address)
+                    and any(link.index == index for link in links)
+                }
+                self._join(port, groups)
+        os.write(self._wake_w, b"x")
+
+    def _open(self, link: Link) -> _Port:
+        arp = _packet_socket(link.name, packets.ETH_P_ARP)
+        ns = _packet_socket(link.name, packets.ETH_P_IPV6)
+        _attach_filter(ns, _NS_FILTER)
+        return _Port(link, arp, ns, packets.mac_bytes(link.mac))
+
+    def _join(self, port: _Port, groups: set[ipaddress.IPv6Address]) -> None:
+        """Receive Neighbor Solicitations for our IPv6 addresses: their solicited-node groups,
+        at the link layer (this socket) and through MLD (so snooping switches forward them)."""
+        for group, option in [(g, PACKET_ADD_MEMBERSHIP) for g in groups - port.groups] + [
+            (g, PACKET_DROP_MEMBERSHIP) for g in port.groups - groups
+        ]:
+            mac = packets.multicast_mac(group)
+            mreq = struct.pack("iHH8s", port.link.index, PACKET_MR_MULTICAST, 6, mac)
+            with contextlib.suppress(OSError):
+                port.ns.setsockopt(SOL_PACKET, option, mreq)
+            if port.mld is None:
+                port.mld = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            ip_option = (
+                socket.IPV6_JOIN_GROUP
+                if option == PACKET_ADD_MEMBERSHIP
+                else socket.IPV6_LEAVE_GROUP
+            )
+            with contextlib.suppress(OSError):  # IPv6 may be off on this link
+                port.mld.setsockopt(
+                    socket.IPPROTO_IPV6,
+                    ip_option,
+                    group.packed + struct.pack("@I", port.link.index),
+                )
+        port.groups = set(groups)
+
+    # --- sending ---
+
+    def announce(self, ip: ipam.IP, link: Link) -> int:
+        """Gratuitous ARP (both forms) or an unsolicited NA for ``ip`` on ``link``."""
+        port = self._ports.get(link.index)
+        if port is None:
+            return 0
+        if isinstance(ip, ipaddress.IPv4Address):
+            frames = packets.gratuitous_arp(port.mac, ip)
+        else:
+            frames = [packets.unsolicited_na(port.mac, ip, link.link_local)]
+        sent = 0
+        for frame in frames:
+            try:
+                port.arp.send(frame)
+                sent += 1
+            except OSError as exc:
+                log.warning("gratuitous send on %s: %s", link.name, exc)
+        self._count("gratuitous", f"IPv{ip.version}")
+        return sent
+
+    # --- answering ---
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with self._lock:
+                ports = list(self._ports.values())
+            socks = {p.arp.fileno(): (p, True) for p in ports}
+            socks.update({p.ns.fileno(): (p, False) for p in ports})
+            try:
+                ready, _, _ = select.select([self._wake_r, *socks], [], [], 0.5)
+            except (OSError, ValueError):
+                continue  # a socket closed under us: rebuild the set
+            for fd in ready:
+                if fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                    continue
+                port, is_arp = socks[fd]
+                self._drain(port, is_arp)
+
+    def _drain(self, port: _Port, is_arp: bool) -> None:
+        sock = port.arp if is_arp else port.ns
+        for _ in range(64):  # bounded: one busy interface cannot starve the others
+            try:
+                frame = sock.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            try:
+                self.handle(port, frame, is_arp)
+            except Exception as exc:  # a hostile frame must never stop the responder
+                log.warning("frame on %s: %s", port.link.name, exc)
+
+    def handle(self, port: _Port, frame: bytes, is_arp: bool) -> None:
+        family = "IPv4" if is_arp else "IPv6"
+        req = packets.parse_arp(frame) if is_arp else packets.parse_ns(frame)
+        if isinstance(req, packets.Drop):
+            if req is not packets.Drop.NOT_REQUEST:  # replies fly past all the time
+                self._count("dropped", req.name.lower())
+            return
+        self._count("requests", family)
+        links = self._owned.get(req.target_ip)
+        if links is None:
+            self._count("dropped", packets.Drop.NOT_OURS.name.lower())
+            return
+        if all(link.index != port.link.index for link in links):
+            self._count("dropped", packets.Drop.WRONG_INTERFACE.name.lower())
+            return
+        if isinstance(req, packets.ArpRequest):
+            reply = packets.arp_reply(port.mac, req)
+        else:
+            reply = packets.na_reply(port.mac, req, port.link.link_local)
+        port.arp.send(reply)
+        self._count("replies", family)
+
+    def close(self) -> None:
+        with self._lock:
+            for port in self._ports.values():
+                port.close()
+            self._ports.clear()
+            self._owned = {}
+        os.close(self._wake_r)
+        os.close(self._wake_w)

@@ -1,0 +1,322 @@
+"""The speaker process: leases, informers, election, responder and announcements, wired (I/O).
+
+Every speaker computes the same owner for every address from the same inputs (``election``);
+the owner answers ARP/NDP for it on the right interfaces (``announce.responder``) and sends
+gratuitous rounds after taking over and a periodic refresh (``garp``). Nothing is announced
+before the caches have synced, without a valid config, or while our own Lease is not fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from kubernetes import client
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import Field
+
+from lbctl import config, election, ipam, reconcile
+from lbctl.announce import netlink
+from lbctl.announce.responder import Responder
+from lbctl.garp import GarpSchedule
+from lbctl.interfaces import Link, pick
+from lbctl.kube import endpoints, services, speakers
+from lbctl.kube.informer import Informer
+from lbctl.kube.writer import ServiceWriter
+from lbctl.metrics import serve
+from lbctl.settings import PoolSettings
+
+log = logging.getLogger(__name__)
+
+
+class SpeakerSettings(PoolSettings):
+    node_name: str = Field(default="", description="this node's name (from the downward API)")
+    lease_duration: int = Field(default=4, ge=1, description="speaker Lease duration, seconds")
+    renew_period: float = Field(default=1.0, gt=0, description="speaker Lease renewal, seconds")
+    ignore_exclude_label: bool = Field(
+        default=False, description=f"announce from nodes labelled {election.EXCLUDE_LABEL}"
+    )
+    metrics_address: str = Field(default="0.0.0.0", description="metrics/probes address")
+    metrics_port: int = Field(
+        default=7473, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
+    )
+
+
+class SpeakerMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.announced = Gauge(
+            "lbctl_speaker_announced",
+            "1 for each address this node announces",
+            ["service", "ip"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "lbctl_speaker_requests_received",
+            "ARP requests / Neighbor Solicitations received",
+            ["family"],
+            registry=r,
+        )
+        self.replies = Counter(
+            "lbctl_speaker_replies_sent", "ARP / NDP replies sent", ["family"], registry=r
+        )
+        self.gratuitous = Counter(
+            "lbctl_speaker_gratuitous_sent",
+            "Gratuitous ARP / unsolicited NA rounds sent",
+            ["family"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "lbctl_speaker_frames_dropped", "Frames not answered, by reason", ["reason"], registry=r
+        )
+        self.ownership_changes = Counter(
+            "lbctl_speaker_ownership_changes",
+            "Addresses this node took or gave up",
+            ["change"],
+            registry=r,
+        )
+        self.renew_failures = Counter(
+            "lbctl_speaker_lease_renewal_failures",
+            "Failed renewals of this node's Lease",
+            registry=r,
+        )
+        self.live_speakers = Gauge(
+            "lbctl_speaker_live_speakers", "Speakers with a live Lease", registry=r
+        )
+
+    def count(self, counter: str, label: str) -> None:
+        {
+            "requests": self.requests,
+            "replies": self.replies,
+            "gratuitous": self.gratuitous,
+            "dropped": self.dropped,
+        }[counter].labels(label).inc()
+
+
+class Speaker:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: SpeakerSettings,
+        metrics: SpeakerMetrics | None = None,
+    ) -> None:
+        if not settings.node_name:
+            raise ValueError("the speaker needs its node name: --node-name or LBCTL_NODE_NAME")
+        self.api, self.settings = api, settings
+        self.me = settings.node_name
+        self.metrics = metrics or SpeakerMetrics()
+        self.handling = services.Handling(settings.lb_class, settings.class_less)
+        core = client.CoreV1Api(api)
+        self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
+        self.slices = Informer(
+            "endpointslices", endpoints.lister(api, endpoints.api_version(api)), self._poke
+        )
+        self.nodes = Informer("nodes", core.list_node, self._poke)
+        self.leases = Informer(
+            "leases",
+            client.CoordinationV1Api(api).list_namespaced_lease,
+            self._on_lease,
+            namespace=settings.namespace,
+            label_selector=f"{speakers.LABEL}={speakers.LABEL_VALUE}",
+        )
+        self.configmaps = Informer(
+            "configmap",
+            core.list_namespaced_config_map,
+            self._poke,
+            namespace=settings.namespace,
+            field_selector=f"metadata.name={settings.config_map}",
+        )
+        self.informers = [self.services, self.slices, self.nodes, self.leases, self.configmaps]
+        self.liveness = speakers.Liveness()
+        self.own = speakers.OwnLease(
+            api,
+            namespace=settings.namespace,
+            node=self.me,
+            timings=speakers.LeaseTimings(settings.lease_duration, settings.renew_period),
+            on_failure=self.metrics.renew_failures.inc,
+        )
+        self.responder = Responder(count=self.metrics.count)
+        self.writer = ServiceWriter(
+            api, may_write=lambda: True, component="lbctl-speaker", host=self.me
+        )
+        self.links: list[Link] = []
+        self._wake = threading.Event()
+        self._config: config.PoolConfig | None = None
+        self._config_text: str | None = None
+        self.owned: dict[ipam.IP, tuple[Link, ...]] = {}
+        self._needs: dict[ipam.IP, election.AddressNeeds] = {}
+        self._labelled: dict[ipam.IP, tuple[str, ...]] = {}  # announced{service, ip} series
+        self.schedule: GarpSchedule[ipam.IP] = GarpSchedule(config.Garp())
+
+    # --- inputs ---
+
+    def _poke(self, kind: str, obj: dict[str, Any]) -> None:
+        self._wake.set()
+
+    def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
+        self.liveness.observe(kind, obj)
+        self._wake.set()
+
+    def _on_links(self, links: list[Link]) -> None:
+        self.links = links
+        self._wake.set()
+
+    def _load_config(self) -> config.PoolConfig | None:
+        obj = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_map}")
+        text = ((obj or {}).get("data") or {}).get(config.CONFIG_KEY)
+        if obj is not None and text != self._config_text:
+            self._config_text = text
+            try:
+                self._config = config.parse_configmap(obj.get("data"))
+                self.schedule.garp = self._config.announce.garp
+            except config.ConfigError as exc:
+                log.error("invalid config, keeping the last good one: %s", exc)
+        return self._config
+
+    def ready(self) -> bool:
+        return all(i.synced.is_set() for i in self.informers)
+
+    # --- the loop ---
+
+    def run(self, stop: threading.Event) -> None:
+        server = None
+        if self.settings.metrics_port:
+            server = serve(
+                self.metrics.registry,
+                self.settings.metrics_address,
+                self.settings.metrics_port,
+                healthy=lambda: True,
+                ready=self.ready,
+            )
+        targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
+        targets += [
+            ("lease", self.own.run),
+            ("responder", self.responder.run),
+            ("netlink", lambda s: netlink.follow(self._on_links, s)),
+        ]
+        for name, target in targets:
+            threading.Thread(target=target, args=(stop,), name=name, daemon=True).start()
+        try:
+            while not stop.is_set():
+                self._wake.wait(self._sleep())
+                self._wake.clear()
+                if stop.is_set():
+                    break
+                self.recompute()
+                self.send_due()
+        finally:
+            self.shutdown()
+            for inf in self.informers:
+                inf.stop()
+            if server:
+                server.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop answering at once, then give our Lease back so others take over now."""
+        self.responder.set_owned({})
+        for ip in list(self.owned):
+            self._gave_up(ip)
+        self.owned = {}
+        self.own.release()
+        self.responder.close()
+
+    def _sleep(self) -> float:
+        waits = [0.5]
+        now = time.monotonic()
+        if (at := self.schedule.next_time()) is not None:
+            waits.append(at - now)
+        if (left := self.liveness.next_expiry()) is not None:
+            waits.append(left + 0.01)
+        return max(0.0, min(waits))
+
+    def desired(self) -> dict[ipam.IP, tuple[Link, ...]]:
+        """The addresses this node must announce now, each with its links."""
+        cfg = self._load_config()
+        if cfg is None or not self.ready() or not self.own.fresh():
+            return {}
+        live = self.liveness.live()
+        self.metrics.live_speakers.set(len(live))
+        infos = {}
+        for obj in self.nodes.items():
+            name, labels = services.node_labels(obj)
+            infos[name] = election.NodeInfo(name, labels)
+        eligible = [
+            n
+            for n in live
+            if election.node_ineligible(
+                infos.get(n, election.NodeInfo(n, {})),
+                live=live,
+                selector=cfg.announce.node_selector,
+                honour_exclude_label=not self.settings.ignore_exclude_label,
+            )
+            is None
+        ]
+        local_nodes: dict[str, frozenset[str]] = {}
+        for sl in self.slices.items():
+            key = endpoints.service_of(sl)
+            if key:
+                local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.ready_nodes(sl)
+        entries = [
+            (a.key, a.ips, a.local)
+            for o in self.services.items()
+            if (a := services.announced(o, self.handling)) is not None
+        ]
+        needs = election.needs(entries, local_nodes, lambda ip: cfg.pool_of(ip) is not None)
+        self._needs = {n.ip: n for n in needs}
+        owners = election.assign(needs, eligible)
+        return {
+            ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
+            for ip, node in owners.items()
+            if node == self.me
+        }
+
+    def recompute(self) -> None:
+        desired = self.desired()
+        if desired == self.owned:
+            return
+        now = time.monotonic()
+        self.responder.set_owned(desired)
+        for ip in set(self.owned) - set(desired):
+            self._gave_up(ip)
+        for ip, links in desired.items():
+            if self.owned.get(ip) != links:
+                self._took(ip, links, now, new=ip not in self.owned)
+        self.owned = desired
+
+    def _took(self, ip: ipam.IP, links: tuple[Link, ...], now: float, *, new: bool) -> None:
+        self.schedule.take(ip, now)
+        need = self._needs.get(ip)
+        names = need.services if need else ()
+        where = ", ".join(link.name for link in links) or "no interface"
+        log.info("announcing %s (%s) on %s", ip, ", ".join(names), where)
+        if new:
+            self.metrics.ownership_changes.labels("took").inc()
+        for svc in self._labelled.pop(ip, ()):
+            self.metrics.announced.remove(svc, str(ip))
+        self._labelled[ip] = names
+        for svc in names:
+            self.metrics.announced.labels(svc, str(ip)).set(1)
+            obj = self.services.get(svc)
+            if obj is not None:
+                self.writer.event(
+                    obj,
+                    reconcile.Event(
+                        reconcile.EventType.NORMAL,
+                        "Announcing",
+                        f"announcing {ip} from node {self.me} on interface {where}",
+                    ),
+                )
+
+    def _gave_up(self, ip: ipam.IP) -> None:
+        self.schedule.drop(ip)
+        self.metrics.ownership_changes.labels("gave-up").inc()
+        log.info("no longer announcing %s", ip)
+        for svc in self._labelled.pop(ip, ()):
+            self.metrics.announced.remove(svc, str(ip))
+
+    def send_due(self) -> None:
+        for ip in self.schedule.due(time.monotonic()):
+            for link in self.owned.get(ip, ()):
+                self.responder.announce(ip, link)

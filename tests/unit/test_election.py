@@ -1,0 +1,91 @@
+"""Who announces: the same owner on every speaker, minimal movement, eligibility rules."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lbctl import election
+from lbctl.election import AddressNeeds, Ineligible, NodeInfo
+from lbctl.selectors import Selector
+
+IPS = [ipaddress.ip_address(f"198.51.100.{i}") for i in range(1, 201)]
+NODES = ["node1", "node2", "node3", "node4"]
+
+
+def test_the_owner_does_not_depend_on_the_order_of_candidates() -> None:
+    for ip in IPS[:20]:
+        assert election.owner(ip, NODES) == election.owner(ip, list(reversed(NODES)))
+
+
+def test_no_candidates_no_owner() -> None:
+    assert election.owner(IPS[0], []) is None
+
+
+def test_addresses_spread_over_nodes() -> None:
+    counts = Counter(election.owner(ip, NODES) for ip in IPS)
+    assert set(counts) == set(NODES)
+    assert min(counts.values()) > len(IPS) / len(NODES) / 2
+
+
+def test_a_node_leaving_moves_only_its_own_addresses() -> None:
+    before = {ip: election.owner(ip, NODES) for ip in IPS}
+    after = {ip: election.owner(ip, NODES[:-1]) for ip in IPS}
+    moved = [ip for ip in IPS if before[ip] != after[ip]]
+    assert all(before[ip] == "node4" for ip in moved)
+
+
+def test_a_node_joining_takes_only_addresses_it_wins() -> None:
+    before = {ip: election.owner(ip, NODES) for ip in IPS}
+    after = {ip: election.owner(ip, [*NODES, "node5"]) for ip in IPS}
+    assert all(after[ip] == "node5" for ip in IPS if before[ip] != after[ip])
+
+
+@given(st.lists(st.sampled_from([*NODES, "node5", "node6"]), unique=True), st.sampled_from(IPS))
+def test_the_owner_is_always_a_candidate(cands: list[str], ip: ipaddress.IPv4Address) -> None:
+    got = election.owner(ip, cands)
+    assert (got is None) == (not cands) and (got is None or got in cands)
+
+
+LIVE = {"n1", "n2"}
+
+
+@pytest.mark.parametrize(
+    ("node", "selector", "honour", "why"),
+    [
+        (NodeInfo("n1", {}), Selector(), True, None),
+        (NodeInfo("n3", {}), Selector(), True, Ineligible.NO_SPEAKER),
+        (NodeInfo("n1", {election.DRAIN_LABEL: "true"}), Selector(), True, Ineligible.DRAINED),
+        (NodeInfo("n1", {election.EXCLUDE_LABEL: ""}), Selector(), True, Ineligible.EXCLUDED),
+        (NodeInfo("n1", {election.EXCLUDE_LABEL: ""}), Selector(), False, None),
+        (NodeInfo("n1", {}), Selector.of({"lb": "yes"}), True, Ineligible.NODE_SELECTOR),
+        (NodeInfo("n1", {"lb": "yes"}), Selector.of({"lb": "yes"}), True, None),
+    ],
+    ids=[
+        "a live node may",
+        "no live speaker",
+        "drained",
+        "excluded by label",
+        "the exclude label can be ignored",
+        "not selected",
+        "selected",
+    ],
+)
+def test_node_eligibility(
+    node: NodeInfo, selector: Selector, honour: bool, why: Ineligible | None
+) -> None:
+    assert (
+        election.node_ineligible(node, live=LIVE, selector=selector, honour_exclude_label=honour)
+        is why
+    )
+
+
+def test_local_policy_limits_candidates_to_nodes_with_ready_endpoints() -> None:
+    need = AddressNeeds(IPS[0], ("default/web",), local_nodes=frozenset({"node3"}))
+    assert election.assign([need], NODES) == {IPS[0]: "node3"}
+    nobody = AddressNeeds(IPS[1], ("default/web",), local_nodes=frozenset())
+    assert election.assign([nobody], NODES) == {IPS[1]: None}

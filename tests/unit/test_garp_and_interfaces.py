@@ -1,0 +1,92 @@
+"""Gratuitous timing (rounds > 1 s apart, then refresh) and the interface choice, without I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from lbctl.config import Garp
+from lbctl.garp import GarpSchedule
+from lbctl.interfaces import Link, pick
+
+IP = ipaddress.ip_address("198.51.100.200")
+
+
+def sends(schedule: GarpSchedule[str], until: float, step: float = 0.1) -> list[float]:
+    out, t = [], 0.0
+    while t <= until:
+        if schedule.due(t):
+            out.append(round(t, 1))
+        t = round(t + step, 1)
+    return out
+
+
+def test_rounds_at_once_then_spaced_then_refresh() -> None:
+    s: GarpSchedule[str] = GarpSchedule(Garp(rounds=3, interval_ms=1100, refresh_seconds=10))
+    s.take("a", 0.0)
+    assert sends(s, 25) == [0.0, 1.1, 2.2, 12.2, 22.2]
+
+
+def test_no_refresh_when_turned_off() -> None:
+    s: GarpSchedule[str] = GarpSchedule(Garp(rounds=2, interval_ms=1100, refresh_seconds=0))
+    s.take("a", 0.0)
+    assert sends(s, 30) == [0.0, 1.1]
+
+
+def test_dropping_stops_and_taking_again_restarts_the_rounds() -> None:
+    s: GarpSchedule[str] = GarpSchedule(Garp(rounds=3, interval_ms=1100, refresh_seconds=60))
+    s.take("a", 0.0)
+    assert s.due(0.0) == ["a"]
+    s.drop("a")
+    assert s.due(5.0) == [] and s.next_time() is None
+    s.take("a", 6.0)
+    assert s.due(6.0) == ["a"] and s.next_time() == 7.1
+
+
+def test_a_late_send_does_not_crowd_the_next_one() -> None:
+    s: GarpSchedule[str] = GarpSchedule(Garp(rounds=3, interval_ms=1100, refresh_seconds=60))
+    s.take("a", 0.0)
+    s.due(0.0)
+    assert s.due(2.0) == ["a"]  # 0.9 s late
+    assert s.next_time() == 3.1  # still more than 1 s after the real send
+
+
+def link(
+    name: str,
+    index: int,
+    nets: tuple[str, ...] = (),
+    up: bool = True,
+    default: frozenset[int] = frozenset(),
+) -> Link:
+    return Link(
+        name,
+        index,
+        f"02:00:00:00:00:{index:02x}",
+        up,
+        tuple(ipaddress.ip_network(n) for n in nets),
+        None,
+        default,
+    )
+
+
+LINKS = [
+    link("lo", 1, ("127.0.0.0/8",)),
+    link("eth0", 2, ("192.0.2.0/24",), default=frozenset({4})),
+    link("br0", 3, ("198.51.100.0/24",)),
+    link("wlan0", 4, ("198.51.100.0/24",), up=False),
+]
+
+
+def test_the_interface_on_the_address_subnet_wins() -> None:
+    assert [x.name for x in pick(IP, LINKS)] == ["br0"]
+
+
+def test_configured_interfaces_win_over_subnets() -> None:
+    assert [x.name for x in pick(IP, LINKS, ["eth0"])] == ["eth0"]
+
+
+def test_without_a_subnet_the_default_route_interface() -> None:
+    assert [x.name for x in pick(ipaddress.ip_address("203.0.113.5"), LINKS)] == ["eth0"]
+
+
+def test_no_interface_for_a_family_without_route() -> None:
+    assert pick(ipaddress.ip_address("2001:db8::5"), LINKS) == []
