@@ -204,8 +204,11 @@ class Speaker:
                 self._wake.clear()
                 if stop.is_set():
                     break
-                self.recompute()
-                self.send_due()
+                try:
+                    self.recompute()
+                    self.send_due()
+                except Exception:  # keep answering what we own; the next pass retries
+                    log.exception("recomputing announcements")
         finally:
             self.shutdown()
             for inf in self.informers:

@@ -49,8 +49,7 @@ def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]
     code = b"".join(struct.pack("HBBI", *insn) for insn in program)
     buf = ctypes.create_string_buffer(code)
     fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-    sock._lbctl_filter = buf  # type: ignore[attr-defined]  # keep the program alive
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)  # the kernel copies it
 
 
 Owned = Mapping[ipam.IP, tuple[Link, ...]]
