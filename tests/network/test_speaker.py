@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from conftest import SpeakerLan
-from kube_helpers import wait_for
+from kube_helpers import events, wait_for
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr
 from scapy.layers.l2 import ARP, Ether
 
@@ -40,6 +40,14 @@ def test_one_node_announces_an_ipv4_address_in_both_forms_and_alone_answers(
     garp = garp_macs(cap.packets(), ip)
     assert garp == {1: {sl.mac(owner)}, 2: {sl.mac(owner)}}
     assert sl.arp_replies(ip) == {sl.mac(owner)}
+    # Visible: an Event names the node and interface, and the owner's metrics say so.
+    wait_for("the Announcing event", lambda: [
+        e for e in events(sl.core, sl.namespace, "web")
+        if e[1] == "Announcing" and f"from node {sl.node_name(owner)} on interface eth0" in e[2]])
+    text = sl.lan.run(owner, ["curl", "-s", "http://127.0.0.1:7473/metrics"]).stdout
+    assert f'lbctl_speaker_announced{{ip="{ip}",service="{sl.namespace}/web"}} 1.0' in text
+    assert 'lbctl_speaker_gratuitous_sent_total{family="IPv4"}' in text
+    assert 'lbctl_speaker_replies_sent_total{family="IPv4"}' in text
 
 
 def test_one_node_answers_neighbor_solicitations_for_an_ipv6_address(speaker_lan: Build) -> None:
@@ -133,3 +141,99 @@ def test_shared_addresses_have_one_owner(speaker_lan: Build) -> None:
     owner = sl.expected_owner(ip)
     assert wait_for("an answer", lambda: sl.arp_replies(ip, 1)) == {sl.mac(owner)}
     assert sl.arp_replies(ip, 3) == {sl.mac(owner)}
+
+
+def endpoint_slice(sl: SpeakerLan, service: str, hosts: list[str]) -> dict[str, object]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1beta1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": f"{service}-1", "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": [str(sl.lan.host(h).ipv4)],
+                "conditions": {"ready": True},
+                "topology": {"kubernetes.io/hostname": sl.node_name(h)},
+            }
+            for h in hosts
+        ],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }
+
+
+def test_local_policy_announces_only_from_nodes_with_a_ready_endpoint(speaker_lan: Build) -> None:
+    from kubernetes import dynamic
+
+    sl = speaker_lan(3)
+    sl.start_all()
+    ip = sl.ip4(205)
+    slices = dynamic.DynamicClient(sl.core.api_client).resources.get(
+        api_version="discovery.k8s.io/v1beta1", kind="EndpointSlice"
+    )
+    # Pick an endpoint node that is not the owner by hash, so only the policy can explain it.
+    by_hash = sl.expected_owner(ip)
+    home = next(h for h in sl.nodes if h != by_hash)
+    slices.create(namespace=sl.namespace, body=endpoint_slice(sl, "local", [home]))
+    sl.lb_service("local", [ip], externalTrafficPolicy="Local")
+    assert wait_for("an answer", lambda: sl.arp_replies(ip, 1)) == {sl.mac(home)}
+    moved = next(h for h in sl.nodes if h not in (home,))
+    slices.patch(
+        namespace=sl.namespace,
+        name="local-1",
+        body=endpoint_slice(sl, "local", [moved]),
+        content_type="application/merge-patch+json",
+    )
+    wait_for("the move", lambda: sl.arp_replies(ip, 1) == {sl.mac(moved)}, timeout=15)
+
+
+def test_node_selector_and_exclude_label_are_obeyed(speaker_lan: Build) -> None:
+    labels = {
+        "node1": {"lb": "yes"},
+        "node2": {"lb": "yes", "node.kubernetes.io/exclude-from-external-load-balancers": ""},
+        "node3": {},
+    }
+    sl = speaker_lan(3, labels=labels)
+    from kube_helpers import put_config
+
+    put_config(sl.core, sl.namespace, sl.pool(", nodeSelector: {matchLabels: {lb: 'yes'}}"))
+    sl.start_all()
+    ips = [sl.ip4(206 + i) for i in range(6)]
+    for i, ip in enumerate(ips):
+        sl.lb_service(f"s{i}", [ip])
+    for ip in ips:  # node2 is excluded by label, node3 by the selector: node1 answers all
+        assert wait_for(f"{ip}", lambda ip=ip: sl.arp_replies(ip, 1)) == {sl.mac("node1")}
+
+
+def test_random_and_malformed_frames_leave_the_speaker_answering(speaker_lan: Build) -> None:
+    sl = speaker_lan(2)
+    sl.start_all()
+    ip = sl.ip4(212)
+    owner = sl.expected_owner(ip)
+    other = sl.ip4(213)  # a pool address no Service holds
+    sl.lb_service("web", [ip])
+    assert wait_for("an answer", lambda: sl.arp_replies(ip, 1)) == {sl.mac(owner)}
+    fuzz = f"""
+import random
+from scapy.all import ARP, Ether, IPv6, ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, Raw, fuzz, sendp
+random.seed(7)
+frames = []
+for _ in range(300):
+    frames.append(Ether(dst="ff:ff:ff:ff:ff:ff") / fuzz(ARP()))
+    frames.append(Ether(dst="ff:ff:ff:ff:ff:ff") / fuzz(ARP(op=1, pdst="{ip}")))
+    frames.append(Ether(dst="33:33:ff:00:00:01") / IPv6(dst="ff02::1:ff00:1") / fuzz(ICMPv6ND_NS()))
+    raw = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", type=0x0806) / ARP(op=1, pdst="{ip}"))
+    cut = raw[:random.randint(14, len(raw))]
+    frames.append(Ether(cut + bytes(random.randrange(256) for _ in range(8))))
+# Requests from spoofed senders for an address nobody announces:
+frames += [Ether(dst="ff:ff:ff:ff:ff:ff", src="02:99:00:00:00:%02x" % i) /
+           ARP(op=1, hwsrc="02:99:00:00:00:%02x" % i, psrc="{sl.ip4(50)}", pdst="{other}")
+           for i in range(50)]
+sendp(frames, iface="eth0", verbose=False)
+"""
+    with sl.lan.capture("client", f"arp and arp[6:2] == 2 and src host {other}") as cap:
+        sent = sl.lan.run("client", [sys.executable, "-c", fuzz], timeout=120, check=False)
+        assert sent.returncode == 0, sent.stderr[-2000:]
+    assert cap.packets() == []  # never a reply for an address we do not own
+    for host in sl.nodes:
+        sl.speakers[host].check_alive()
+    assert sl.arp_replies(ip) == {sl.mac(owner)}
