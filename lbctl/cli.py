@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import logging
 import signal
 import sys
@@ -10,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -105,9 +108,9 @@ def _status(args: argparse.Namespace) -> int:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from lbctl import status
+    from lbctl import ownership, status
     from lbctl.kube import client as kclient
-    from lbctl.kube import services
+    from lbctl.kube import endpoints, services, speakers
 
     cfg = settings.load(settings.PoolSettings, args)
     try:
@@ -125,7 +128,25 @@ def _status(args: argparse.Namespace) -> int:
             if exc.status != 404:
                 raise
             data = None
-    report = status.build(svcs, data, nodes, services.Handling(cfg.lb_class, cfg.class_less))
+        leases = api.sanitize_for_serialization(
+            client.CoordinationV1Api(api).list_namespaced_lease(cfg.namespace).items
+        )
+        version = endpoints.api_version(api)
+        slices = json.loads(endpoints.lister(api, version)().data).get("items") or []
+    handling = services.Handling(cfg.lb_class, cfg.class_less)
+    live = speakers.live_now(leases, datetime.datetime.now(datetime.UTC))
+
+    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> dict[Any, str | None]:
+        return ownership.compute(
+            pool_config,
+            service_objs=objs,
+            node_objs=nodes,
+            slice_objs=slices,
+            live=live,
+            handling=handling,
+        ).owners
+
+    report = status.build(svcs, data, nodes, handling, speaker_view)
     print(status.render(report, args.output), end="")
     return 0
 

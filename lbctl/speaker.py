@@ -17,7 +17,7 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
-from lbctl import config, election, ipam, reconcile
+from lbctl import config, election, ipam, ownership, reconcile
 from lbctl.announce import netlink
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
@@ -241,34 +241,17 @@ class Speaker:
             return {}
         live = self.liveness.live()
         self.metrics.live_speakers.set(len(live))
-        infos = {}
-        for obj in self.nodes.items():
-            name, labels = services.node_labels(obj)
-            infos[name] = election.NodeInfo(name, labels)
-        eligible = [
-            n
-            for n in live
-            if election.node_ineligible(
-                infos.get(n, election.NodeInfo(n, {})),
-                live=live,
-                selector=cfg.announce.node_selector,
-                honour_exclude_label=not self.settings.ignore_exclude_label,
-            )
-            is None
-        ]
-        local_nodes: dict[str, frozenset[str]] = {}
-        for sl in self.slices.items():
-            key = endpoints.service_of(sl)
-            if key:
-                local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.ready_nodes(sl)
-        entries = [
-            (a.key, a.ips, a.local)
-            for o in self.services.items()
-            if (a := services.announced(o, self.handling)) is not None
-        ]
-        needs = election.needs(entries, local_nodes, lambda ip: cfg.pool_of(ip) is not None)
-        self._needs = {n.ip: n for n in needs}
-        owners = election.assign(needs, eligible)
+        view = ownership.compute(
+            cfg,
+            service_objs=self.services.items(),
+            node_objs=self.nodes.items(),
+            slice_objs=self.slices.items(),
+            live=live,
+            handling=self.handling,
+            honour_exclude_label=not self.settings.ignore_exclude_label,
+        )
+        self._needs = view.needs
+        owners = view.owners
         return {
             ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
             for ip, node in owners.items()

@@ -7,8 +7,8 @@ answer is the rule that actually applies, not a guess from old Events.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lbctl import config
@@ -23,6 +23,7 @@ class ServiceRow:
     pool: str
     state: str  # "ok", "pending" or "stale" (status differs from what the rules give)
     reason: str
+    announced_by: list[str] = field(default_factory=list)  # per address: node, or why none
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ def build(
     configmap_data: Mapping[str, str] | None,
     node_objs: Iterable[Mapping[str, Any]] = (),
     handling: services.Handling | None = None,
+    speaker_view: Callable[[list[Mapping[str, Any]], config.PoolConfig], Mapping[Any, str | None]]
+    | None = None,
 ) -> Report:
     cfg: config.PoolConfig | None
     try:
@@ -62,6 +65,7 @@ def build(
     requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
     for req in requests:
         alloc.restore(req)
+    owners = speaker_view(handled, cfg) if speaker_view and cfg else {}
     rows = []
     for req in requests:
         decision = alloc.decide(req)
@@ -75,9 +79,9 @@ def build(
         reason = decision.problem.message if decision.problem else ""
         if state == "stale" and not reason:
             reason = f"the rules give {', '.join(map(str, decision.ips))}: is the controller up?"
-        rows.append(
-            ServiceRow(req.key, actual, ",".join(dict.fromkeys(decision.pools)), state, reason)
-        )
+        announced = [owners.get(ip) or "<nobody>" for ip in req.current] if speaker_view else []
+        pools_of = ",".join(dict.fromkeys(decision.pools))
+        rows.append(ServiceRow(req.key, actual, pools_of, state, reason, announced))
     pools = []
     for pool in cfg.pools if cfg else ():
         for family in sorted(pool.families()):
@@ -103,9 +107,16 @@ def render(report: Report, output: str = "table") -> str:
         parts.append(f"CONFIG ERROR: {report.config_error}\n")
     parts.append(
         _table(
-            ["SERVICE", "ADDRESSES", "POOL", "STATE", "REASON"],
+            ["SERVICE", "ADDRESSES", "POOL", "ANNOUNCED BY", "STATE", "REASON"],
             [
-                [r.service, ",".join(r.addresses) or "<pending>", r.pool or "-", r.state, r.reason]
+                [
+                    r.service,
+                    ",".join(r.addresses) or "<pending>",
+                    r.pool or "-",
+                    ",".join(r.announced_by) or "-",
+                    r.state,
+                    r.reason,
+                ]
                 for r in report.services
             ],
         )

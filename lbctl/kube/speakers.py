@@ -16,7 +16,7 @@ import datetime
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,25 @@ class OwnLease:
             )
         except Exception as exc:  # it expires by itself anyway
             log.warning("deleting lease %s: %s", lease_name(self.node), exc)
+
+
+def live_now(lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime) -> set[str]:
+    """Live speakers judged from one reading of their Leases by wall clock (for one-shot
+    readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
+    live = set()
+    for obj in lease_objs:
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        name = str(meta.get("name", ""))
+        renew, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
+        if not name.startswith(PREFIX) or not renew or not duration:
+            continue
+        try:
+            renewed = datetime.datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if renewed + datetime.timedelta(seconds=float(duration)) > now:
+            live.add(name[len(PREFIX) :])
+    return live
 
 
 class Liveness:

@@ -3,131 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import signal
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from kube_helpers import put_config, wait_for
+from kube_helpers import put_config
 from kubernetes import client
+from speaker_helpers import SpeakerLan
 
-from lbctl import election
-from lbctl.lab import controlplane, lan, procs
-
-
-@dataclass
-class SpeakerLan:
-    lan: lan.Lan
-    core: client.CoreV1Api
-    namespace: str
-    kubeconfig: str
-    nodes: list[str]  # host names in the LAN: node1, node2, ...
-    speakers: dict[str, procs.Process] = field(default_factory=dict)
-
-    def node_name(self, host: str) -> str:
-        return f"{self.lan.plan.prefix}-{host}"
-
-    def host_of(self, node_name: str) -> str:
-        return node_name.removeprefix(f"{self.lan.plan.prefix}-")
-
-    def mac(self, host: str) -> str:
-        return self.lan.host(host).mac
-
-    def ip4(self, n: int) -> str:
-        return str(self.lan.plan.subnet4.network_address + n)
-
-    def ip6(self, n: int) -> str:
-        return str(self.lan.plan.subnet6.network_address + n)
-
-    def pool(self, extra: str = "") -> str:
-        return (
-            f"pools: [{{name: lan, addresses: ['{self.ip4(200)}-{self.ip4(220)}', "
-            f"'{self.ip6(0x200)}-{self.ip6(0x220)}']}}]\n"
-            "announce: {garp: {rounds: 3, intervalMs: 1100, refreshSeconds: 5}" + extra + "}\n"
-        )
-
-    def start(self, host: str, *extra: str) -> procs.Process:
-        proc = self.lan.start(
-            host,
-            f"speaker{len(self.speakers)}",
-            [
-                sys.executable,
-                "-m",
-                "lbctl",
-                "speaker",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--namespace={self.namespace}",
-                f"--node-name={self.node_name(host)}",
-                "--metrics-address=127.0.0.1",
-                "--metrics-port=7473",
-                "--log-level=debug",
-                "--lease-duration=2",
-                "--renew-period=0.4",
-                *extra,
-            ],
-        )
-        self.speakers[host] = proc
-        return proc
-
-    def live_speakers(self) -> set[str]:
-        leases = (
-            client.CoordinationV1Api(self.core.api_client)
-            .list_namespaced_lease(self.namespace)
-            .items
-        )
-        return {lease.spec.holder_identity for lease in leases}
-
-    def start_all(self, *extra: str) -> None:
-        for host in self.nodes:
-            self.start(host, *extra)
-        want = {self.node_name(h) for h in self.nodes}
-        wait_for("every speaker's Lease", lambda: self.live_speakers() >= want)
-
-    def expected_owner(self, ip: str, hosts: list[str] | None = None) -> str:
-        names = [self.node_name(h) for h in (hosts or self.nodes)]
-        owner = election.owner(ipaddress.ip_address(ip), names)
-        assert owner is not None
-        return self.host_of(owner)
-
-    def lb_service(self, name: str, ips: list[str], **spec: Any) -> None:
-        self.core.create_namespaced_service(
-            self.namespace,
-            {
-                "metadata": {"name": name},
-                "spec": {
-                    "type": "LoadBalancer",
-                    "ports": [{"port": 80, "protocol": "TCP"}],
-                    **spec,
-                },
-            },
-        )
-        self.set_status(name, ips)
-
-    def set_status(self, name: str, ips: list[str]) -> None:
-        self.core.patch_namespaced_service_status(
-            name,
-            self.namespace,
-            {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}},
-        )
-
-    def kill(self, host: str, *, link_down: bool = True) -> None:
-        """The node dies: its speaker gets SIGKILL and its link goes down."""
-        self.speakers[host].signal(signal.SIGKILL)
-        if link_down:
-            self.lan.run(host, ["ip", "link", "set", "eth0", "down"])
-
-    def arp_replies(self, ip: str, count: int = 3) -> set[str]:
-        """MACs that answer ``arping`` from the client."""
-        with self.lan.capture("client", f"arp and arp[6:2] == 2 and src host {ip}") as cap:
-            self.lan.run(
-                "client", ["arping", "-c", str(count), "-w", "1", "-I", "eth0", ip], check=False
-            )
-        from scapy.layers.l2 import ARP
-
-        return {p[ARP].hwsrc for p in cap.packets() if ARP in p and p[ARP].psrc == ip}
+from lbctl.lab import controlplane, lan
 
 
 @pytest.fixture

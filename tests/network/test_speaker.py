@@ -7,10 +7,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from conftest import SpeakerLan
 from kube_helpers import events, wait_for
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr
 from scapy.layers.l2 import ARP, Ether
+from speaker_helpers import SpeakerLan
 
 Build = Callable[..., SpeakerLan]
 
@@ -41,9 +41,14 @@ def test_one_node_announces_an_ipv4_address_in_both_forms_and_alone_answers(
     assert garp == {1: {sl.mac(owner)}, 2: {sl.mac(owner)}}
     assert sl.arp_replies(ip) == {sl.mac(owner)}
     # Visible: an Event names the node and interface, and the owner's metrics say so.
-    wait_for("the Announcing event", lambda: [
-        e for e in events(sl.core, sl.namespace, "web")
-        if e[1] == "Announcing" and f"from node {sl.node_name(owner)} on interface eth0" in e[2]])
+    wait_for(
+        "the Announcing event",
+        lambda: [
+            e
+            for e in events(sl.core, sl.namespace, "web")
+            if e[1] == "Announcing" and f"from node {sl.node_name(owner)} on interface eth0" in e[2]
+        ],
+    )
     text = sl.lan.run(owner, ["curl", "-s", "http://127.0.0.1:7473/metrics"]).stdout
     assert f'lbctl_speaker_announced{{ip="{ip}",service="{sl.namespace}/web"}} 1.0' in text
     assert 'lbctl_speaker_gratuitous_sent_total{family="IPv4"}' in text
@@ -237,3 +242,49 @@ sendp(frames, iface="eth0", verbose=False)
     for host in sl.nodes:
         sl.speakers[host].check_alive()
     assert sl.arp_replies(ip) == {sl.mac(owner)}
+
+
+def test_lbctl_status_names_the_announcing_node(speaker_lan: Build) -> None:
+    sl = speaker_lan(3)
+    sl.start_all()
+    ip = sl.ip4(214)
+    sl.lb_service("web", [ip])
+    owner = sl.expected_owner(ip)
+    wait_for("an answer", lambda: sl.arp_replies(ip, 1))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lbctl",
+            "status",
+            f"--kubeconfig={sl.kubeconfig}",
+            f"--namespace={sl.namespace}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    row = next(line for line in out.splitlines() if line.startswith(f"{sl.namespace}/web"))
+    assert ip in row and sl.node_name(owner) in row
+    sl.kill(owner)
+    heir = sl.expected_owner(ip, [h for h in sl.nodes if h != owner])
+
+    def shows_heir() -> bool:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lbctl",
+                "status",
+                f"--kubeconfig={sl.kubeconfig}",
+                f"--namespace={sl.namespace}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return sl.node_name(heir) in next(
+            line for line in out.splitlines() if line.startswith(f"{sl.namespace}/web")
+        )
+
+    wait_for("status to follow the failover", shows_heir, timeout=15, interval=0.5)
