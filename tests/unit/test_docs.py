@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lbctl import allocator, controller
+from lbctl import allocator, controller, packets, speaker
 
 DOCS = Path(__file__).parents[2] / "docs"
 REFERENCE = (DOCS / "configuration.md").read_text()
 METRICS_SOURCE = (Path(controller.__file__).parent / "metrics.py").read_text()
+SPEAKER_SOURCE = Path(speaker.__file__).read_text()
 
 
 @pytest.mark.parametrize("field", sorted(controller.ControllerSettings.model_fields))
@@ -28,3 +29,18 @@ def test_every_pending_reason_is_documented(reason: str) -> None:
 @pytest.mark.parametrize("metric", re.findall(r'"(lbctl_[a-z_]+)"', METRICS_SOURCE))
 def test_every_metric_is_documented(metric: str) -> None:
     assert metric in REFERENCE
+
+
+@pytest.mark.parametrize("field", sorted(speaker.SpeakerSettings.model_fields))
+def test_every_speaker_setting_is_documented(field: str) -> None:
+    assert f"--{field.replace('_', '-')}" in REFERENCE
+
+
+@pytest.mark.parametrize("metric", re.findall(r'"(lbctl_speaker_[a-z_]+)"', SPEAKER_SOURCE))
+def test_every_speaker_metric_is_documented(metric: str) -> None:
+    assert metric in REFERENCE
+
+
+@pytest.mark.parametrize("reason", [d.name.lower() for d in packets.Drop])
+def test_every_drop_reason_is_documented(reason: str) -> None:
+    assert f"`{reason}`" in REFERENCE
