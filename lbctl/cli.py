@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,28 +35,38 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _controller(args: argparse.Namespace) -> int:
-    from lbctl import controller
+def _run_component(
+    cfg: settings.CommonSettings, agent: str, run: Callable[[Any, threading.Event], None]
+) -> int:
+    """Logging, an API client named after us, SIGTERM/SIGINT to stop; then run."""
     from lbctl.kube import client as kclient
 
-    cfg = settings.load(controller.ControllerSettings, args)
     _setup_logging(cfg.log_level)
     api, choice = kclient.api_client(cfg.kubeconfig)
-    api.user_agent = f"lbctl-controller/{cfg.identity}"
+    api.user_agent = agent
     logging.getLogger("lbctl").info("credentials from %s", choice.source.value)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    controller.Controller(api, cfg).run(stop)
+    run(api, stop)
     return 0
+
+
+def _controller(args: argparse.Namespace) -> int:
+    from lbctl import controller
+
+    cfg = settings.load(controller.ControllerSettings, args)
+    return _run_component(
+        cfg,
+        f"lbctl-controller/{cfg.identity}",
+        lambda api, stop: controller.Controller(api, cfg).run(stop),
+    )
 
 
 def _speaker(args: argparse.Namespace) -> int:
     from lbctl import speaker
-    from lbctl.kube import client as kclient
 
     cfg = settings.load(speaker.SpeakerSettings, args)
-    _setup_logging(cfg.log_level)
     if not cfg.node_name:
         print(
             "lbctl speaker: the node name is required: --node-name or LBCTL_NODE_NAME "
@@ -64,14 +74,9 @@ def _speaker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    api, choice = kclient.api_client(cfg.kubeconfig)
-    api.user_agent = f"lbctl-speaker/{cfg.node_name}"
-    logging.getLogger("lbctl").info("credentials from %s", choice.source.value)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    speaker.Speaker(api, cfg).run(stop)
-    return 0
+    return _run_component(
+        cfg, f"lbctl-speaker/{cfg.node_name}", lambda api, stop: speaker.Speaker(api, cfg).run(stop)
+    )
 
 
 def _drain(args: argparse.Namespace) -> int:
@@ -102,6 +107,32 @@ def _drain(args: argparse.Namespace) -> int:
     )
     print(f"node {args.node} {what}")
     return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from lbctl.lab.lab import Lab, LabError
+
+    lab = Lab()
+    try:
+        if args.action == "up":
+            return lab.up()
+        if args.action == "down":
+            return lab.down()
+        if args.action == "status":
+            return lab.status()
+        if args.action == "kubectl":
+            lab.kubectl(args.rest)
+            return 0
+        if not args.rest:
+            print(
+                "lbctl lab exec: name a host and a command: lbctl lab exec client curl ...",
+                file=sys.stderr,
+            )
+            return 2
+        return lab.exec(args.rest[0], args.rest[1:])
+    except (LabError, assets.AssetError) as exc:
+        print(f"lbctl lab {args.action}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -214,6 +245,16 @@ def parser() -> argparse.ArgumentParser:
         d.add_argument("node", metavar="NODE")
         settings.add_flags(d, settings.CommonSettings)
         d.set_defaults(run=_drain)
+    lab = sub.add_parser(
+        "lab",
+        help="a local lab: control plane, three node namespaces, a client, a demo",
+        description="up: build and start it (idempotent); down: remove all it made; status: "
+        "health of each part; kubectl ARGS: kubectl against the lab; exec HOST CMD: run a "
+        "command in a lab host (node1, node2, node3, client). Needs root.",
+    )
+    lab.add_argument("action", choices=["up", "down", "status", "kubectl", "exec"])
+    lab.add_argument("rest", nargs=argparse.REMAINDER)
+    lab.set_defaults(run=_lab)
     st = sub.add_parser("status", help="addresses, pending reasons and pool usage")
     settings.add_flags(st, settings.PoolSettings)
     st.add_argument("-o", "--output", choices=["table", "json"], default="table")

@@ -118,15 +118,13 @@ class Controller:
     # --- the main loop ---
 
     def run(self, stop: threading.Event) -> None:
-        server = None
-        if self.settings.metrics_port:
-            server = serve(
-                self.metrics.registry,
-                self.settings.metrics_address,
-                self.settings.metrics_port,
-                healthy=lambda: True,
-                ready=self.ready,
-            )
+        server = serve(
+            self.metrics.registry,
+            self.settings.metrics_address,
+            self.settings.metrics_port,
+            healthy=lambda: True,
+            ready=self.ready,
+        )
         threads = [
             threading.Thread(target=t.run, args=(stop,), name=t.name, daemon=True)
             for t in (self.services, self.configmaps, self.nodes)
@@ -188,6 +186,8 @@ class Controller:
                     todo = self._handle(key)
                 if todo is not None:
                     self._write(key, *todo)
+                else:
+                    self._seen_at.pop(key, None)  # nothing to write: no latency to record
             except Exception as exc:  # one bad Service must not stop the others
                 self._retry(key, exc)
             finally:

@@ -181,15 +181,13 @@ class Speaker:
     # --- the loop ---
 
     def run(self, stop: threading.Event) -> None:
-        server = None
-        if self.settings.metrics_port:
-            server = serve(
-                self.metrics.registry,
-                self.settings.metrics_address,
-                self.settings.metrics_port,
-                healthy=lambda: True,
-                ready=self.ready,
-            )
+        server = serve(
+            self.metrics.registry,
+            self.settings.metrics_address,
+            self.settings.metrics_port,
+            healthy=lambda: True,
+            ready=self.ready,
+        )
         targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
         targets += [
             ("lease", self.own.run),

@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             kind = Path(str(item.path)).relative_to(TESTS).parts[0]
         except ValueError:
             continue
-        if kind in ("unit", "integration", "network"):
+        if kind in ("unit", "integration", "network", "e2e"):
             item.add_marker(kind)
 
 

@@ -6,6 +6,7 @@ import ipaddress
 import signal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kube_helpers import wait_for
@@ -23,6 +24,12 @@ class SpeakerLan:
     kubeconfig: str
     nodes: list[str]  # host names in the LAN: node1, node2, ...
     speakers: dict[str, procs.Process] = field(default_factory=dict)
+
+    def kubeconfig_port(self) -> int:
+        """The API server's port, as the nodes reach it."""
+        text = Path(self.kubeconfig).read_text()
+        server = next(line for line in text.splitlines() if "server:" in line)
+        return int(server.rsplit(":", 1)[1])
 
     def node_name(self, host: str) -> str:
         return f"{self.lan.plan.prefix}-{host}"

@@ -288,3 +288,38 @@ def test_lbctl_status_names_the_announcing_node(speaker_lan: Build) -> None:
         )
 
     wait_for("status to follow the failover", shows_heir, timeout=15, interval=0.5)
+
+
+def test_a_speaker_cut_off_from_the_api_stops_answering_and_another_takes_over(
+    speaker_lan: Build,
+) -> None:
+    sl = speaker_lan(3)
+    sl.start_all()
+    ip = sl.ip4(215)
+    owner = sl.expected_owner(ip)
+    sl.lb_service("web", [ip])
+    assert wait_for("the owner", lambda: sl.arp_replies(ip, 1)) == {sl.mac(owner)}
+    port = sl.kubeconfig_port()
+    block = [
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "-d",
+        str(sl.lan.plan.gateway4),
+        "--dport",
+        str(port),
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ]
+    sl.lan.run(owner, ["iptables", "-I", *block])  # the LAN still works, the API does not
+    heir = sl.expected_owner(ip, [h for h in sl.nodes if h != owner])
+    # Once its Lease has expired the owner is silent and the heir alone answers.
+    wait_for("the heir alone", lambda: sl.arp_replies(ip, 2) == {sl.mac(heir)}, timeout=20)
+    sl.lan.run(owner, ["iptables", "-D", *block])
+    wait_for(
+        "one owner again after healing",
+        lambda: sl.arp_replies(ip, 2) == {sl.mac(owner)},
+        timeout=20,
+    )

@@ -1,0 +1,475 @@
+"""``lbctl lab``: a cluster-like lab on one machine, kept between commands (I/O, root).
+
+``up`` starts etcd, kube-apiserver and kube-controller-manager, builds a LAN of three node
+namespaces and a client on a free documentation range, runs kube-proxy and an lbctl speaker
+in every node, the lbctl controller beside the API server, writes a pool ConfigMap, and
+deploys a demo application (host-network Pods whose status is set as a kubelet would, serving
+HTTP in their node) behind a ``type: LoadBalancer`` Service. Everything it starts or makes is
+recorded in a state file, so ``down`` removes exactly that, by PID and by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lbctl import assets
+from lbctl.lab import controlplane, lan, plan, procs
+
+NODES = ("node1", "node2", "node3")
+DEMO_NS = "demo"
+LBCTL_NS = "lbctl-system"
+Say = Callable[[str], None]
+
+
+class LabError(RuntimeError):
+    """The lab could not be brought up or down; the message says which step."""
+
+
+def lab_dir() -> Path:
+    if os.environ.get("LBCTL_LAB_DIR"):
+        return Path(os.environ["LBCTL_LAB_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "lbctl" / "lab"
+
+
+def lab_prefix() -> str:
+    return os.environ.get("LBCTL_LAB_PREFIX", "lblab")
+
+
+@dataclass
+class ProcRecord:
+    name: str
+    pid: int
+    argv0: str  # checked against /proc before signalling: never kill a recycled PID
+
+
+@dataclass
+class State:
+    prefix: str
+    subnet4: str
+    subnet6: str
+    hosts: list[str]
+    apiserver_port: int = 0
+    kubeconfig: str = ""
+    processes: list[ProcRecord] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> State | None:
+        try:
+            data = json.loads(path.read_text())
+            data["processes"] = [ProcRecord(**p) for p in data.get("processes", [])]
+            return cls(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def lan_plan(self) -> plan.LanPlan:
+        return plan.plan_lan(
+            self.prefix,
+            self.hosts,
+            plan.pick_free([self.subnet4], []),
+            plan.pick_free([self.subnet6], []),
+        )
+
+
+def _alive(rec: ProcRecord) -> bool:
+    try:
+        cmdline = Path(f"/proc/{rec.pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{rec.pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return any(rec.argv0.encode() in part for part in cmdline)
+
+
+def _record(state: State, proc: procs.Process, path: Path) -> None:
+    assert proc.pid is not None
+    argv0 = proc.argv[4] if proc.argv[:3] == ["ip", "netns", "exec"] else proc.argv[0]
+    state.processes.append(ProcRecord(proc.name, proc.pid, argv0))
+    state.save(path)
+
+
+class Lab:
+    def __init__(self, directory: Path | None = None, say: Say = print) -> None:
+        self.dir = directory or lab_dir()
+        self.state_file = self.dir / "state.json"
+        self.say = say
+
+    def state(self) -> State | None:
+        return State.load(self.state_file)
+
+    # --- up ---
+
+    def up(self) -> int:
+        if os.geteuid() != 0:
+            raise LabError(
+                "lbctl lab needs root: it creates network namespaces and runs "
+                "kube-proxy (try: sudo lbctl lab up)"
+            )
+        existing = self.state()
+        if existing is not None:
+            if self._healthy(existing):
+                self.say("the lab is already up")
+                self.show()
+                return 0
+            self.say("a previous lab is broken or half made: taking it down first")
+            self.down()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._up()
+        except BaseException:
+            self.say("bringing the lab up failed: removing what was made")
+            self.down(quiet=True)
+            raise
+        self.show()
+        return 0
+
+    def _up(self) -> None:
+        say = self.say
+        say("control-plane binaries (built once, then cached; first time: about 6 minutes)")
+        binaries = assets.ensure(assets.ALL, progress=lambda m: say(f"  {m}"))
+        routes = lan.root_routes()
+        subnet4 = plan.pick_free(plan.IPV4_CANDIDATES, routes)
+        subnet6 = plan.pick_free(plan.IPV6_CANDIDATES, routes)
+        state = State(lab_prefix(), str(subnet4), str(subnet6), [*NODES, "client"])
+        state.save(self.state_file)  # from here on, down knows what to remove
+
+        say(f"LAN {subnet4} and {subnet6}: {', '.join(NODES)} and a client")
+        the_lan = lan.create(
+            state.hosts,
+            self.dir / "lan",
+            prefix=state.prefix,
+            subnet4=str(subnet4),
+            subnet6=str(subnet6),
+        )
+        for host in NODES:  # kube-proxy forwards to endpoints on other nodes
+            the_lan.run(
+                host, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
+            )
+        say("etcd, kube-apiserver, kube-controller-manager")
+        cp = controlplane.ControlPlane(
+            workdir=self.dir / "cp",
+            binaries=binaries,
+            bind_address="0.0.0.0",
+            extra_sans=plan.candidate_gateways(),
+        )
+        cp.start(controller_manager=True)
+        for proc in cp.processes:
+            _record(state, proc, self.state_file)
+        state.apiserver_port, state.kubeconfig = cp.port, str(cp.kubeconfig)
+        state.save(self.state_file)
+        node_kubeconfig = cp.write_kubeconfig(
+            self.dir / "node.kubeconfig", host=str(the_lan.plan.gateway4)
+        )
+
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(config_file=str(cp.kubeconfig))
+        core = client.CoreV1Api(api)
+        for ns in (LBCTL_NS, DEMO_NS):
+            with contextlib.suppress(client.exceptions.ApiException):
+                core.create_namespace({"metadata": {"name": ns}})
+        gw = the_lan.plan.subnet4.network_address
+        gw6 = the_lan.plan.subnet6.network_address
+        pool = (
+            f"pools:\n  - name: lab\n    addresses: ['{gw + 200}-{gw + 250}', "
+            f"'{gw6 + 0x200}-{gw6 + 0x2FF}']\n"
+        )
+        core.create_namespaced_config_map(
+            LBCTL_NS, {"metadata": {"name": "lbctl-config"}, "data": {"config.yaml": pool}}
+        )
+
+        say("nodes: kube-proxy and an lbctl speaker in each")
+        for host in NODES:
+            ip = the_lan.host(host).ipv4
+            core.create_node(
+                {"metadata": {"name": host, "labels": {"kubernetes.io/hostname": host}}}
+            )
+            core.patch_node_status(
+                host,
+                {
+                    "status": {
+                        "addresses": [
+                            {"type": "InternalIP", "address": str(ip)},
+                            {"type": "Hostname", "address": host},
+                        ],
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True",
+                                "reason": "LabNode",
+                                "message": "a network namespace",
+                            }
+                        ],
+                    }
+                },
+            )
+            proxy = the_lan.start(
+                host,
+                "kube-proxy",
+                [
+                    str(binaries["kube-proxy"]),
+                    f"--kubeconfig={node_kubeconfig}",
+                    f"--hostname-override={host}",
+                    f"--bind-address={ip}",
+                    "--proxy-mode=iptables",
+                    "--conntrack-max-per-core=0",
+                    "--cluster-cidr=10.244.0.0/16",
+                    "--metrics-bind-address=127.0.0.1:10249",
+                    "--healthz-bind-address=127.0.0.1:10256",
+                ],
+            )
+            _record(state, proxy, self.state_file)
+            speaker = the_lan.start(
+                host,
+                "speaker",
+                [
+                    sys.executable,
+                    "-m",
+                    "lbctl",
+                    "speaker",
+                    f"--kubeconfig={node_kubeconfig}",
+                    f"--node-name={host}",
+                    "--metrics-address=127.0.0.1",
+                ],
+            )
+            _record(state, speaker, self.state_file)
+        say("the lbctl controller")
+        ctl = procs.Process(
+            "controller",
+            [
+                sys.executable,
+                "-m",
+                "lbctl",
+                "controller",
+                f"--kubeconfig={cp.kubeconfig}",
+                "--identity=lab-controller",
+                "--metrics-address=127.0.0.1",
+                "--metrics-port=0",
+            ],
+            log=self.dir / "controller.log",
+        ).start()
+        _record(state, ctl, self.state_file)
+
+        say("the demo application: HTTP servers in node1 and node2 behind a LoadBalancer")
+        for host in ("node1", "node2"):
+            site = self.dir / f"site-{host}"
+            site.mkdir(exist_ok=True)
+            (site / "index.html").write_text(f"hello from the lbctl lab demo on {host}\n")
+            server = the_lan.start(
+                host,
+                "demo-http",
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    "8080",
+                    "--bind",
+                    str(the_lan.host(host).ipv4),
+                    "--directory",
+                    str(site),
+                ],
+            )
+            _record(state, server, self.state_file)
+        deploy_demo(core, the_lan)
+        external = wait_external_ip(core, DEMO_NS, "demo", timeout=60)
+        say(f"demo Service address: {external}; checking it from the client")
+        self._check_http(the_lan, external, timeout=60)
+
+    def _check_http(self, the_lan: lan.Lan, ip: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = the_lan.run(
+                "client", ["curl", "-sS", "--max-time", "2", f"http://{ip}/"], check=False
+            )
+            if got.returncode == 0 and "hello" in got.stdout:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"the demo at {ip} does not answer from the client: {got.stderr}")
+            time.sleep(0.3)
+
+    # --- views ---
+
+    def _healthy(self, state: State) -> bool:
+        return bool(state.processes) and all(_alive(p) for p in state.processes)
+
+    def show(self) -> None:
+        state = self.state()
+        if state is None:
+            return
+        out = self.kubectl(["get", "svc", "-A", "-o", "wide"], capture=True)
+        self.say(out.rstrip())
+        self.say("")
+        self.say(f"kubeconfig: {state.kubeconfig}")
+        self.say(
+            "reach the demo from the LAN's client:  "
+            "lbctl lab exec client curl http://<EXTERNAL-IP>/"
+        )
+        self.say(
+            "more:  lbctl lab status | lbctl lab kubectl ... | lbctl status "
+            f"--kubeconfig {state.kubeconfig} | lbctl lab down"
+        )
+
+    def status(self) -> int:
+        state = self.state()
+        if state is None:
+            self.say("no lab here (lbctl lab up makes one)")
+            return 1
+        healthy = True
+        for rec in state.processes:
+            ok = _alive(rec)
+            healthy &= ok
+            self.say(f"{'ok  ' if ok else 'DOWN'}  {rec.name} (pid {rec.pid})")
+        from pyroute2 import netns
+
+        present = set(netns.listnetns())
+        for host in state.hosts:
+            name = f"{state.prefix}-{host}"
+            ok = name in present
+            healthy &= ok
+            self.say(f"{'ok  ' if ok else 'GONE'}  namespace {name}")
+        if healthy:
+            self.say("")
+            self.say(self.kubectl(["get", "svc", "-n", DEMO_NS], capture=True).rstrip())
+        return 0 if healthy else 1
+
+    def kubectl(self, args: list[str], *, capture: bool = False) -> str:
+        state = self.state()
+        if state is None:
+            raise LabError("no lab here (lbctl lab up makes one)")
+        kubectl = assets.locate(["kubectl"]).paths.get("kubectl")
+        if kubectl is None:
+            raise LabError("kubectl not found: lbctl binaries installs it")
+        argv = [str(kubectl), f"--kubeconfig={state.kubeconfig}", *args]
+        if capture:
+            return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        os.execv(argv[0], argv)
+        return ""  # not reached
+
+    def exec(self, host: str, argv: list[str]) -> int:
+        state = self.state()
+        if state is None:
+            raise LabError("no lab here (lbctl lab up makes one)")
+        if host not in state.hosts:
+            raise LabError(f"no host {host!r}; hosts: {', '.join(state.hosts)}")
+        return subprocess.run(
+            procs.netns_argv(f"{state.prefix}-{host}", argv), check=False
+        ).returncode
+
+    # --- down ---
+
+    def down(self, quiet: bool = False) -> int:
+        state = self.state()
+        if state is None:
+            if not quiet:
+                self.say("no lab here: nothing to remove")
+            return 0
+        for rec in reversed(state.processes):
+            if _alive(rec):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(rec.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while any(_alive(r) for r in state.processes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for rec in state.processes:
+            if _alive(rec):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(rec.pid, signal.SIGKILL)
+        lan.Lan(state.lan_plan(), self.dir / "lan").destroy()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if not quiet:
+            self.say("the lab is down: its processes, namespaces, links and files are gone")
+        return 0
+
+
+def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
+    """Host-network Pods in node1 and node2 (made Ready as a kubelet would) and a Service."""
+    from kubernetes.client.exceptions import ApiException
+
+    for host in ("node1", "node2"):
+        name = f"demo-{host}"
+        deadline = time.monotonic() + 30
+        while True:  # Pod admission waits for the namespace's default ServiceAccount
+            try:
+                create_pod(core, name, host)
+                break
+            except ApiException as exc:
+                if (
+                    exc.status != 403 or time.monotonic() > deadline
+                ):  # "serviceaccount ... not found"
+                    raise
+                time.sleep(0.2)
+        ip = str(the_lan.host(host).ipv4)
+        core.patch_namespaced_pod_status(
+            name,
+            DEMO_NS,
+            {
+                "status": {
+                    "phase": "Running",
+                    "podIP": ip,
+                    "podIPs": [{"ip": ip}],
+                    "hostIP": ip,
+                    "conditions": [
+                        {"type": "Ready", "status": "True"},
+                        {"type": "ContainersReady", "status": "True"},
+                    ],
+                }
+            },
+        )
+    core.create_namespaced_service(
+        DEMO_NS,
+        {
+            "metadata": {"name": "demo"},
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": {"app": "demo"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            },
+        },
+    )
+
+
+def create_pod(core: Any, name: str, host: str) -> None:
+    core.create_namespaced_pod(
+        DEMO_NS,
+        {
+            "metadata": {"name": name, "labels": {"app": "demo"}},
+            "spec": {
+                "nodeName": host,
+                "hostNetwork": True,
+                "containers": [
+                    {
+                        "name": "http",
+                        "image": "lbctl.invalid/demo:none",
+                        "ports": [{"containerPort": 8080}],
+                    }
+                ],
+            },
+        },
+    )
+
+
+def wait_external_ip(core: Any, ns: str, name: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ingress = core.read_namespaced_service(name, ns).status.load_balancer.ingress
+        if ingress:
+            return str(ingress[0].ip)
+        time.sleep(0.2)
+    raise LabError(
+        f"Service {ns}/{name} got no EXTERNAL-IP in {timeout:.0f} s (lbctl status says why)"
+    )

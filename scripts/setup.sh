@@ -1,0 +1,32 @@
+# Shared by scripts/test and scripts/lab: system tools (as root, from Debian) and .venv.
+# Usage: source scripts/setup.sh; setup_system; setup_venv [EXTRAS]
+
+say() { printf '\n== %s\n' "$*"; }
+
+setup_system() {
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "not root (or no apt-get): skipping system packages"
+    return 0
+  fi
+  local need=() tool
+  for tool in ip:iproute2 tcpdump:tcpdump curl:curl arping:arping iptables:iptables \
+              conntrack:conntrack openssl:openssl ping:iputils-ping; do
+    command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing Debian packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+}
+
+setup_venv() {
+  local extras=${1:-}
+  if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "${PYTHON:-python3}" -m venv .venv
+  fi
+  say "installing lbctl${extras:+ with [$extras]} into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
+}
