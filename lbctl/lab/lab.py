@@ -408,9 +408,8 @@ def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
                 create_pod(core, name, host)
                 break
             except ApiException as exc:
-                if (
-                    exc.status != 403 or time.monotonic() > deadline
-                ):  # "serviceaccount ... not found"
+                # 403 "serviceaccount not found", 500 "no API token yet": both pass shortly.
+                if exc.status not in (403, 500) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
         ip = str(the_lan.host(host).ipv4)
