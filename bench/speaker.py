@@ -192,6 +192,9 @@ def failover(bed: Bed, ip: str, trials: int, lease: tuple[int, float], how: str)
         if how == "kill":
             bed.speakers[owner].signal(signal.SIGKILL)
             bed.lan.run(owner, ["ip", "link", "set", "eth0", "down"])
+        elif how == "drain":
+            bed.core.patch_node(bed.node(owner), {"metadata": {"labels": {
+                election.DRAIN_LABEL: "true"}}})
         else:
             bed.speakers[owner].signal(signal.SIGTERM)
         assert watcher.popen is not None
@@ -205,6 +208,9 @@ def failover(bed: Bed, ip: str, trials: int, lease: tuple[int, float], how: str)
         ]
         outages.append((min(times) - t0) if times else float("inf"))
         # Heal: the node comes back for the next trial.
+        if how == "drain":
+            bed.core.patch_node(bed.node(owner), {"metadata": {"labels": {
+                election.DRAIN_LABEL: None}}})
         bed.speakers[owner].stop()
         bed.lan.run(owner, ["ip", "link", "set", "eth0", "up"])
         bed.start(owner, lease)
@@ -252,6 +258,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--out", type=Path, default=Path("bench/results/speaker.json"))
+    ap.add_argument("--only", choices=["drain"], help="run one part alone")
     args = ap.parse_args()
     results: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="lbctl-bench-speaker-"))
@@ -267,6 +274,12 @@ def main() -> int:
         for h in bed.hosts:
             bed.start(h, defaults)
         time.sleep(defaults[0])
+        if args.only == "drain":
+            ip = bed.ip4(201)
+            bed.service("failover", [ip])
+            results["handover_drain"] = failover(bed, ip, args.trials, defaults, "drain")
+            print("drain", results["handover_drain"], flush=True)
+            return _write(args.out, results)
         results["arp_latency"] = latency(bed, args.rate, args.count)
         print("latency", results["arp_latency"], flush=True)
 
@@ -276,6 +289,8 @@ def main() -> int:
         print("kill/defaults", results["failover_kill_defaults"], flush=True)
         results["handover_sigterm"] = failover(bed, ip, args.trials, defaults, "term")
         print("sigterm", results["handover_sigterm"], flush=True)
+        results["handover_drain"] = failover(bed, ip, args.trials, defaults, "drain")
+        print("drain", results["handover_drain"], flush=True)
         tuned = (1, 0.25)
         for h in bed.hosts:
             bed.speakers[h].stop()
@@ -324,8 +339,12 @@ def main() -> int:
         print("memory", results["memory"], flush=True)
     finally:
         bed.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return _write(args.out, results)
+
+
+def _write(out: Path, results: dict[str, Any]) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 

@@ -33,6 +33,8 @@ def _setup_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pyroute2 logs every netlink message at debug: far too much to be useful.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
 
 def _run_component(

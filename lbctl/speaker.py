@@ -147,6 +147,7 @@ class Speaker:
         self._config_text: str | None = None
         self.owned: dict[ipam.IP, tuple[Link, ...]] = {}
         self._needs: dict[ipam.IP, election.AddressNeeds] = {}
+        self._owners: dict[ipam.IP, str | None] = {}
         self._labelled: dict[ipam.IP, tuple[str, ...]] = {}  # announced{service, ip} series
         self.schedule: GarpSchedule[ipam.IP] = GarpSchedule(config.Garp())
 
@@ -236,8 +237,14 @@ class Speaker:
         """The addresses this node must announce now, each with its links."""
         cfg = self._load_config()
         if cfg is None or not self.ready() or not self.own.fresh():
+            why = ("no valid config" if cfg is None else "caches not synced"
+                   if not self.ready() else "our Lease is not fresh")
+            if self.owned:
+                log.warning("announcing nothing: %s", why)
             return {}
-        live = self.liveness.live()
+        # We know first-hand that we are alive (our Lease is fresh), even if our watch of
+        # the Leases lags behind, e.g. while TCP retransmits after a link flap.
+        live = self.liveness.live() | {self.me}
         self.metrics.live_speakers.set(len(live))
         view = ownership.compute(
             cfg,
@@ -249,7 +256,7 @@ class Speaker:
             honour_exclude_label=not self.settings.ignore_exclude_label,
         )
         self._needs = view.needs
-        owners = view.owners
+        owners = self._owners = view.owners
         return {
             ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
             for ip, node in owners.items()
@@ -263,6 +270,8 @@ class Speaker:
         now = time.monotonic()
         self.responder.set_owned(desired)
         for ip in set(self.owned) - set(desired):
+            owner = self._owners.get(ip)
+            log.info("%s now belongs to %s", ip, owner or "nobody here")
             self._gave_up(ip)
         for ip, links in desired.items():
             if self.owned.get(ip) != links:

@@ -91,13 +91,17 @@ class OwnLease:
                 "leaseDurationSeconds": self.timings.duration,
             },
         }
+        # A renewal stuck in TCP retransmits must not outlive the lease it renews.
+        timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
         try:
             try:
-                self._coord.patch_namespaced_lease(lease_name(self.node), self.namespace, body)
+                self._coord.patch_namespaced_lease(lease_name(self.node), self.namespace, body,
+                                                   _request_timeout=timeout)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                self._coord.create_namespaced_lease(self.namespace, body)
+                self._coord.create_namespaced_lease(self.namespace, body,
+                                                    _request_timeout=timeout)
         except Exception as exc:  # the API server may be unreachable: we stop in time
             log.warning("renewing lease %s: %s", lease_name(self.node), exc)
             self._on_failure()

@@ -323,3 +323,25 @@ def test_a_speaker_cut_off_from_the_api_stops_answering_and_another_takes_over(
         lambda: sl.arp_replies(ip, 2) == {sl.mac(owner)},
         timeout=20,
     )
+
+
+def test_link_changes_are_followed(speaker_lan: Build) -> None:
+    sl = speaker_lan(2)
+    sl.start_all("--lease-duration=4", "--renew-period=0.5")  # longer than TCP's retransmits
+    ip = sl.ip4(216)
+    owner = sl.expected_owner(ip)
+    sl.lb_service("web", [ip])
+    assert wait_for("the owner", lambda: sl.arp_replies(ip, 1)) == {sl.mac(owner)}
+
+    def lines(end: str) -> int:
+        return sum(
+            1
+            for line in sl.speakers[owner].tail(10_000).splitlines()
+            if f"announcing {ip} " in line and line.endswith(end)
+        )
+
+    sl.lan.run(owner, ["ip", "link", "set", "eth0", "down"])
+    wait_for("the link going down to be seen", lambda: lines("on no interface") == 1)
+    sl.lan.run(owner, ["ip", "link", "set", "eth0", "up"])
+    wait_for("the link coming back to be seen", lambda: lines("on eth0") == 2)
+    wait_for("one owner again", lambda: sl.arp_replies(ip, 2) == {sl.mac(owner)}, timeout=20)
