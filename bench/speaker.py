@@ -193,8 +193,9 @@ def failover(bed: Bed, ip: str, trials: int, lease: tuple[int, float], how: str)
             bed.speakers[owner].signal(signal.SIGKILL)
             bed.lan.run(owner, ["ip", "link", "set", "eth0", "down"])
         elif how == "drain":
-            bed.core.patch_node(bed.node(owner), {"metadata": {"labels": {
-                election.DRAIN_LABEL: "true"}}})
+            bed.core.patch_node(
+                bed.node(owner), {"metadata": {"labels": {election.DRAIN_LABEL: "true"}}}
+            )
         else:
             bed.speakers[owner].signal(signal.SIGTERM)
         assert watcher.popen is not None
@@ -209,8 +210,9 @@ def failover(bed: Bed, ip: str, trials: int, lease: tuple[int, float], how: str)
         outages.append((min(times) - t0) if times else float("inf"))
         # Heal: the node comes back for the next trial.
         if how == "drain":
-            bed.core.patch_node(bed.node(owner), {"metadata": {"labels": {
-                election.DRAIN_LABEL: None}}})
+            bed.core.patch_node(
+                bed.node(owner), {"metadata": {"labels": {election.DRAIN_LABEL: None}}}
+            )
         bed.speakers[owner].stop()
         bed.lan.run(owner, ["ip", "link", "set", "eth0", "up"])
         bed.start(owner, lease)

@@ -237,8 +237,13 @@ class Speaker:
         """The addresses this node must announce now, each with its links."""
         cfg = self._load_config()
         if cfg is None or not self.ready() or not self.own.fresh():
-            why = ("no valid config" if cfg is None else "caches not synced"
-                   if not self.ready() else "our Lease is not fresh")
+            why = (
+                "no valid config"
+                if cfg is None
+                else "caches not synced"
+                if not self.ready()
+                else "our Lease is not fresh"
+            )
             if self.owned:
                 log.warning("announcing nothing: %s", why)
             return {}

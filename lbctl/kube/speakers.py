@@ -95,13 +95,13 @@ class OwnLease:
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
         try:
             try:
-                self._coord.patch_namespaced_lease(lease_name(self.node), self.namespace, body,
-                                                   _request_timeout=timeout)
+                self._coord.patch_namespaced_lease(
+                    lease_name(self.node), self.namespace, body, _request_timeout=timeout
+                )
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                self._coord.create_namespaced_lease(self.namespace, body,
-                                                    _request_timeout=timeout)
+                self._coord.create_namespaced_lease(self.namespace, body, _request_timeout=timeout)
         except Exception as exc:  # the API server may be unreachable: we stop in time
             log.warning("renewing lease %s: %s", lease_name(self.node), exc)
             self._on_failure()
