@@ -275,9 +275,13 @@ class ControlPlane:
         return kcm
 
     def ready(self) -> bool:
+        """/readyz, and the `default` namespace, which the API server makes a moment later."""
+        return self._get("/readyz") and self._get("/api/v1/namespaces/default")
+
+    def _get(self, path: str) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
         req = urllib.request.Request(
-            self.server() + "/readyz", headers={"Authorization": f"Bearer {self.token}"}
+            self.server() + path, headers={"Authorization": f"Bearer {self.token}"}
         )
         try:
             with urllib.request.urlopen(req, context=ctx, timeout=2) as resp:

@@ -6,6 +6,7 @@ services bound there (the API server) like machines on a real LAN reach their co
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import secrets
@@ -182,7 +183,9 @@ class Lan:
                     try:
                         ipr.link("del", index=index)
                     except Exception as exc:
-                        errors.append(f"link {ifname}: {exc}")
+                        # ENODEV: it went with its namespace's peer meanwhile, as it should.
+                        if getattr(exc, "code", None) != errno.ENODEV:
+                            errors.append(f"link {ifname}: {exc}")
         if errors:
             raise LanError("cleanup left things behind: " + "; ".join(errors))
 

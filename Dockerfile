@@ -1,0 +1,18 @@
+# lbctl: one image for the controller (runs as non-root) and the speaker (root with NET_RAW only,
+# see deploy/speaker.yaml). Build: docker build -t lbctl:0.1.0 .  Load into kind:
+# kind load docker-image lbctl:0.1.0
+FROM python:3.11.7-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY lbctl ./lbctl
+RUN python -m venv /opt/lbctl \
+ && /opt/lbctl/bin/pip install --no-cache-dir . \
+ && find /opt/lbctl -name '__pycache__' -prune -exec rm -rf {} +
+
+FROM python:3.11.7-slim-bookworm
+COPY --from=build /opt/lbctl /opt/lbctl
+ENV PATH=/opt/lbctl/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 65532:65532
+ENTRYPOINT ["lbctl"]
