@@ -172,7 +172,8 @@ class Lab:
             _record(state, proc, self.state_file)
         state.apiserver_port, state.kubeconfig = cp.port, str(cp.kubeconfig)
         state.save(self.state_file)
-        node_kubeconfig = cp.write_kubeconfig(
+        # kube-proxy's own credentials (the admin's: the lab has no kubelet to mint them)
+        proxy_kubeconfig = cp.write_kubeconfig(
             self.dir / "node.kubeconfig", host=str(the_lan.plan.gateway4)
         )
 
@@ -191,6 +192,34 @@ class Lab:
         )
         core.create_namespaced_config_map(
             LBCTL_NS, {"metadata": {"name": "lbctl-config"}, "data": {"config.yaml": pool}}
+        )
+        say("RBAC from deploy/rbac.yaml: the controller and speakers run as their ServiceAccounts")
+        rbac = Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml"
+        if not rbac.exists():
+            raise LabError(f"{rbac} not found: run the lab from a clone of lbctl")
+        subprocess.run(
+            [
+                str(binaries["kubectl"]),
+                f"--kubeconfig={cp.kubeconfig}",
+                "apply",
+                "-n",
+                LBCTL_NS,
+                "-f",
+                str(rbac),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        controller_kubeconfig = cp.write_kubeconfig(
+            self.dir / "controller.kubeconfig",
+            token=service_account_token(core, LBCTL_NS, "lbctl-controller"),
+            user="lbctl-controller",
+        )
+        node_kubeconfig = cp.write_kubeconfig(
+            self.dir / "speaker.kubeconfig",
+            host=str(the_lan.plan.gateway4),
+            token=service_account_token(core, LBCTL_NS, "lbctl-speaker"),
+            user="lbctl-speaker",
         )
 
         say("nodes: kube-proxy and an lbctl speaker in each")
@@ -223,7 +252,7 @@ class Lab:
                 "kube-proxy",
                 [
                     str(binaries["kube-proxy"]),
-                    f"--kubeconfig={node_kubeconfig}",
+                    f"--kubeconfig={proxy_kubeconfig}",
                     f"--hostname-override={host}",
                     f"--bind-address={ip}",
                     "--proxy-mode=iptables",
@@ -256,7 +285,7 @@ class Lab:
                 "-m",
                 "lbctl",
                 "controller",
-                f"--kubeconfig={cp.kubeconfig}",
+                f"--kubeconfig={controller_kubeconfig}",
                 "--identity=lab-controller",
                 "--metrics-address=127.0.0.1",
                 "--metrics-port=0",
@@ -460,6 +489,22 @@ def create_pod(core: Any, name: str, host: str) -> None:
             },
         },
     )
+
+
+def service_account_token(core: Any, ns: str, name: str, timeout: float = 30) -> str:
+    """The token kube-controller-manager minted for a ServiceAccount (1.20: a Secret)."""
+    import base64
+
+    deadline = time.monotonic() + timeout
+    while True:
+        sa = core.read_namespaced_service_account(name, ns)
+        for ref in sa.secrets or []:
+            secret = core.read_namespaced_secret(ref.name, ns)
+            if secret.data and secret.data.get("token"):
+                return base64.b64decode(secret.data["token"]).decode()
+        if time.monotonic() > deadline:
+            raise LabError(f"no token for ServiceAccount {ns}/{name} after {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def wait_external_ip(core: Any, ns: str, name: str, timeout: float) -> str:

@@ -66,6 +66,21 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
     got = curl(prefix, f"http://{ip}/")
     assert "hello from the lbctl lab demo" in got.stdout, got.stderr
+    # All of that happened with RBAC enforced: controller and speakers use their own tokens.
+    lab_dir = Path(lab_env["LBCTL_LAB_DIR"])
+    assert "name: lbctl-controller" in (lab_dir / "controller.kubeconfig").read_text()
+    assert "name: lbctl-speaker" in (lab_dir / "speaker.kubeconfig").read_text()
+    who = lab(
+        lab_env,
+        "kubectl",
+        "auth",
+        "can-i",
+        "get",
+        "secrets",
+        "-A",
+        "--as=system:serviceaccount:lbctl-system:lbctl-controller",
+    )
+    assert who.stdout.strip() == "no"
 
     again = lab(lab_env, "up")  # idempotent
     assert again.returncode == 0 and "already up" in again.stdout
