@@ -244,13 +244,8 @@ sendp(frames, iface="eth0", verbose=False)
     assert sl.arp_replies(ip) == {sl.mac(owner)}
 
 
-def test_lbctl_status_names_the_announcing_node(speaker_lan: Build) -> None:
-    sl = speaker_lan(3)
-    sl.start_all()
-    ip = sl.ip4(214)
-    sl.lb_service("web", [ip])
-    owner = sl.expected_owner(ip)
-    wait_for("an answer", lambda: sl.arp_replies(ip, 1))
+def status_row(sl: SpeakerLan, name: str) -> str:
+    """The line ``lbctl status`` prints for Service ``name``."""
     out = subprocess.run(
         [
             sys.executable,
@@ -264,30 +259,26 @@ def test_lbctl_status_names_the_announcing_node(speaker_lan: Build) -> None:
         text=True,
         check=True,
     ).stdout
-    row = next(line for line in out.splitlines() if line.startswith(f"{sl.namespace}/web"))
+    return next(line for line in out.splitlines() if line.startswith(f"{sl.namespace}/{name}"))
+
+
+def test_lbctl_status_names_the_announcing_node(speaker_lan: Build) -> None:
+    sl = speaker_lan(3)
+    sl.start_all()
+    ip = sl.ip4(214)
+    sl.lb_service("web", [ip])
+    owner = sl.expected_owner(ip)
+    wait_for("an answer", lambda: sl.arp_replies(ip, 1))
+    row = status_row(sl, "web")
     assert ip in row and sl.node_name(owner) in row
     sl.kill(owner)
     heir = sl.expected_owner(ip, [h for h in sl.nodes if h != owner])
-
-    def shows_heir() -> bool:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lbctl",
-                "status",
-                f"--kubeconfig={sl.kubeconfig}",
-                f"--namespace={sl.namespace}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return sl.node_name(heir) in next(
-            line for line in out.splitlines() if line.startswith(f"{sl.namespace}/web")
-        )
-
-    wait_for("status to follow the failover", shows_heir, timeout=15, interval=0.5)
+    wait_for(
+        "status to follow the failover",
+        lambda: sl.node_name(heir) in status_row(sl, "web"),
+        timeout=15,
+        interval=0.5,
+    )
 
 
 def test_a_speaker_cut_off_from_the_api_stops_answering_and_another_takes_over(
