@@ -53,11 +53,12 @@ class SpeakerLan:
             "announce: {garp: {rounds: 3, intervalMs: 1100, refreshSeconds: 5}" + extra + "}\n"
         )
 
-    def start(self, host: str, *extra: str) -> procs.Process:
+    def start(self, host: str, *extra: str, wrapper: tuple[str, ...] = ()) -> procs.Process:
         proc = self.lan.start(
             host,
             f"speaker{len(self.speakers)}",
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "lbctl",
@@ -84,9 +85,9 @@ class SpeakerLan:
         )
         return {lease.spec.holder_identity for lease in leases}
 
-    def start_all(self, *extra: str) -> None:
+    def start_all(self, *extra: str, wrapper: tuple[str, ...] = ()) -> None:
         for host in self.nodes:
-            self.start(host, *extra)
+            self.start(host, *extra, wrapper=wrapper)
         want = {self.node_name(h) for h in self.nodes}
         wait_for("every speaker's Lease", lambda: self.live_speakers() >= want)
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from kube_helpers import events, wait_for
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr
@@ -336,3 +337,22 @@ def test_link_changes_are_followed(speaker_lan: Build) -> None:
     sl.lan.run(owner, ["ip", "link", "set", "eth0", "up"])
     wait_for("the link coming back to be seen", lambda: lines("on eth0") == 2)
     wait_for("one owner again", lambda: sl.arp_replies(ip, 2) == {sl.mac(owner)}, timeout=20)
+
+
+def test_net_raw_is_the_only_capability_needed(speaker_lan: Build) -> None:
+    sl = speaker_lan(2)
+    # As the DaemonSet runs it: every capability dropped but CAP_NET_RAW.
+    only_net_raw = ("setpriv", "--bounding-set=-all,+net_raw", "--inh-caps=-all,+net_raw")
+    sl.start_all(wrapper=only_net_raw)
+    for proc in sl.speakers.values():
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert "CapEff:\t0000000000002000" in status  # bit 13: CAP_NET_RAW, nothing else
+    ip, ip6 = sl.ip4(217), sl.ip6(0x217)
+    owner, owner6 = sl.expected_owner(ip), sl.expected_owner(ip6)
+    sl.lb_service("web", [ip])
+    sl.lb_service("web6", [ip6], ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack")
+    assert wait_for("an IPv4 answer", lambda: sl.arp_replies(ip, 1)) == {sl.mac(owner)}
+    wait_for("the IPv6 announcement", lambda: f"announcing {ip6}" in sl.speakers[owner6].tail())
+    sl.lan.run("client", ["ping", "-6", "-c", "1", "-W", "1", ip6], check=False)
+    neigh = sl.lan.run("client", ["ip", "-6", "neigh", "show", ip6]).stdout
+    assert f"lladdr {sl.mac(owner6)}" in neigh
