@@ -86,12 +86,11 @@ class State:
 
 
 def _alive(rec: ProcRecord) -> bool:
+    if not procs.running(rec.pid):
+        return False
     try:
         cmdline = Path(f"/proc/{rec.pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{rec.pid}/stat").read_text()
     except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     return any(rec.argv0.encode() in part for part in cmdline)
 

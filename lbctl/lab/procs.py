@@ -23,6 +23,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a running process; a zombie (exited, not yet reaped) is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def netns_argv(netns: str | None, argv: Sequence[str]) -> list[str]:
     """The command line that runs ``argv`` inside network namespace ``netns`` (or as is)."""
     return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute, netns
 
-from lbctl.lab import lan
+from lbctl.lab import lan, procs
 
 
 def lab(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -90,12 +90,7 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     down = lab(lab_env, "down", timeout=120)
     assert down.returncode == 0, down.stderr
     time.sleep(0.2)
-    assert [
-        p
-        for p in pids
-        if Path(f"/proc/{p}").exists()
-        and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[-1][:3]
-    ] == []
+    assert [p for p in pids if procs.running(p)] == []
     assert [n for n in netns.listnetns() if n.startswith(prefix)] == []
     with IPRoute() as ipr:
         assert [

@@ -10,17 +10,9 @@ from pathlib import Path
 
 from pyroute2 import IPRoute, netns
 
+from lbctl.lab import procs
+
 TESTS = Path(__file__).parent.parent
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purposes; only a running process counts.
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.split(")")[-1].split()[0] != "Z"
 
 
 def test_failing_tests_leave_nothing_behind(tmp_path: Path) -> None:
@@ -51,7 +43,7 @@ def test_failing_tests_leave_nothing_behind(tmp_path: Path) -> None:
     prefixes = [line["prefix"] for line in lines if "prefix" in line]
     assert len(pids) >= 4 and prefixes
 
-    assert [pid for pid in pids if alive(pid)] == []
+    assert [pid for pid in pids if procs.running(pid)] == []
     assert [n for n in netns.listnetns() if n.startswith(tuple(prefixes))] == []
     with IPRoute() as ipr:
         links = [link.get("ifname") for link in ipr.link("dump")]
