@@ -146,6 +146,12 @@ def sharing_conflict(a: _Holder, b: _Holder) -> str | None:
     return None
 
 
+def may_not_share(a: ServiceRequest, b: ServiceRequest) -> str | None:
+    """Why Services ``a`` and ``b`` may not hold one address together, or None."""
+    why = sharing_conflict(_holder(a), _holder(b))
+    return why.format(other=b.key) if why else None
+
+
 def wanted_families(svc: ServiceRequest) -> tuple[int, ...]:
     primary = svc.families[0] if svc.families else 4
     if svc.family_policy is FamilyPolicy.SINGLE:

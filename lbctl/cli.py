@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -137,20 +138,26 @@ def _lab(args: argparse.Namespace) -> int:
         return 1
 
 
-def _status(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class _Cluster:
+    """One reading of everything ``status`` and ``check`` judge, as raw dicts."""
+
+    services: list[Any]
+    nodes: list[Any]
+    config_data: dict[str, str] | None
+    leases: dict[str, bool]  # speaker node → Lease live
+    slices: list[Any]
+    handling: Any
+
+
+def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from lbctl import ownership, status
     from lbctl.kube import client as kclient
     from lbctl.kube import endpoints, services, speakers
 
-    cfg = settings.load(settings.PoolSettings, args)
-    try:
-        api, _ = kclient.api_client(cfg.kubeconfig)
-    except kclient.NoCredentials as exc:
-        print(f"lbctl status: {exc}", file=sys.stderr)
-        return 2
+    api, _ = kclient.api_client(cfg.kubeconfig)
     with api:
         core = client.CoreV1Api(api)
         svcs = api.sanitize_for_serialization(core.list_service_for_all_namespaces().items)
@@ -166,22 +173,81 @@ def _status(args: argparse.Namespace) -> int:
         )
         version = endpoints.api_version(api)
         slices = json.loads(endpoints.lister(api, version)().data).get("items") or []
-    handling = services.Handling(cfg.lb_class, cfg.class_less)
-    live = speakers.live_now(leases, datetime.datetime.now(datetime.UTC))
+    return _Cluster(
+        svcs,
+        nodes,
+        data,
+        speakers.lease_states(leases, datetime.datetime.now(datetime.UTC)),
+        slices,
+        services.Handling(cfg.lb_class, cfg.class_less),
+    )
+
+
+def _cluster_or_exit(args: argparse.Namespace) -> _Cluster | int:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from lbctl.kube import client as kclient
+
+    cfg = settings.load(settings.PoolSettings, args)
+    try:
+        return _read_cluster(cfg)
+    except kclient.NoCredentials as exc:
+        print(f"lbctl {args.command}: {exc}", file=sys.stderr)
+    except ApiException as exc:
+        print(
+            f"lbctl {args.command}: the API server said {exc.status} {exc.reason}", file=sys.stderr
+        )
+    except HTTPError as exc:
+        print(f"lbctl {args.command}: cannot reach the API server: {exc}", file=sys.stderr)
+    return 2
+
+
+def _status(args: argparse.Namespace) -> int:
+    from lbctl import ownership, status
+
+    cluster = _cluster_or_exit(args)
+    if isinstance(cluster, int):
+        return cluster
+    live = {node for node, ok in cluster.leases.items() if ok}
 
     def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> dict[Any, str | None]:
         return ownership.compute(
             pool_config,
             service_objs=objs,
-            node_objs=nodes,
-            slice_objs=slices,
+            node_objs=cluster.nodes,
+            slice_objs=cluster.slices,
             live=live,
-            handling=handling,
+            handling=cluster.handling,
         ).owners
 
-    report = status.build(svcs, data, nodes, handling, speaker_view)
+    report = status.build(
+        cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view
+    )
     print(status.render(report, args.output), end="")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from lbctl import audit
+
+    cluster = _cluster_or_exit(args)
+    if isinstance(cluster, int):
+        return cluster
+    findings = audit.check(
+        cluster.services,
+        cluster.config_data,
+        node_objs=cluster.nodes,
+        slice_objs=cluster.slices,
+        live={node for node, ok in cluster.leases.items() if ok},
+        expired={node for node, ok in cluster.leases.items() if not ok},
+        handling=cluster.handling,
+    )
+    if args.output == "json":
+        print(json.dumps([asdict(f) for f in findings], indent=2))
+    else:
+        print(audit.render(findings), end="")
+    return 1 if findings else 0
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -261,6 +327,13 @@ def parser() -> argparse.ArgumentParser:
     settings.add_flags(st, settings.PoolSettings)
     st.add_argument("-o", "--output", choices=["table", "json"], default="table")
     st.set_defaults(run=_status)
+    chk = sub.add_parser(
+        "check",
+        help="audit addresses, pools and speakers; exit status 1 when anything is wrong",
+    )
+    settings.add_flags(chk, settings.PoolSettings)
+    chk.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    chk.set_defaults(run=_check)
     val = sub.add_parser("validate", help="check a pool config (or ConfigMap) file offline")
     val.add_argument("file", help="the file, or - for standard input")
     val.set_defaults(run=_validate)

@@ -121,23 +121,25 @@ class OwnLease:
             log.warning("deleting lease %s: %s", lease_name(self.node), exc)
 
 
-def live_now(lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime) -> set[str]:
-    """Live speakers judged from one reading of their Leases by wall clock (for one-shot
-    readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
-    live = set()
+def lease_states(
+    lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime
+) -> dict[str, bool]:
+    """Every speaker Lease's node → live or expired, judged from one reading by wall clock (for
+    one-shot readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
+    states = {}
     for obj in lease_objs:
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         name = str(meta.get("name", ""))
-        renew, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
-        if not name.startswith(PREFIX) or not renew or not duration:
+        if not name.startswith(PREFIX):
             continue
+        renew, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
         try:
             renewed = datetime.datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if renewed + datetime.timedelta(seconds=float(duration)) > now:
-            live.add(name[len(PREFIX) :])
-    return live
+            live = renewed + datetime.timedelta(seconds=float(str(duration))) > now
+        except (TypeError, ValueError):
+            live = False
+        states[name[len(PREFIX) :]] = live
+    return states
 
 
 class Liveness:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lbctl import allocator, controller, packets, speaker
+from lbctl import allocator, audit, controller, packets, speaker
 
 DOCS = Path(__file__).parents[2] / "docs"
 REFERENCE = (DOCS / "configuration.md").read_text()
@@ -44,3 +44,8 @@ def test_every_speaker_metric_is_documented(metric: str) -> None:
 @pytest.mark.parametrize("reason", [d.name.lower() for d in packets.Drop])
 def test_every_drop_reason_is_documented(reason: str) -> None:
     assert f"`{reason}`" in REFERENCE
+
+
+@pytest.mark.parametrize("kind", [k.value for k in audit.Kind])
+def test_every_check_finding_is_documented(kind: str) -> None:
+    assert f"`{kind}`" in (DOCS / "operations.md").read_text()

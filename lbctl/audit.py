@@ -1,0 +1,127 @@
+"""``lbctl check``: every way the cluster's addresses can be wrong, from one reading (pure).
+
+Built on what ``lbctl status`` computes (the controller's own allocator in a dry run, and the
+speakers' own election), so a finding here is a disagreement with the rules the components
+apply, not a second opinion. The fault tests use it as their invariant checker.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lbctl import allocator, config, ipam, ownership, status
+from lbctl.kube import services
+
+
+class Kind(enum.StrEnum):
+    CONFIG_ERROR = "ConfigError"  # the pool ConfigMap does not parse
+    HELD_TWICE = "HeldTwice"  # two Services hold one address and may not share it
+    OUTSIDE_POOLS = "OutsidePools"  # a status address lies in no configured pool
+    STALE = "Stale"  # a status differs from what the rules give
+    PENDING = "Pending"  # a Service has no address; the reason says why
+    SPEAKER_DOWN = "SpeakerDown"  # a speaker's Lease has expired (not released)
+    NO_LIVE_SPEAKER = "NoLiveSpeaker"  # no live, eligible speaker can announce an address
+    NO_READY_ENDPOINT = "NoReadyEndpoint"  # Local policy and no node has a ready endpoint
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    subject: str  # a Service (namespace/name), an address or a node
+    message: str
+
+
+def check(
+    service_objs: Iterable[Mapping[str, Any]],
+    configmap_data: Mapping[str, str] | None,
+    *,
+    node_objs: Iterable[Mapping[str, Any]] = (),
+    slice_objs: Iterable[Mapping[str, Any]] = (),
+    live: Collection[str] = (),
+    expired: Collection[str] = (),
+    handling: services.Handling | None = None,
+) -> list[Finding]:
+    handling = handling or services.Handling()
+    svcs = [o for o in service_objs if handling.handles(o)]
+    nodes = list(node_objs)
+    slices = list(slice_objs)
+    findings = [
+        Finding(Kind.SPEAKER_DOWN, node, "its speaker Lease expired without being released")
+        for node in sorted(expired)
+    ]
+    try:
+        cfg = config.parse_configmap(configmap_data)
+    except config.ConfigError as exc:
+        return [*findings, Finding(Kind.CONFIG_ERROR, "config", str(exc))]
+
+    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
+    findings += _held_twice(requests)
+    for req in requests:
+        for ip in req.current:
+            if cfg.pool_of(ip) is None:
+                findings.append(Finding(Kind.OUTSIDE_POOLS, req.key, f"{ip} is in no pool"))
+
+    report = status.build(svcs, configmap_data, nodes, handling)
+    for row in report.services:
+        if row.state == "pending":
+            findings.append(Finding(Kind.PENDING, row.service, row.reason))
+        elif row.state == "stale":
+            findings.append(
+                Finding(Kind.STALE, row.service, f"holds {','.join(row.addresses)}: {row.reason}")
+            )
+
+    own = ownership.compute(
+        cfg,
+        service_objs=[o for o in svcs if not services.deleting(o)],
+        node_objs=nodes,
+        slice_objs=slices,
+        live=live,
+        handling=handling,
+    )
+    for ip, need in own.needs.items():
+        if own.owners.get(ip) is not None:
+            continue
+        served = ", ".join(need.services)
+        if need.local_nodes is not None and not need.local_nodes:
+            findings.append(
+                Finding(
+                    Kind.NO_READY_ENDPOINT,
+                    str(ip),
+                    f"externalTrafficPolicy Local and no ready endpoint ({served})",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    Kind.NO_LIVE_SPEAKER,
+                    str(ip),
+                    f"no live, eligible speaker can announce it ({served})",
+                )
+            )
+    return findings
+
+
+def _held_twice(requests: list[allocator.ServiceRequest]) -> list[Finding]:
+    by_ip: dict[ipam.IP, list[allocator.ServiceRequest]] = {}
+    for req in requests:
+        for ip in req.current:
+            by_ip.setdefault(ip, []).append(req)
+    found = []
+    for ip, holders in sorted(by_ip.items(), key=lambda kv: (kv[0].version, int(kv[0]))):
+        holders.sort(key=lambda r: r.age)
+        for i, a in enumerate(holders):
+            for b in holders[i + 1 :]:
+                why = allocator.may_not_share(a, b)
+                if why is not None:
+                    found.append(Finding(Kind.HELD_TWICE, str(ip), f"{a.key} and {b.key}: {why}"))
+    return found
+
+
+def render(findings: list[Finding]) -> str:
+    if not findings:
+        return "ok: no findings\n"
+    lines = [f"{f.kind.value:<16} {f.subject}: {f.message}" for f in findings]
+    return "\n".join(lines) + f"\n{len(findings)} finding(s)\n"
