@@ -261,6 +261,7 @@ class ControlPlane:
                 str(self.binaries["kube-controller-manager"]),
                 f"--kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
+                "--feature-gates=IPv6DualStack=true",  # EndpointSlices for IPv6 Services too
                 "--controllers=endpoint,endpointslice,endpointslicemirroring,namespace,serviceaccount,"
                 "serviceaccount-token",
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",

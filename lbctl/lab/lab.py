@@ -214,7 +214,7 @@ class Lab:
             token=service_account_token(core, LBCTL_NS, "lbctl-controller"),
             user="lbctl-controller",
         )
-        node_kubeconfig = cp.write_kubeconfig(
+        cp.write_kubeconfig(
             self.dir / "speaker.kubeconfig",
             host=str(the_lan.plan.gateway4),
             token=service_account_token(core, LBCTL_NS, "lbctl-speaker"),
@@ -223,7 +223,7 @@ class Lab:
 
         say("nodes: kube-proxy and an lbctl speaker in each")
         for host in NODES:
-            ip = the_lan.host(host).ipv4
+            ip, ip6 = the_lan.host(host).ipv4, the_lan.host(host).ipv6
             core.create_node(
                 {"metadata": {"name": host, "labels": {"kubernetes.io/hostname": host}}}
             )
@@ -233,6 +233,7 @@ class Lab:
                     "status": {
                         "addresses": [
                             {"type": "InternalIP", "address": str(ip)},
+                            {"type": "InternalIP", "address": str(ip6)},
                             {"type": "Hostname", "address": host},
                         ],
                         "conditions": [
@@ -256,26 +257,15 @@ class Lab:
                     f"--bind-address={ip}",
                     "--proxy-mode=iptables",
                     "--conntrack-max-per-core=0",
-                    "--cluster-cidr=10.244.0.0/16",
+                    # dual-stack: iptables and ip6tables rules, for IPv4 and IPv6 Services
+                    "--feature-gates=IPv6DualStack=true",
+                    "--cluster-cidr=10.244.0.0/16,fd00:10:244::/56",
                     "--metrics-bind-address=127.0.0.1:10249",
                     "--healthz-bind-address=127.0.0.1:10256",
                 ],
             )
             _record(state, proxy, self.state_file)
-            speaker = the_lan.start(
-                host,
-                "speaker",
-                [
-                    sys.executable,
-                    "-m",
-                    "lbctl",
-                    "speaker",
-                    f"--kubeconfig={node_kubeconfig}",
-                    f"--node-name={host}",
-                    "--metrics-address=127.0.0.1",
-                ],
-            )
-            _record(state, speaker, self.state_file)
+            self.start_speaker(state, the_lan, host)
         say("the lbctl controller")
         ctl = procs.Process(
             "controller",
@@ -307,7 +297,7 @@ class Lab:
                     "http.server",
                     "8080",
                     "--bind",
-                    str(the_lan.host(host).ipv4),
+                    "::",  # IPv4 and IPv6 (the node's own namespace: nothing else listens)
                     "--directory",
                     str(site),
                 ],
@@ -317,6 +307,26 @@ class Lab:
         external = wait_external_ip(core, DEMO_NS, "demo", timeout=60)
         say(f"demo Service address: {external}; checking it from the client")
         self._check_http(the_lan, external, timeout=60)
+
+    def start_speaker(
+        self, state: State, the_lan: lan.Lan, host: str, extra: tuple[str, ...] = ()
+    ) -> None:
+        """(Re)start the speaker of node ``host``, with extra flags (tests tune timings)."""
+        speaker = the_lan.start(
+            host,
+            "speaker",
+            [
+                sys.executable,
+                "-m",
+                "lbctl",
+                "speaker",
+                f"--kubeconfig={self.dir / 'speaker.kubeconfig'}",
+                f"--node-name={host}",
+                "--metrics-address=127.0.0.1",
+                *extra,
+            ],
+        )
+        _record(state, speaker, self.state_file)
 
     def _check_http(self, the_lan: lan.Lan, ip: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -329,6 +339,34 @@ class Lab:
             if time.monotonic() > deadline:
                 raise LabError(f"the demo at {ip} does not answer from the client: {got.stderr}")
             time.sleep(0.3)
+
+    # --- for tests and benchmarks: a node's faults, on a lab that is up ---
+
+    def lan(self) -> lan.Lan:
+        return lan.Lan(self._state().lan_plan(), self.dir / "lan")
+
+    def speaker_pids(self, host: str) -> list[int]:
+        return [p.pid for p in self._state().processes if p.name == f"speaker@{host}" and _alive(p)]
+
+    def stop_speaker(self, host: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        for pid in self.speaker_pids(host):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+        procs.wait_until(f"speaker@{host} gone", lambda: not self.speaker_pids(host), timeout=10)
+
+    def restart_speaker(self, host: str, *extra: str) -> None:
+        self.stop_speaker(host, signal.SIGTERM)
+        self.start_speaker(self._state(), self.lan(), host, extra)
+
+    def set_link(self, host: str, up: bool) -> None:
+        """A node's LAN link down (cut off from the LAN and, in the lab, from the API) or up."""
+        self.lan().run(host, ["ip", "link", "set", "eth0", "up" if up else "down"])
+
+    def _state(self) -> State:
+        state = self.state()
+        if state is None:
+            raise LabError("no lab here (lbctl lab up makes one)")
+        return state
 
     # --- views ---
 
@@ -440,7 +478,7 @@ def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
                 if exc.status not in (403, 500) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        ip = str(the_lan.host(host).ipv4)
+        ip, ip6 = str(the_lan.host(host).ipv4), str(the_lan.host(host).ipv6)
         core.patch_namespaced_pod_status(
             name,
             DEMO_NS,
@@ -448,7 +486,7 @@ def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
                 "status": {
                     "phase": "Running",
                     "podIP": ip,
-                    "podIPs": [{"ip": ip}],
+                    "podIPs": [{"ip": ip}, {"ip": ip6}],
                     "hostIP": ip,
                     "conditions": [
                         {"type": "Ready", "status": "True"},

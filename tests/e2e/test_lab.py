@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
-from lbctl.lab import lan, procs
+from lbctl import election
+from lbctl.lab import lab as lab_mod
+from lbctl.lab import lan, procs, traffic
 
 
 def lab(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -99,3 +106,186 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
             if str(link.get("ifname")).startswith(prefix)
         ] == []
     assert not Path(lab_env["LBCTL_LAB_DIR"]).exists()
+
+
+@dataclass
+class UpLab:
+    """A lab that ``lbctl lab up`` brought up, and ways to poke at it."""
+
+    env: dict[str, str]
+    lab: lab_mod.Lab
+    core: client.CoreV1Api
+    prefix: str
+    kubeconfig: str
+
+    def lbctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lbctl", *args, f"--kubeconfig={self.kubeconfig}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def service(
+        self, name: str, port: int = 80, annotations: dict[str, str] | None = None, **spec: Any
+    ) -> str:
+        self.core.create_namespaced_service(
+            "demo",
+            {
+                "metadata": {"name": name, "annotations": annotations or {}},
+                "spec": {
+                    "type": "LoadBalancer",
+                    "selector": {"app": "demo"},
+                    "ports": [{"port": port, "targetPort": 8080, "protocol": "TCP"}],
+                    **spec,
+                },
+            },
+        )
+        return lab_mod.wait_external_ip(self.core, "demo", name, timeout=30)
+
+    def url(self, ip: str, port: int = 80) -> str:
+        host = f"[{ip}]" if ":" in ip else ip
+        return f"http://{host}:{port}/"
+
+    def wait_http(self, url: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = curl(self.prefix, url)
+            if got.returncode == 0 and "hello" in got.stdout:
+                return got.stdout
+            assert time.monotonic() < deadline, f"{url}: {got.stderr}"
+            time.sleep(0.3)
+
+    def announcer(self, ip: str) -> str:
+        rows = json.loads(self.lbctl("status", "-o", "json").stdout)["services"]
+        return next(
+            row["announced_by"][row["addresses"].index(ip)]
+            for row in rows
+            if ip in row["addresses"]
+        )
+
+    def neighbour_mac(self, ip: str) -> str:
+        out = self.lab.lan().run("client", ["ip", "neigh", "show", "to", ip]).stdout.split()
+        return out[out.index("lladdr") + 1] if "lladdr" in out else ""
+
+    def check(self) -> list[tuple[str, str]]:
+        got = self.lbctl("check", "-o", "json")
+        assert got.returncode in (0, 1), got.stderr
+        return sorted((f["kind"], f["subject"]) for f in json.loads(got.stdout))
+
+    def arp_macs(self, ip: str, count: int = 3) -> set[str]:
+        the_lan = self.lab.lan()
+        with the_lan.capture("client", f"arp and arp[6:2] == 2 and src host {ip}") as cap:
+            the_lan.run(
+                "client", ["arping", "-c", str(count), "-w", "2", "-I", "eth0", ip], check=False
+            )
+        from scapy.layers.l2 import ARP
+
+        return {p[ARP].hwsrc for p in cap.packets() if ARP in p and p[ARP].psrc == ip}
+
+
+@pytest.fixture
+def up(lab_env: dict[str, str]) -> Iterator[UpLab]:
+    done = lab(lab_env, "up")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    the_lab = lab_mod.Lab(Path(lab_env["LBCTL_LAB_DIR"]), say=lambda _: None)
+    state = the_lab.state()
+    assert state is not None
+    api = config.new_client_from_config(config_file=state.kubeconfig)
+    try:
+        yield UpLab(lab_env, the_lab, client.CoreV1Api(api), state.prefix, state.kubeconfig)
+    finally:
+        api.close()  # lab_env's teardown takes the lab down, even on failure
+
+
+def test_cluster_and_local_policy_over_ipv4_and_ipv6_reach_the_backend_through_kube_proxy(
+    up: UpLab,
+) -> None:
+    ips = {
+        "demo": lab_mod.wait_external_ip(up.core, "demo", "demo", timeout=10),
+        "cluster6": up.service("cluster6", ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack"),
+        "local4": up.service("local4", externalTrafficPolicy="Local"),
+        "local6": up.service(
+            "local6", externalTrafficPolicy="Local", ipFamilies=["IPv6"],
+            ipFamilyPolicy="SingleStack",
+        ),
+    }  # fmt: skip
+    assert ipaddress.ip_address(ips["cluster6"]).version == 6
+    for name, ip in ips.items():
+        body = up.wait_http(up.url(ip))
+        node = up.announcer(ip)
+        # The client sent it to the announcing node's MAC; that node has no such address, so
+        # only kube-proxy's rules there could deliver it.
+        assert up.neighbour_mac(ip) == up.lab.lan().host(node).mac, name
+        if name.startswith("local"):
+            # Local: announced only by a node with an endpoint, and served by that endpoint.
+            assert node in ("node1", "node2") and f"on {node}" in body, (name, node, body)
+    assert up.check() == []
+
+
+def test_killing_the_announcing_node_under_traffic_moves_the_address_and_traffic_resumes(
+    up: UpLab, record_property: Any
+) -> None:
+    # An address that node3 (which has no demo endpoint) announces, so the outage measured is
+    # the failover's alone, not kube-proxy still sending some requests to a dead endpoint.
+    gw = ipaddress.ip_network(up.lab._state().subnet4).network_address
+    ip = next(
+        str(gw + n)
+        for n in range(201, 251)
+        if election.owner(gw + n, ["node1", "node2", "node3"]) == "node3"
+    )
+    up.service("web", annotations={"lbctl.io/loadBalancerIPs": ip})
+    up.wait_http(up.url(ip))
+    assert up.announcer(ip) == "node3"
+
+    client_traffic = subprocess.Popen(
+        procs.netns_argv(
+            f"{up.prefix}-client",
+            [sys.executable, "-m", "lbctl.lab.traffic", up.url(ip), "--period", "0.05",
+             "--duration", "14"],
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)
+        fault_at = time.monotonic()
+        up.lab.stop_speaker("node3", signal.SIGKILL)
+        up.lab.set_link("node3", up=False)
+        out, _ = client_traffic.communicate(timeout=60)
+    finally:
+        if client_traffic.poll() is None:
+            client_traffic.kill()
+    samples = traffic.parse(out.splitlines())
+    assert len(samples) > 150  # a request every 50 ms for 14 s, less the outage's timeouts
+    assert all(s.ok for s in samples if s.t < fault_at)
+    gaps = [o for o in traffic.outages(samples) if o.end is None or o.end > fault_at]
+    assert len(gaps) == 1 and gaps[0].seconds is not None, gaps  # one outage, then back
+    outage = gaps[0].seconds
+    record_property("failover_outage_s", round(outage, 3))
+    print(f"outage under traffic after killing node3: {outage:.2f} s")
+    # Speaker Lease 4 s (default) + the heir's reaction + the client's next attempt.
+    assert outage < 4 + 3
+    heir = up.announcer(ip)
+    assert heir in ("node1", "node2")
+    assert up.arp_macs(ip) == {up.lab.lan().host(heir).mac}
+    assert up.check() == [("SpeakerDown", "node3")]
+
+
+def test_a_deleted_services_address_stops_answering_and_goes_to_the_next_service(
+    up: UpLab,
+) -> None:
+    ip = lab_mod.wait_external_ip(up.core, "demo", "demo", timeout=10)
+    assert len(up.arp_macs(ip)) == 1
+    up.core.delete_namespaced_service("demo", "demo", _preload_content=False)
+    deadline = time.monotonic() + 20
+    while up.arp_macs(ip, count=2):
+        assert time.monotonic() < deadline, f"{ip} still answers ARP after its Service went"
+    assert curl(up.prefix, up.url(ip)).returncode != 0
+    assert up.check() == []
+
+    assert up.service("next", port=81) == ip  # the first free address again
+    assert "hello" in up.wait_http(up.url(ip, 81))
+    assert len(up.arp_macs(ip)) == 1
+    assert up.check() == []
