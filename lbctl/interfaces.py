@@ -38,3 +38,15 @@ def pick(ip: ipam.IP, links: Iterable[Link], configured: Sequence[str] = ()) -> 
     if on_subnet:
         return on_subnet
     return [link for link in usable if ip.version in link.default_route]
+
+
+def serves_lan(
+    ranges: Iterable[ipam.Range], links: Iterable[Link], configured: Sequence[str]
+) -> bool:
+    """Whether this node has a link, up, to announce the addresses of at least one pool range.
+
+    A node without one (cable pulled, NIC down) must not win addresses it cannot announce: its
+    speaker withdraws from the election while the API server still reaches it another way.
+    """
+    links = list(links)
+    return any(pick(r.ip(r.first), links, configured) for r in ranges)

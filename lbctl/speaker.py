@@ -21,7 +21,7 @@ from lbctl import config, election, ipam, ownership, reconcile
 from lbctl.announce import netlink
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
-from lbctl.interfaces import Link, pick
+from lbctl.interfaces import Link, pick, serves_lan
 from lbctl.kube import endpoints, services, speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
@@ -142,6 +142,7 @@ class Speaker:
             api, may_write=lambda: True, component="lbctl-speaker", host=self.me
         )
         self.links: list[Link] = []
+        self._links_known = False  # netlink's first dump has arrived
         self._wake = threading.Event()
         self._config: config.PoolConfig | None = None
         self._config_text: str | None = None
@@ -161,7 +162,7 @@ class Speaker:
         self._wake.set()
 
     def _on_links(self, links: list[Link]) -> None:
-        self.links = links
+        self.links, self._links_known = links, True
         self._wake.set()
 
     def _load_config(self) -> config.PoolConfig | None:
@@ -236,6 +237,8 @@ class Speaker:
     def desired(self) -> dict[ipam.IP, tuple[Link, ...]]:
         """The addresses this node must announce now, each with its links."""
         cfg = self._load_config()
+        if cfg is not None and self.ready() and self._links_known:
+            self._follow_lan(cfg)
         if cfg is None or not self.ready() or not self.own.fresh():
             why = (
                 "no valid config"
@@ -267,6 +270,17 @@ class Speaker:
             for ip, node in owners.items()
             if node == self.me
         }
+
+    def _follow_lan(self, cfg: config.PoolConfig) -> None:
+        """Out of the election while no link can carry our announcements; back when one can."""
+        ranges = [r for pool in cfg.pools for r in pool.ranges]
+        if serves_lan(ranges, self.links, cfg.announce.interfaces):
+            if self.own.withdrawn:
+                log.info("a link to announce on is back: rejoining the election")
+                self.own.rejoin()
+        elif not self.own.withdrawn:
+            log.warning("no link up to announce any pool's addresses on: withdrawing")
+            self.own.withdraw()
 
     def recompute(self) -> None:
         desired = self.desired()

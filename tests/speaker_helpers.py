@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,29 @@ class SpeakerLan:
             self.namespace,
             {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}},
         )
+
+    def management_path(self, host: str) -> None:
+        """A second link from ``host`` to the API server, as a management network: then the
+        node can lose the LAN and keep the API. Goes with the namespace (its peer with it)."""
+        n = self.nodes.index(host) + 1
+        ns, root_end, ip = (
+            self.lan.host(host).netns,
+            f"{self.lan.plan.prefix}mg{n}",
+            self.ip4(240 + n),
+        )
+        gateway = str(self.lan.plan.gateway4)
+        for argv in (
+            ["ip", "link", "add", root_end, "type", "veth", "peer", "name", "mgmt0", "netns", ns],
+            ["ip", "link", "set", root_end, "up"],
+            ["ip", "route", "add", f"{ip}/32", "dev", root_end],  # our LAN's range, one host
+            ["ip", "-n", ns, "link", "set", "mgmt0", "up"],
+            ["ip", "-n", ns, "addr", "add", f"{ip}/32", "dev", "mgmt0"],
+            ["ip", "-n", ns, "route", "add", f"{gateway}/32", "dev", "mgmt0", "src", ip],
+        ):
+            subprocess.run(argv, check=True, capture_output=True)
+
+    def lease_holders(self) -> set[str]:
+        return {self.host_of(n) for n in self.live_speakers()}
 
     def kill(self, host: str, *, link_down: bool = True) -> None:
         """The node dies: its speaker gets SIGKILL and its link goes down."""

@@ -69,6 +69,8 @@ class OwnLease:
         self._on_failure = on_failure
         self._renewed_at: float | None = None
         self.released = False
+        self.withdrawn = False  # out of the election for now (no link to announce on)
+        self._lock = threading.Lock()  # a renewal never recreates a Lease just withdrawn
 
     def fresh(self) -> bool:
         at = self._renewed_at
@@ -78,10 +80,17 @@ class OwnLease:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.released:
-            self.renew()
+            if not self.withdrawn:
+                self.renew()
             stop.wait(self.timings.renew)
 
     def renew(self) -> bool:
+        with self._lock:
+            if self.released or self.withdrawn:
+                return False
+            return self._renew()
+
+    def _renew(self) -> bool:
         started = self._mono()
         body = {
             "metadata": {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}},
@@ -109,13 +118,35 @@ class OwnLease:
         self._renewed_at = started
         return True
 
+    def withdraw(self) -> None:
+        """Leave the election until ``rejoin``: delete our Lease so others take over now."""
+        with self._lock:
+            if self.withdrawn:
+                return
+            self.withdrawn = True
+            self._delete()
+
+    def rejoin(self) -> None:
+        with self._lock:
+            if not self.withdrawn or self.released:
+                return
+            self.withdrawn = False
+            self._renew()
+
     def release(self) -> None:
         """Delete our Lease so the others take over at once (graceful shutdown, drain)."""
-        self.released = True
+        with self._lock:
+            self.released = True
+            self._delete()
+
+    def _delete(self) -> None:
         self._renewed_at = None
         try:
             self._coord.delete_namespaced_lease(
-                lease_name(self.node), self.namespace, _preload_content=False
+                lease_name(self.node),
+                self.namespace,
+                _preload_content=False,
+                _request_timeout=self.timings.duration,  # held under the lock: never hang
             )
         except Exception as exc:  # it expires by itself anyway
             log.warning("deleting lease %s: %s", lease_name(self.node), exc)

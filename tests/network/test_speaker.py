@@ -333,10 +333,34 @@ def test_link_changes_are_followed(speaker_lan: Build) -> None:
         )
 
     sl.lan.run(owner, ["ip", "link", "set", "eth0", "down"])
-    wait_for("the link going down to be seen", lambda: lines("on no interface") == 1)
+    # Nothing left to announce on: it leaves the election rather than hold the address.
+    wait_for("the link going down to be seen", lambda: "withdrawing" in sl.speakers[owner].tail())
     sl.lan.run(owner, ["ip", "link", "set", "eth0", "up"])
-    wait_for("the link coming back to be seen", lambda: lines("on eth0") == 2)
+    wait_for("the link coming back to be seen", lambda: lines("on eth0") == 2, timeout=20)
     wait_for("one owner again", lambda: sl.arp_replies(ip, 2) == {sl.mac(owner)}, timeout=20)
+
+
+def test_a_node_cut_off_from_the_lan_but_not_the_api_gives_its_addresses_up(
+    speaker_lan: Build,
+) -> None:
+    sl = speaker_lan(3)
+    sl.management_path("node3")  # before the speakers start: all their API traffic goes there
+    sl.start_all()
+    ip = next(sl.ip4(n) for n in range(200, 221) if sl.expected_owner(sl.ip4(n)) == "node3")
+    heir = sl.expected_owner(ip, ["node1", "node2"])
+    sl.lb_service("web", [ip])
+    assert wait_for("node3 to answer", lambda: sl.arp_replies(ip, 1)) == {sl.mac("node3")}
+
+    sl.lan.run("node3", ["ip", "link", "set", "eth0", "down"])
+    # Its speaker lives and reaches the API: it withdraws its Lease, so the others need not
+    # wait for it to expire.
+    wait_for("node3 to withdraw", lambda: "node3" not in sl.lease_holders(), timeout=5)
+    wait_for("the heir alone", lambda: sl.arp_replies(ip, 2) == {sl.mac(heir)}, timeout=10)
+    assert sl.speakers["node3"].alive()
+
+    sl.lan.run("node3", ["ip", "link", "set", "eth0", "up"])
+    wait_for("node3 back in the election", lambda: "node3" in sl.lease_holders(), timeout=10)
+    wait_for("one owner again", lambda: sl.arp_replies(ip, 2) == {sl.mac("node3")}, timeout=20)
 
 
 def test_net_raw_is_the_only_capability_needed(speaker_lan: Build) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
+from lbctl import ipam
 from lbctl.config import Garp
 from lbctl.garp import GarpSchedule
-from lbctl.interfaces import Link, pick
+from lbctl.interfaces import Link, pick, serves_lan
 
 IP = ipaddress.ip_address("198.51.100.200")
 
@@ -90,3 +93,24 @@ def test_without_a_subnet_the_default_route_interface() -> None:
 
 def test_no_interface_for_a_family_without_route() -> None:
     assert pick(ipaddress.ip_address("2001:db8::5"), LINKS) == []
+
+
+MGMT_ONLY = [link("lo", 1, ("127.0.0.0/8",)), link("mgmt0", 5, ("10.0.0.0/30",))]
+
+
+@pytest.mark.parametrize(
+    ("ranges", "links", "configured", "serves"),
+    [
+        (["198.51.100.200-198.51.100.250"], LINKS, [], True),  # br0 is on the subnet
+        (["2001:db8::/64"], LINKS, [], False),  # no IPv6 subnet, no IPv6 default route
+        (["2001:db8::/64", "203.0.113.0/28"], LINKS, [], True),  # one pool range is enough
+        (["198.51.100.200-198.51.100.250"], MGMT_ONLY, [], False),  # the LAN link went away
+        (["198.51.100.200-198.51.100.250"], LINKS, ["wlan0"], False),  # configured one is down
+        (["198.51.100.200-198.51.100.250"], [], [], False),
+    ],
+)
+def test_a_node_serves_the_lan_only_with_a_link_up_for_some_pool(
+    ranges: list[str], links: list[Link], configured: list[str], serves: bool
+) -> None:
+    parsed = [ipam.parse_range(r) for r in ranges]
+    assert serves_lan(parsed, links, configured) is serves
