@@ -273,11 +273,32 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from lbctl import convert
+
+    name = args.file
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"lbctl convert: cannot read {name}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = convert.convert(args.source, text)
+    except convert.ConvertError as exc:
+        for problem in exc.problems:
+            print(f"{name}: {problem}", file=sys.stderr)
+        return 1
+    print(convert.render(result), end="")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
 def _parse_config_or_configmap(text: str) -> config.PoolConfig:
     """Accept the config itself or a whole ConfigMap manifest holding it."""
     try:
         document = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
         return config.parse_yaml(text)  # reports the YAML error with its position
     if isinstance(document, dict) and document.get("kind") == "ConfigMap":
         data = document.get("data")
@@ -334,6 +355,17 @@ def parser() -> argparse.ArgumentParser:
     settings.add_flags(chk, settings.PoolSettings)
     chk.add_argument("-o", "--output", choices=["text", "json"], default="text")
     chk.set_defaults(run=_check)
+    from lbctl.convert import SOURCES
+
+    conv = sub.add_parser(
+        "convert",
+        help="turn a MetalLB or kube-vip ConfigMap into lbctl's (docs/migration.md)",
+        description="Prints lbctl's ConfigMap on stdout, what could not be carried over on "
+        "stderr (and as comments); exit 1 when nothing can be converted.",
+    )
+    conv.add_argument("--from", dest="source", required=True, choices=list(SOURCES))
+    conv.add_argument("file", help="the ConfigMap manifest (or config), or - for standard input")
+    conv.set_defaults(run=_convert)
     val = sub.add_parser("validate", help="check a pool config (or ConfigMap) file offline")
     val.add_argument("file", help="the file, or - for standard input")
     val.set_defaults(run=_validate)

@@ -21,7 +21,7 @@ from lbctl.selectors import Operator, Selector
 CONFIG_KEY = "config.yaml"
 MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB anyway
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-INTERFACE_NAME = re.compile(r"^[^/\s:]{1,15}$")
+INTERFACE_NAME = re.compile(r"^[^/\s:\x00-\x1f\x7f]{1,15}$")
 
 
 class ConfigError(ValueError):
@@ -258,6 +258,8 @@ def parse_yaml(text: str) -> PoolConfig:
         raise ConfigError([("", f"not valid YAML{where}: {problem}")]) from None
     except RecursionError:
         raise ConfigError([("", "not valid YAML: nested too deeply")]) from None
+    except (ValueError, OverflowError) as exc:  # e.g. a timestamp with month 13
+        raise ConfigError([("", f"not valid YAML: {exc}")]) from None
     return parse(document)
 
 

@@ -60,7 +60,6 @@ def build(
         reserved.update(services.node_addresses(node))
     alloc = Allocator(cfg, reserved)
     handling = handling or services.Handling()
-    handling = handling or services.Handling()
     handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
     requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
     for req in requests:

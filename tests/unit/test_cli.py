@@ -42,3 +42,38 @@ def test_validate_reports_every_problem_with_its_path_and_exits_1(
 def test_validate_a_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["validate", "/nonexistent/config.yaml"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+METALLB = """apiVersion: v1
+kind: ConfigMap
+metadata: {namespace: metallb-system, name: config}
+data:
+  config: |
+    peers: [{peer-address: 10.0.0.1, peer-asn: 64501, my-asn: 64500}]
+    address-pools:
+    - {name: lan, protocol: layer2, addresses: [198.51.100.200-198.51.100.250]}
+    - {name: bgp, protocol: bgp, addresses: [203.0.113.0/28]}
+"""
+
+
+def test_convert_prints_an_applyable_configmap_and_notes_what_was_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "metallb.yaml"
+    f.write_text(METALLB)
+    assert cli.main(["convert", "--from", "metallb", str(f)]) == 0
+    out, err = capsys.readouterr()
+    converted = tmp_path / "lbctl.yaml"
+    converted.write_text(out)
+    assert cli.main(["validate", str(converted)]) == 0  # what convert writes, validate accepts
+    assert "pool lan: 1 range(s), IPv4: 51" in capsys.readouterr().out
+    assert "note:" in err and "bgp" in err
+
+
+def test_convert_refuses_garbage_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "junk.yaml"
+    f.write_text("{{{ not yaml")
+    assert cli.main(["convert", "--from", "kube-vip", str(f)]) == 1
+    assert capsys.readouterr().err.startswith(f"{f}: ")
