@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from lbctl import assets, config, settings
+from lbctl import assets, audit, config, settings
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -229,8 +229,6 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lbctl import audit
-
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
@@ -243,6 +241,7 @@ def _check(args: argparse.Namespace) -> int:
         expired={node for node, ok in cluster.leases.items() if not ok},
         handling=cluster.handling,
     )
+    findings = [f for f in findings if f.kind.value not in (args.ignore or ())]
     if args.output == "json":
         print(json.dumps([asdict(f) for f in findings], indent=2))
     else:
@@ -354,6 +353,13 @@ def parser() -> argparse.ArgumentParser:
     )
     settings.add_flags(chk, settings.PoolSettings)
     chk.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    chk.add_argument(
+        "--ignore",
+        action="append",
+        metavar="KIND",
+        choices=[k.value for k in audit.Kind],
+        help="leave out findings of this kind (repeatable), e.g. NoLiveSpeaker without speakers",
+    )
     chk.set_defaults(run=_check)
     from lbctl.convert import SOURCES
 

@@ -19,9 +19,8 @@ import pytest
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
-from lbctl import election
+from lbctl.lab import failover, lan, procs, traffic
 from lbctl.lab import lab as lab_mod
-from lbctl.lab import lan, procs, traffic
 
 
 def lab(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -175,14 +174,7 @@ class UpLab:
         return sorted((f["kind"], f["subject"]) for f in json.loads(got.stdout))
 
     def arp_macs(self, ip: str, count: int = 3) -> set[str]:
-        the_lan = self.lab.lan()
-        with the_lan.capture("client", f"arp and arp[6:2] == 2 and src host {ip}") as cap:
-            the_lan.run(
-                "client", ["arping", "-c", str(count), "-w", "2", "-I", "eth0", ip], check=False
-            )
-        from scapy.layers.l2 import ARP
-
-        return {p[ARP].hwsrc for p in cap.packets() if ARP in p and p[ARP].psrc == ip}
+        return failover.arp_macs(self.lab, ip, count)
 
 
 @pytest.fixture
@@ -229,12 +221,7 @@ def test_killing_the_announcing_node_under_traffic_moves_the_address_and_traffic
 ) -> None:
     # An address that node3 (which has no demo endpoint) announces, so the outage measured is
     # the failover's alone, not kube-proxy still sending some requests to a dead endpoint.
-    gw = ipaddress.ip_network(up.lab._state().subnet4).network_address
-    ip = next(
-        str(gw + n)
-        for n in range(201, 251)
-        if election.owner(gw + n, ["node1", "node2", "node3"]) == "node3"
-    )
+    ip = failover.address_owned_by(up.lab, "node3")
     up.service("web", annotations={"lbctl.io/loadBalancerIPs": ip})
     up.wait_http(up.url(ip))
     assert up.announcer(ip) == "node3"
@@ -288,4 +275,25 @@ def test_a_deleted_services_address_stops_answering_and_goes_to_the_next_service
     assert up.service("next", port=81) == ip  # the first free address again
     assert "hello" in up.wait_http(up.url(ip, 81))
     assert len(up.arp_macs(ip)) == 1
+    assert up.check() == []
+
+
+@pytest.mark.slow
+def test_repeated_failovers_under_traffic_leave_exactly_one_mac_answering_each_time(
+    up: UpLab, record_property: Any, full_counts: bool
+) -> None:
+    failover.tune(up.lab)  # lease 1 s: rounds in seconds, as docs/operations.md tunes it
+    ip = failover.address_owned_by(up.lab, "node3")
+    up.service("web", annotations={"lbctl.io/loadBalancerIPs": ip})
+    up.wait_http(up.url(ip))
+    rounds = 20 if full_counts else 4
+    result = failover.run(up.lab, ip, "node3", rounds, url=up.url(ip))
+    assert len(result.rounds) == rounds
+    for r in result.rounds:  # after the kill and after the return: one MAC, the right one
+        assert r.heir_macs == {up.lab.lan().host(r.heir).mac}
+        assert r.back_macs == {up.lab.lan().host("node3").mac}
+    assert all(o.end is not None for o in result.outages)  # traffic always came back
+    seconds = [round(o.seconds or 0, 3) for o in result.outages]
+    record_property("failover_outages_s", seconds)
+    print(f"{rounds} failovers: client outages {seconds} s")
     assert up.check() == []

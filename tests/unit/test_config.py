@@ -76,7 +76,7 @@ pools:
 BAD = [
     ("pools: []\nwhen: 2020-13-45", "not valid YAML: month must be in 1..12"),
     (
-        "pools: [{name: a, addresses: [198.51.100.1]}]\nannounce: {interfaces: [\"e\\x1b\"]}",
+        'pools: [{name: a, addresses: [198.51.100.1]}]\nannounce: {interfaces: ["e\\x1b"]}',
         "announce.interfaces[0]",
     ),
     ("pools: [{name: a, addresses: [198.51.100.1], colour: red}]", "pools[0].colour: unknown key"),

@@ -1,0 +1,104 @@
+"""Annotation fuzzing against the real controller: a Warning for the Service, nobody else hurt."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+
+from kube_helpers import ControllerProcess, events, ingress, put_config, service, wait_for
+from kubernetes import client
+
+from lbctl.lab import controlplane
+
+Start = Callable[..., ControllerProcess]
+
+BAD_ADDRESSES = [
+    "",
+    ",",
+    " , ,",
+    "not-an-ip",
+    "198.51.100.999",
+    "198.51.100.5/32",
+    "198.51.100.5%eth0",
+    "2001:db8::zz",
+    "::1",
+    "0.0.0.0",
+    "224.0.0.5",
+    "fe80::1",
+    "198.51.100.201,198.51.100.202",  # two of one family
+    "2001:db8:1::1,2001:db8:1::2",
+    "198.51.100.201,2001:db8:1::1,198.51.100.202",
+    "203.0.113.77",  # in no pool
+    "\uff11\uff19\uff18.51.100.201",  # fullwidth digits
+    "198.51.100.201\n198.51.100.202",
+    "1.1.1.1," * 400,  # far longer than any honest list
+    "\u202e198.51.100.201",
+]
+BAD_POOLS = ["nope", "../..", "x" * 300, "LAN", "lan\u0000"]
+
+
+def fuzz_cases(seed: int, count: int) -> list[dict[str, str]]:
+    """Hand-picked bad values, each alone, then random mixes of them with bad pools."""
+    rng = random.Random(seed)
+    cases = [{"lbctl.io/loadBalancerIPs": v} for v in BAD_ADDRESSES]
+    cases += [{"lbctl.io/address-pool": p} for p in BAD_POOLS]
+    while len(cases) < count:
+        ann = {"lbctl.io/loadBalancerIPs": rng.choice(BAD_ADDRESSES)}
+        if rng.random() < 0.5:
+            ann["metallb.universe.tf/loadBalancerIPs"] = rng.choice(BAD_ADDRESSES)
+        if rng.random() < 0.5:
+            ann["lbctl.io/address-pool"] = rng.choice(BAD_POOLS)
+        if rng.random() < 0.3:
+            ann["lbctl.io/allow-shared-ip"] = "".join(rng.choice("ab\u00e9 /") for _ in range(9))
+        cases.append(ann)
+    return cases
+
+
+def test_malformed_annotations_get_a_warning_and_affect_no_other_service(
+    core: client.CoreV1Api,
+    namespace: str,
+    run_controller: Start,
+    apiserver: controlplane.ControlPlane,
+) -> None:
+    put_config(
+        core,
+        namespace,
+        "pools: [{name: lan, addresses: [198.51.100.200-198.51.100.210, '2001:db8:1::/126']}]",
+    )
+    ctl = run_controller()
+    core.create_namespaced_service(namespace, service("steady"))
+    steady = wait_for("steady's address", lambda: ingress(core, namespace, "steady"))
+
+    cases = fuzz_cases(seed=6, count=40)
+    for i, ann in enumerate(cases):
+        try:
+            core.create_namespaced_service(namespace, service(f"v{i}", annotations=ann))
+        except client.exceptions.ApiException as exc:
+            assert exc.status == 422, exc  # the API server refused it: it never reached us
+            cases[i] = {}
+    for i, ann in enumerate(cases):
+        if not ann:
+            continue
+        warned = wait_for(
+            f"a Warning on v{i} for {ann!r}",
+            lambda i=i: [e for e in events(core, namespace, f"v{i}") if e[0] == "Warning"],
+        )
+        assert warned[0][1] in ("InvalidRequest", "AllocationFailed"), warned
+        assert ingress(core, namespace, f"v{i}") == []
+
+    assert ctl.proc.alive()
+    assert ingress(core, namespace, "steady") == steady
+    # The audit: each victim pending with a reason, nothing held twice or outside a pool.
+    got = subprocess.run(
+        [sys.executable, "-m", "lbctl", "check", "-o", "json", "--ignore", "NoLiveSpeaker",
+         f"--kubeconfig={apiserver.kubeconfig}", f"--namespace={namespace}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    findings = json.loads(got.stdout)
+    assert {f["kind"] for f in findings} == {"Pending"}, findings
+    assert {f["subject"] for f in findings} == {
+        f"{namespace}/v{i}" for i, ann in enumerate(cases) if ann
+    }
