@@ -12,6 +12,7 @@ import ipaddress
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,31 +75,34 @@ def run(lab: lab_mod.Lab, ip: str, victim: str, rounds: int, *, url: str) -> Res
     heir = election.owner(ipaddress.ip_address(ip), [n for n in lab_mod.NODES if n != victim])
     assert heir is not None
     result = Result()
-    client = subprocess.Popen(
-        procs.netns_argv(
-            f"{state.prefix}-client",
-            [sys.executable, "-m", "lbctl.lab.traffic", url, "--duration", "3600"],
-        ),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _until(f"{victim} alone answers", lambda: arp_macs(lab, ip) == {mac[victim]}, 30)
-        for _ in range(rounds):
-            killed_at = time.monotonic()
-            lab.stop_speaker(victim, signal.SIGKILL)
-            lab.set_link(victim, up=False)
-            _until(f"{heir} alone answers", lambda: arp_macs(lab, ip) == {mac[heir]}, 30)
-            heir_macs = arp_macs(lab, ip)
-            lab.set_link(victim, up=True)
-            lab.restart_speaker(victim, *TUNED)
-            _until(f"{victim} back", lambda: arp_macs(lab, ip) == {mac[victim]}, 30)
-            back_macs = arp_macs(lab, ip)
-            result.rounds.append(Round(victim, killed_at, heir, heir_macs, back_macs))
-            time.sleep(1)  # the client sees a steady state before the next kill
-    finally:
-        client.terminate()
-        out, _ = client.communicate(timeout=10)
+    # A file, not a pipe: nobody reads until the end, and a full pipe would stall the client.
+    with tempfile.TemporaryFile("w+") as log:
+        client = subprocess.Popen(
+            procs.netns_argv(
+                f"{state.prefix}-client",
+                [sys.executable, "-m", "lbctl.lab.traffic", url, "--duration", "3600"],
+            ),
+            stdout=log,
+        )
+        try:
+            _until(f"{victim} alone answers", lambda: arp_macs(lab, ip) == {mac[victim]}, 30)
+            for _ in range(rounds):
+                killed_at = time.monotonic()
+                lab.stop_speaker(victim, signal.SIGKILL)
+                lab.set_link(victim, up=False)
+                _until(f"{heir} alone answers", lambda: arp_macs(lab, ip) == {mac[heir]}, 30)
+                heir_macs = arp_macs(lab, ip)
+                lab.set_link(victim, up=True)
+                lab.restart_speaker(victim, *TUNED)
+                _until(f"{victim} back", lambda: arp_macs(lab, ip) == {mac[victim]}, 30)
+                back_macs = arp_macs(lab, ip)
+                result.rounds.append(Round(victim, killed_at, heir, heir_macs, back_macs))
+                time.sleep(1)  # the client sees a steady state before the next kill
+        finally:
+            client.terminate()
+            client.wait(timeout=10)
+            log.seek(0)
+            out = log.read()
     samples = traffic.parse(out.splitlines())
     result.outages = traffic.outages(samples)
     return result

@@ -57,9 +57,11 @@ def outages(samples: Iterable[Sample]) -> list[Outage]:
 def parse(lines: Iterable[str]) -> list[Sample]:
     samples = []
     for line in lines:
-        if line.strip():
+        try:
             d = json.loads(line)
-            samples.append(Sample(float(d["t"]), bool(d["ok"]), str(d.get("body", ""))))
+        except ValueError:  # blank, or the last line cut short when the client was stopped
+            continue
+        samples.append(Sample(float(d["t"]), bool(d["ok"]), str(d.get("body", ""))))
     return samples
 
 

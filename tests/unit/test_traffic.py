@@ -32,5 +32,5 @@ def test_outages(pattern: str, expected: list[Outage]) -> None:
 
 def test_seconds_and_parse() -> None:
     assert Outage(1.0, 3.5, 9).seconds == 2.5 and Outage(1.0, None, 9).seconds is None
-    lines = ['{"t": 1.5, "ok": true, "body": "hi"}', "", '{"t": 2, "ok": false}']
+    lines = ['{"t": 1.5, "ok": true, "body": "hi"}', "", '{"t": 2, "ok": false}', '{"t": 3, "o']
     assert parse(lines) == [Sample(1.5, True, "hi"), Sample(2.0, False, "")]
