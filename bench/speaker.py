@@ -281,7 +281,9 @@ def main() -> int:
             bed.service("failover", [ip])
             results["handover_drain"] = failover(bed, ip, args.trials, defaults, "drain")
             print("drain", results["handover_drain"], flush=True)
-            return _write(args.out, results)
+            # One part alone updates its section of the results and keeps the rest.
+            old = json.loads(args.out.read_text()) if args.out.exists() else {}
+            return _write(args.out, {**old, **results})
         results["arp_latency"] = latency(bed, args.rate, args.count)
         print("latency", results["arp_latency"], flush=True)
 
