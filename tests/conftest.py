@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -27,6 +28,12 @@ def missing(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must run this test, but: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def full_counts() -> bool:
+    """Whether slow tests run at full size (LBCTL_FULL=1); CI runs them with reduced counts."""
+    return os.environ.get("LBCTL_FULL") == "1"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -66,6 +73,28 @@ def apiserver(
         yield cp
     finally:
         cp.stop()
+
+
+@pytest.fixture
+def planes(
+    binaries: dict[str, Path], tmp_path: Path
+) -> Iterator[Callable[..., controlplane.ControlPlane]]:
+    """``planes(**kwargs)`` starts a ControlPlane of the test's own (to stop, restart or
+    compact without disturbing the session's); all stop afterwards."""
+    made: list[controlplane.ControlPlane] = []
+
+    def make(**kwargs: Any) -> controlplane.ControlPlane:
+        cp = controlplane.ControlPlane(
+            workdir=tmp_path / f"plane{len(made)}", binaries=binaries, **kwargs
+        )
+        made.append(cp)
+        return cp.start()
+
+    try:
+        yield make
+    finally:
+        for cp in made:
+            cp.stop()
 
 
 @pytest.fixture(scope="session")

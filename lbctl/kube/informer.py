@@ -2,7 +2,8 @@
 
 Objects stay plain JSON dicts: the adapters read the fields they need, including fields the
 client's models may lack. A dropped watch resumes from the last resourceVersion; an expired
-one (410 Gone) or any error relists after a backoff; a relist reports deletions it missed.
+one (410 Gone) relists; after any other error the watch resumes from its last version after a
+backoff. A relist reports deletions it missed.
 """
 
 from __future__ import annotations
@@ -80,17 +81,23 @@ class Informer:
 
     def run(self, stop: threading.Event) -> None:
         failures = 0
+        version: str | None = None  # where the watch resumes; None: list first
         while not stop.is_set():
             try:
-                version = self._relist()
-                failures = 0
+                if version is None:
+                    version = self._relist()
+                    failures = 0
                 while not stop.is_set():
                     version = self._watch(version, stop)
+                    failures = 0
             except Gone:
                 log.info("%s: watch expired (410 Gone); relisting", self.name)
+                version = None
             except Exception as exc:  # the API server may be down: retry, never die
                 if stop.is_set():
                     break
+                # The watch resumes from the last version it saw, as client-go's does: the
+                # server replays what we missed, or says 410 Gone and we relist.
                 failures += 1
                 delay = min(self._max_backoff, 0.2 * 2 ** min(failures, 10))
                 delay *= 0.5 + random.random() / 2
