@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import signal
 import subprocess
 import sys
@@ -138,6 +139,16 @@ class SpeakerLan:
             ["ip", "-n", ns, "route", "add", f"{gateway}/32", "dev", "mgmt0", "src", ip],
         ):
             subprocess.run(argv, check=True, capture_output=True)
+
+    def check(self) -> list[tuple[str, str]]:
+        """``lbctl check`` findings (kind, subject) for this LAN's namespace."""
+        got = subprocess.run(
+            [sys.executable, "-m", "lbctl", "check", "-o", "json",
+             f"--kubeconfig={self.kubeconfig}", f"--namespace={self.namespace}"],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert got.returncode in (0, 1), got.stderr
+        return sorted((f["kind"], f["subject"]) for f in json.loads(got.stdout))
 
     def lease_holders(self) -> set[str]:
         return {self.host_of(n) for n in self.live_speakers()}

@@ -243,6 +243,7 @@ sendp(frames, iface="eth0", verbose=False)
     for host in sl.nodes:
         sl.speakers[host].check_alive()
     assert sl.arp_replies(ip) == {sl.mac(owner)}
+    assert sl.check() == []
 
 
 def status_row(sl: SpeakerLan, name: str) -> str:
@@ -315,6 +316,7 @@ def test_a_speaker_cut_off_from_the_api_stops_answering_and_another_takes_over(
         lambda: sl.arp_replies(ip, 2) == {sl.mac(owner)},
         timeout=20,
     )
+    wait_for("lbctl check clean", lambda: sl.check() == [])
 
 
 def test_link_changes_are_followed(speaker_lan: Build) -> None:
@@ -361,6 +363,7 @@ def test_a_node_cut_off_from_the_lan_but_not_the_api_gives_its_addresses_up(
     sl.lan.run("node3", ["ip", "link", "set", "eth0", "up"])
     wait_for("node3 back in the election", lambda: "node3" in sl.lease_holders(), timeout=10)
     wait_for("one owner again", lambda: sl.arp_replies(ip, 2) == {sl.mac("node3")}, timeout=20)
+    assert sl.check() == []
 
 
 def test_net_raw_is_the_only_capability_needed(speaker_lan: Build) -> None:

@@ -79,6 +79,7 @@ def test_speakers_ride_out_an_api_server_restart_and_a_compaction(
         assert all(p.alive() for p in sl.speakers.values())
         logs = "".join(p.tail(100_000) for p in sl.speakers.values())
         assert "watch expired (410 Gone); relisting" in logs
+        assert sl.check() == []
         for proc in sl.speakers.values():
             proc.stop(timeout=5)
     finally:
