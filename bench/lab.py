@@ -52,7 +52,8 @@ def main() -> int:
         result = failover.run(lab, ip, "node3", args.rounds, url=f"http://{ip}/")
     finally:
         lab.down(quiet=True)
-    seconds = [o.seconds for o in result.outages if o.seconds is not None]
+    kills = [o.seconds for o in result.after_kills() if o.seconds is not None]
+    returns = [o.seconds for o in result.after_returns() if o.seconds is not None]
     one_mac = sum(len(r.heir_macs) == 1 and len(r.back_macs) == 1 for r in result.rounds)
     summary = {
         "client_outage": {
@@ -60,10 +61,11 @@ def main() -> int:
             "request_period_s": 0.05,
             "lease_duration_s": 1,
             "renew_period_s": 0.25,
-            "outages_s": [round(s, 3) for s in seconds],
+            "outages_s": [round(s, 3) for s in kills],  # one per kill
+            "return_outages_s": [round(s, 3) for s in returns],  # when the node takes it back
             "never_recovered": sum(o.seconds is None for o in result.outages),
-            "p50_s": statistics.median(seconds) if seconds else None,
-            "max_s": max(seconds) if seconds else None,
+            "p50_s": statistics.median(kills) if kills else None,
+            "max_s": max(kills) if kills else None,
             "target_s": 2.0,
             "rounds_with_one_mac": one_mac,
         }

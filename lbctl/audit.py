@@ -48,17 +48,20 @@ def check(
     svcs = [o for o in service_objs if handling.handles(o)]
     nodes = list(node_objs)
     slices = list(slice_objs)
-    findings = [
+    names = {services.node_labels(n)[0] for n in nodes}
+    findings = [  # a deleted node's Lease is left to expire: not a speaker down
         Finding(Kind.SPEAKER_DOWN, node, "its speaker Lease expired without being released")
         for node in sorted(expired)
+        if node in names
     ]
+    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
+    deleting = {services.key_of(o) for o in svcs if services.deleting(o)}
+    findings += _held_twice(requests, deleting)
     try:
         cfg = config.parse_configmap(configmap_data)
     except config.ConfigError as exc:
         return [*findings, Finding(Kind.CONFIG_ERROR, "config", str(exc))]
 
-    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
-    findings += _held_twice(requests)
     for req in requests:
         for ip in req.current:
             if cfg.pool_of(ip) is None:
@@ -104,7 +107,9 @@ def check(
     return findings
 
 
-def _held_twice(requests: list[allocator.ServiceRequest]) -> list[Finding]:
+def _held_twice(
+    requests: list[allocator.ServiceRequest], deleting: Collection[str]
+) -> list[Finding]:
     by_ip: dict[ipam.IP, list[allocator.ServiceRequest]] = {}
     for req in requests:
         for ip in req.current:
@@ -116,6 +121,9 @@ def _held_twice(requests: list[allocator.ServiceRequest]) -> list[Finding]:
             for b in holders[i + 1 :]:
                 why = allocator.may_not_share(a, b)
                 if why is not None:
+                    gone = [k for k in (a.key, b.key) if k in deleting]
+                    if gone:  # kube-proxy still serves it until its finalizers are done
+                        why += f" ({', '.join(gone)} being deleted)"
                     found.append(Finding(Kind.HELD_TWICE, str(ip), f"{a.key} and {b.key}: {why}"))
     return found
 

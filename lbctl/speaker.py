@@ -8,7 +8,9 @@ before the caches have synced, without a valid config, or while our own Lease is
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 from typing import Any
@@ -143,6 +145,10 @@ class Speaker:
         )
         self.links: list[Link] = []
         self._links_known = False  # netlink's first dump has arrived
+        self._no_link_since: float | None = None
+        # Out of the election until caches and links are known and a link can announce:
+        # others must not hand us addresses we cannot announce yet.
+        self.own.withdrawn = True
         self._wake = threading.Event()
         self._config: config.PoolConfig | None = None
         self._config_text: str | None = None
@@ -151,6 +157,9 @@ class Speaker:
         self._owners: dict[ipam.IP, str | None] = {}
         self._labelled: dict[ipam.IP, tuple[str, ...]] = {}  # announced{service, ip} series
         self.schedule: GarpSchedule[ipam.IP] = GarpSchedule(config.Garp())
+        # Events go out from their own thread: an API server slow or out of reach must never
+        # hold up taking over, giving up or the gratuitous rounds.
+        self._events: queue.Queue[tuple[Any, reconcile.Event]] = queue.Queue(maxsize=1000)
 
     # --- inputs ---
 
@@ -195,6 +204,7 @@ class Speaker:
             ("lease", self.own.run),
             ("responder", self.responder.run),
             ("netlink", lambda s: netlink.follow(self._on_links, s)),
+            ("events", self._send_events),
         ]
         for name, target in targets:
             threading.Thread(target=target, args=(stop,), name=name, daemon=True).start()
@@ -215,6 +225,14 @@ class Speaker:
                 inf.stop()
             if server:
                 server.shutdown()
+
+    def _send_events(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                obj, event = self._events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.writer.event(obj, event)
 
     def shutdown(self) -> None:
         """Stop answering at once, then give our Lease back so others take over now."""
@@ -272,13 +290,20 @@ class Speaker:
         }
 
     def _follow_lan(self, cfg: config.PoolConfig) -> None:
-        """Out of the election while no link can carry our announcements; back when one can."""
+        """Out of the election while no link can carry our announcements; back when one can.
+
+        A gap shorter than one renew period (a carrier blip, a route replaced) moves nothing."""
         ranges = [r for pool in cfg.pools for r in pool.ranges]
+        now = time.monotonic()
         if serves_lan(ranges, self.links, cfg.announce.interfaces):
+            self._no_link_since = None
             if self.own.withdrawn:
-                log.info("a link to announce on is back: rejoining the election")
+                log.info("a link to announce on is up: joining the election")
                 self.own.rejoin()
-        elif not self.own.withdrawn:
+            return
+        if self._no_link_since is None:
+            self._no_link_since = now
+        if not self.own.withdrawn and now - self._no_link_since >= self.settings.renew_period:
             log.warning("no link up to announce any pool's addresses on: withdrawing")
             self.own.withdraw()
 
@@ -312,14 +337,13 @@ class Speaker:
             self.metrics.announced.labels(svc, str(ip)).set(1)
             obj = self.services.get(svc)
             if obj is not None:
-                self.writer.event(
-                    obj,
-                    reconcile.Event(
-                        reconcile.EventType.NORMAL,
-                        "Announcing",
-                        f"announcing {ip} from node {self.me} on interface {where}",
-                    ),
+                event = reconcile.Event(
+                    reconcile.EventType.NORMAL,
+                    "Announcing",
+                    f"announcing {ip} from node {self.me} on interface {where}",
                 )
+                with contextlib.suppress(queue.Full):  # best effort: drop, never wait
+                    self._events.put_nowait((obj, event))
 
     def _gave_up(self, ip: ipam.IP) -> None:
         self.schedule.drop(ip)

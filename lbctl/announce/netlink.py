@@ -63,6 +63,15 @@ def _links(ipr: Any) -> list[Link]:
 
 def follow(on_change: Callable[[list[Link]], None], stop: threading.Event) -> None:
     """Call ``on_change`` with fresh links whenever links, addresses or routes change."""
+    while not stop.is_set():
+        try:
+            _follow(on_change, stop)
+        except Exception as exc:  # e.g. a dump interrupted by a flap: never stop following
+            log.warning("netlink: %s; reading the links again", exc)
+            stop.wait(0.2)
+
+
+def _follow(on_change: Callable[[list[Link]], None], stop: threading.Event) -> None:
     with IPRoute() as ipr:
         ipr.bind(
             groups=RTMGRP_LINK

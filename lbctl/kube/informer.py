@@ -65,6 +65,7 @@ class Informer:
         self._cache: dict[str, Obj] = {}
         self._response: Any = None
         self.synced = threading.Event()
+        self._version: str | None = None  # where the watch resumes; None: list first
         self.relists = 0
 
     # --- cache reads (any thread) ---
@@ -81,24 +82,29 @@ class Informer:
 
     def run(self, stop: threading.Event) -> None:
         failures = 0
-        version: str | None = None  # where the watch resumes; None: list first
+        self._version = None
         while not stop.is_set():
             try:
+                version = self._version
                 if version is None:
-                    version = self._relist()
+                    version = self._version = self._relist()
                     failures = 0
                 while not stop.is_set():
-                    version = self._watch(version, stop)
+                    self._watch(version, stop)
+                    version = self._version or version
                     failures = 0
             except Gone:
                 log.info("%s: watch expired (410 Gone); relisting", self.name)
-                version = None
+                self._version = None
             except Exception as exc:  # the API server may be down: retry, never die
                 if stop.is_set():
                     break
-                # The watch resumes from the last version it saw, as client-go's does: the
-                # server replays what we missed, or says 410 Gone and we relist.
                 failures += 1
+                # As client-go's reflector: after a dropped connection or 429 the watch resumes
+                # from the last version seen (the server replays what we missed, or says 410);
+                # after any other answer we list afresh.
+                if not _resumable(exc):
+                    self._version = None
                 delay = min(self._max_backoff, 0.2 * 2 ** min(failures, 10))
                 delay *= 0.5 + random.random() / 2
                 log.warning("%s: %s; retrying in %.1f s", self.name, _short(exc), delay)
@@ -127,7 +133,7 @@ class Informer:
         self.synced.set()
         return version
 
-    def _watch(self, version: str, stop: threading.Event) -> str:
+    def _watch(self, version: str, stop: threading.Event) -> None:
         self._response = response = self._list(
             watch=True,
             resource_version=version,
@@ -147,7 +153,9 @@ class Informer:
                     if obj.get("code") == 410:
                         raise Gone()
                     raise ApiException(status=obj.get("code"), reason=obj.get("message"))
-                version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+                # Kept as we go: a stream broken later resumes from here, not from its start.
+                self._version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+                version = self._version
                 if kind == "BOOKMARK":
                     continue
                 key = obj_key(obj)
@@ -160,7 +168,6 @@ class Informer:
         finally:
             self._response = None
             response.release_conn()
-        return version
 
 
 def _lines(response: Any) -> Any:
@@ -174,6 +181,13 @@ def _lines(response: Any) -> Any:
                 yield line
     if buffer.strip():
         yield buffer
+
+
+def _resumable(exc: BaseException) -> bool:
+    """A failure after which the same watch may resume: no answer at all, or "too many"."""
+    if isinstance(exc, ApiException):
+        return bool(exc.status == 429)
+    return True  # connection refused, reset, timed out: the server said nothing about us
 
 
 def _short(exc: BaseException) -> str:

@@ -38,6 +38,18 @@ class Result:
     rounds: list[Round] = field(default_factory=list)
     outages: list[traffic.Outage] = field(default_factory=list)
 
+    def after_kills(self) -> list[traffic.Outage]:
+        """The outages that span a kill: one per round when all went well."""
+        return [o for o in self.outages if any(_spans(o, r.killed_at) for r in self.rounds)]
+
+    def after_returns(self) -> list[traffic.Outage]:
+        """The others: when the healed node takes its address back."""
+        return [o for o in self.outages if not any(_spans(o, r.killed_at) for r in self.rounds)]
+
+
+def _spans(outage: traffic.Outage, t: float) -> bool:
+    return outage.start <= t and (outage.end is None or t <= outage.end)
+
 
 def address_owned_by(lab: lab_mod.Lab, node: str, first: int = 201) -> str:
     """A pool address of the lab that ``node`` wins among all nodes."""
@@ -87,9 +99,11 @@ def run(lab: lab_mod.Lab, ip: str, victim: str, rounds: int, *, url: str) -> Res
         try:
             _until(f"{victim} alone answers", lambda: arp_macs(lab, ip) == {mac[victim]}, 30)
             for _ in range(rounds):
-                killed_at = time.monotonic()
                 lab.stop_speaker(victim, signal.SIGKILL)
                 lab.set_link(victim, up=False)
+                # The node serves on until its link goes (the client's ARP cache still points
+                # at it), so the outage starts here, not at the SIGKILL.
+                killed_at = time.monotonic()
                 _until(f"{heir} alone answers", lambda: arp_macs(lab, ip) == {mac[heir]}, 30)
                 heir_macs = arp_macs(lab, ip)
                 lab.set_link(victim, up=True)
@@ -99,10 +113,16 @@ def run(lab: lab_mod.Lab, ip: str, victim: str, rounds: int, *, url: str) -> Res
                 result.rounds.append(Round(victim, killed_at, heir, heir_macs, back_macs))
                 time.sleep(1)  # the client sees a steady state before the next kill
         finally:
+            crashed = client.poll()  # the client must have run all along
             client.terminate()
-            client.wait(timeout=10)
+            try:
+                client.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                client.kill()
             log.seek(0)
             out = log.read()
+        if crashed is not None:
+            raise RuntimeError(f"the traffic client stopped early (exit {crashed}): {out[-500:]}")
     samples = traffic.parse(out.splitlines())
     result.outages = traffic.outages(samples)
     return result

@@ -9,6 +9,7 @@ and prints one JSON line per request: ``{"t": <monotonic start>, "ok": bool, "bo
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import sys
 import time
@@ -73,7 +74,7 @@ def run(url: str, period: float, duration: float, timeout: float) -> None:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 body, ok = resp.read(200).decode(errors="replace").strip(), resp.status == 200
-        except OSError as exc:  # refused, unreachable, timed out: all count as down
+        except (OSError, http.client.HTTPException) as exc:  # refused, timed out, cut: down
             body, ok = type(exc).__name__, False
         print(json.dumps({"t": started, "ok": ok, "body": body}), flush=True)
         next_at += period

@@ -336,7 +336,9 @@ def test_link_changes_are_followed(speaker_lan: Build) -> None:
 
     sl.lan.run(owner, ["ip", "link", "set", "eth0", "down"])
     # Nothing left to announce on: it leaves the election rather than hold the address.
-    wait_for("the link going down to be seen", lambda: "withdrawing" in sl.speakers[owner].tail())
+    wait_for(
+        "the link going down to be seen", lambda: "withdrawing" in sl.speakers[owner].tail(10_000)
+    )
     sl.lan.run(owner, ["ip", "link", "set", "eth0", "up"])
     wait_for("the link coming back to be seen", lambda: lines("on eth0") == 2, timeout=20)
     wait_for("one owner again", lambda: sl.arp_replies(ip, 2) == {sl.mac(owner)}, timeout=20)

@@ -88,8 +88,20 @@ CASES = [
     (
         "an expired speaker Lease",
         [svc("a", "198.51.100.1")],
-        {"expired": {"node3"}},
-        [(Kind.SPEAKER_DOWN, "node3")],
+        {"live": {"node1"}, "expired": {"node2"}},
+        [(Kind.SPEAKER_DOWN, "node2")],
+    ),
+    (
+        "the expired Lease of a node that is gone",
+        [svc("a", "198.51.100.1")],
+        {"expired": {"node9"}},
+        [],
+    ),
+    (
+        "the config does not parse and two hold one address",
+        [svc("a", "198.51.100.1"), svc("b", "198.51.100.1", 1)],
+        {"config": {"config.yaml": "pools: nope"}},
+        [(Kind.HELD_TWICE, "198.51.100.1"), (Kind.CONFIG_ERROR, "config")],
     ),
     (
         "no live speaker at all",
@@ -160,3 +172,11 @@ def test_garbage_objects_never_crash_the_audit() -> None:
         {"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "x"}]}}},
     ]
     audit.check(junk, CONFIG, node_objs=[{"metadata": 5}], slice_objs=[{"endpoints": 7}], live=LIVE)
+
+
+def test_a_holder_being_deleted_is_named_as_such() -> None:
+    old = svc("a", "198.51.100.1")
+    old["metadata"]["deletionTimestamp"] = "2026-01-01T00:01:00Z"
+    findings = audit.check([old, svc("b", "198.51.100.1", 1)], CONFIG, node_objs=NODES, live=LIVE)
+    held = [f for f in findings if f.kind is Kind.HELD_TWICE]
+    assert len(held) == 1 and "default/a being deleted" in held[0].message
