@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -92,6 +96,34 @@ def probe(port: int, path: str) -> int:
         return 0
 
 
+def controller_argv(
+    kubeconfig: Path,
+    namespace: str,
+    identity: str,
+    metrics_port: int,
+    *,
+    lease: tuple[int, float, float] = (2, 1.5, 0.25),
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``lbctl controller`` with test timings: lease duration, renew deadline, retry period."""
+    return [
+        sys.executable,
+        "-m",
+        "lbctl",
+        "controller",
+        f"--kubeconfig={kubeconfig}",
+        f"--namespace={namespace}",
+        f"--identity={identity}",
+        "--metrics-address=127.0.0.1",
+        f"--metrics-port={metrics_port}",
+        f"--lease-duration={lease[0]}",
+        f"--renew-deadline={lease[1]}",
+        f"--retry-period={lease[2]}",
+        "--log-level=debug",
+        *extra,
+    ]
+
+
 class ControllerProcess:
     """``lbctl controller`` as a real child process."""
 
@@ -108,3 +140,19 @@ class ControllerProcess:
 
     def ready(self) -> bool:
         return probe(self.port, "/readyz") == 200
+
+
+def lbctl_check(kubeconfig: Path | str, ns: str, *ignore: str) -> tuple[int, list[dict[str, str]]]:
+    """``lbctl check -o json`` for the pools and speaker Leases in ``ns``: (exit, findings)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "lbctl", "check", f"--kubeconfig={kubeconfig}",
+         f"--namespace={ns}", "-o", "json", *(f"--ignore={kind}" for kind in ignore)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode in (0, 1), out.stderr
+    return out.returncode, json.loads(out.stdout)
+
+
+def check_findings(kubeconfig: Path | str, ns: str, *ignore: str) -> list[tuple[str, str]]:
+    """The findings of ``lbctl check`` as sorted (kind, subject) pairs."""
+    return sorted((f["kind"], f["subject"]) for f in lbctl_check(kubeconfig, ns, *ignore)[1])

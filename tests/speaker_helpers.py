@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kube_helpers import wait_for
+from kube_helpers import check_findings, wait_for
 from kubernetes import client
 
 from lbctl import election
@@ -142,13 +141,7 @@ class SpeakerLan:
 
     def check(self) -> list[tuple[str, str]]:
         """``lbctl check`` findings (kind, subject) for this LAN's namespace."""
-        got = subprocess.run(
-            [sys.executable, "-m", "lbctl", "check", "-o", "json",
-             f"--kubeconfig={self.kubeconfig}", f"--namespace={self.namespace}"],
-            capture_output=True, text=True, check=False, timeout=60,
-        )  # fmt: skip
-        assert got.returncode in (0, 1), got.stderr
-        return sorted((f["kind"], f["subject"]) for f in json.loads(got.stdout))
+        return check_findings(self.kubeconfig, self.namespace)
 
     def lease_holders(self) -> set[str]:
         return {self.host_of(n) for n in self.live_speakers()}

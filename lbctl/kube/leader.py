@@ -91,7 +91,7 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         started = self._mono()
         try:
-            ok = self._attempt(started)
+            ok = self._attempt()
         except ApiException as exc:
             ok = False
             if exc.status != 409:  # 409: someone else wrote first; not a failure of ours
@@ -105,7 +105,7 @@ class LeaderElector:
             self.renew_failures += 1
         return ok
 
-    def _attempt(self, now: float) -> bool:
+    def _attempt(self) -> bool:
         try:
             lease = self._coord.read_namespaced_lease(self.name, self.namespace)
         except ApiException as exc:
@@ -113,6 +113,9 @@ class LeaderElector:
                 raise
             self._coord.create_namespaced_lease(self.namespace, self._new_lease())
             return True
+        # What we read counts from now, when the answer is in: it may have been written at any
+        # time since the request went out, however long the request (or a pause) took.
+        now = self._mono()
         spec = lease.spec or client.V1LeaseSpec()
         record = (
             spec.holder_identity,

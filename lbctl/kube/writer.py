@@ -1,8 +1,11 @@
 """Apply ``reconcile.Writes`` to a Service, and record Events (I/O).
 
 Every write first asks ``may_write`` (the leader check), so a controller that lost its lease
-writes nothing. Metadata writes carry the resourceVersion they were decided on: a stale
-decision fails with 409 and is retried on fresh data instead of overwriting someone's change.
+writes nothing. Metadata and status writes carry the resourceVersion they were decided on: a
+stale decision fails with 409 and is retried on fresh data instead of overwriting someone's
+change. That also fences a write that passed the leader check just before its process paused
+(a long GC pause, a frozen VM) and goes out after another replica took over: it cannot
+overwrite what the new leader wrote since.
 """
 
 from __future__ import annotations
@@ -71,7 +74,12 @@ class ServiceWriter:
         if writes.ingress is not None:
             self._guard("status")
             patched = self._core.patch_namespaced_service_status(
-                name, ns, {"status": {"loadBalancer": {"ingress": writes.ingress}}}
+                name,
+                ns,
+                {
+                    "metadata": {"resourceVersion": version},
+                    "status": {"loadBalancer": {"ingress": writes.ingress}},
+                },
             )
             version = patched.metadata.resource_version
         if patch and removing:

@@ -140,6 +140,7 @@ class ControlPlane:
     processes: list[procs.Process] = field(default_factory=list)
     etcd_url: str = ""
     port: int = 0
+    _apiserver: procs.Process | None = field(default=None, init=False, repr=False)
 
     @property
     def pki(self) -> Path:
@@ -246,12 +247,31 @@ class ControlPlane:
             log=self.workdir / "kube-apiserver.log",
         )
         self.processes.append(apiserver.start())
+        self._apiserver = apiserver
         self.write_kubeconfig(self.kubeconfig)
         procs.wait_until(
             "kube-apiserver /readyz", self.ready, timeout=90, interval=0.2, watch=[etcd, apiserver]
         )
         if controller_manager:
             self.start_controller_manager()
+
+    def stop_apiserver(self, *, crash: bool = False) -> None:
+        """Stop kube-apiserver alone, as in an outage (``crash``: SIGKILL); etcd keeps running."""
+        if self._apiserver is None:
+            return
+        if crash:
+            self._apiserver.kill()
+        else:
+            self._apiserver.stop()
+
+    def start_apiserver(self) -> None:
+        """Start the stopped kube-apiserver again: same flags, port, certificates and etcd."""
+        if self._apiserver is None:
+            raise ControlPlaneError("start_apiserver: the control plane was never started")
+        self._apiserver.start()
+        procs.wait_until(
+            "kube-apiserver /readyz", self.ready, timeout=90, interval=0.2, watch=[self._apiserver]
+        )
 
     def start_controller_manager(self) -> procs.Process:
         """Endpoint(-slice) and service-account controllers: Pods work without a kubelet."""
@@ -314,3 +334,4 @@ class ControlPlane:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        self._apiserver = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_helpers import check_findings
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
@@ -169,9 +170,7 @@ class UpLab:
         return out[out.index("lladdr") + 1] if "lladdr" in out else ""
 
     def check(self) -> list[tuple[str, str]]:
-        got = self.lbctl("check", "-o", "json")
-        assert got.returncode in (0, 1), got.stderr
-        return sorted((f["kind"], f["subject"]) for f in json.loads(got.stdout))
+        return check_findings(self.kubeconfig, "lbctl-system")
 
     def arp_macs(self, ip: str, count: int = 3) -> set[str]:
         return failover.arp_macs(self.lab, ip, count)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kube_helpers import ControllerProcess, wait_for
+from kube_helpers import ControllerProcess, controller_argv, wait_for
 from kubernetes import client
 
 from lbctl.lab import controlplane, procs
@@ -37,22 +36,9 @@ def run_controller(
         wait_ready: bool = True,
     ) -> ControllerProcess:
         port = procs.free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "lbctl",
-            "controller",
-            f"--kubeconfig={apiserver.kubeconfig}",
-            f"--namespace={namespace}",
-            f"--identity={identity}",
-            "--metrics-address=127.0.0.1",
-            f"--metrics-port={port}",
-            f"--lease-duration={lease[0]}",
-            f"--renew-deadline={lease[1]}",
-            f"--retry-period={lease[2]}",
-            "--log-level=debug",
-            *extra,
-        ]
+        argv = controller_argv(
+            apiserver.kubeconfig, namespace, identity, port, lease=lease, extra=extra
+        )
         proc = procs.Process(
             f"controller-{identity}",
             argv,

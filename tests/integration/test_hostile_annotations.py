@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 
-from kube_helpers import ControllerProcess, events, ingress, put_config, service, wait_for
+from kube_helpers import (
+    ControllerProcess,
+    events,
+    ingress,
+    lbctl_check,
+    put_config,
+    service,
+    wait_for,
+)
 from kubernetes import client
 
 from lbctl.lab import controlplane
@@ -92,12 +97,7 @@ def test_malformed_annotations_get_a_warning_and_affect_no_other_service(
     assert ctl.proc.alive()
     assert ingress(core, namespace, "steady") == steady
     # The audit: each victim pending with a reason, nothing held twice or outside a pool.
-    got = subprocess.run(
-        [sys.executable, "-m", "lbctl", "check", "-o", "json", "--ignore", "NoLiveSpeaker",
-         f"--kubeconfig={apiserver.kubeconfig}", f"--namespace={namespace}"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    findings = json.loads(got.stdout)
+    _, findings = lbctl_check(apiserver.kubeconfig, namespace, "NoLiveSpeaker")
     assert {f["kind"] for f in findings} == {"Pending"}, findings
     assert {f["subject"] for f in findings} == {
         f"{namespace}/v{i}" for i, ann in enumerate(cases) if ann
