@@ -108,6 +108,19 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     assert not Path(lab_env["LBCTL_LAB_DIR"]).exists()
 
 
+def test_without_root_the_lab_says_so(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user")
+    env = {**os.environ, "LBCTL_LAB_DIR": str(tmp_path / "lab")}
+    got = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "lbctl", "lab", "up"],
+        env=env, cwd="/", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert got.returncode == 1 and "lbctl lab needs root" in got.stderr, got.stderr
+    assert not (tmp_path / "lab").exists()  # and nothing was made
+
+
 @dataclass
 class UpLab:
     """A lab that ``lbctl lab up`` brought up, and ways to poke at it."""
