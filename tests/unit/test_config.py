@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import random
 
+import config_fuzz
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lbctl import config
 from lbctl.selectors import Operator
@@ -199,3 +204,28 @@ def test_oversized_configs_are_refused_before_parsing() -> None:
 def test_huge_ranges_cost_nothing() -> None:
     cfg = config.parse_yaml("pools: [{name: a, addresses: [10.0.0.0/8, '2001:db8::/32']}]")
     assert cfg.pools[0].size(6) == 2**96
+
+
+# --- fuzzing: random and mutated configs never escape as anything but a ConfigError ---
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_mutated_configs_parse_or_fail_with_the_field_named(rng: random.Random) -> None:
+    text = config_fuzz.mutated_text(rng)
+    try:
+        config.parse_yaml(text)
+    except config.ConfigError as exc:
+        assert exc.problems
+        for path, message in exc.problems:
+            assert message
+            # A mapping at the top: every problem names its field (or says the YAML is bad).
+            assert path or "YAML" in message or "mapping" in message or "ConfigMap" in message
+    # anything else propagates and fails the test
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=400))
+def test_random_text_is_a_config_error_or_a_config(text: str) -> None:
+    with contextlib.suppress(config.ConfigError):
+        config.parse_yaml(text)

@@ -1,10 +1,11 @@
-"""Annotation fuzzing against the real controller: a Warning for the Service, nobody else hurt."""
+"""Fuzzing the real controller: broken annotations and configs hurt no one else, and say why."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 
+import config_fuzz
 from kube_helpers import (
     ControllerProcess,
     events,
@@ -16,6 +17,7 @@ from kube_helpers import (
 )
 from kubernetes import client
 
+from lbctl import config
 from lbctl.lab import controlplane
 
 Start = Callable[..., ControllerProcess]
@@ -102,3 +104,35 @@ def test_malformed_annotations_get_a_warning_and_affect_no_other_service(
     assert {f["subject"] for f in findings} == {
         f"{namespace}/v{i}" for i, ann in enumerate(cases) if ann
     }
+
+
+def test_a_stream_of_broken_configs_moves_no_address_and_each_is_reported(
+    core: client.CoreV1Api, namespace: str, run_controller: Start, full_counts: bool
+) -> None:
+    put_config(core, namespace, "pools: [{name: a, addresses: [198.51.100.10-198.51.100.20]}]")
+    ctl = run_controller()
+    core.create_namespaced_service(namespace, service("web"))
+    held = wait_for("web", lambda: ingress(core, namespace, "web"))
+    rng, broken = random.Random(11), []
+    while len(broken) < (1000 if full_counts else 150):
+        text = config_fuzz.mutated_text(rng)
+        try:
+            config.parse_yaml(text)
+        except config.ConfigError:
+            broken.append(text)
+    # Last, one whose field we know, to find its Event.
+    broken.append("pools: [{name: a, addresses: [198.51.100.10-198.51.100.20], colour: red}]")
+    for text in broken:
+        put_config(core, namespace, text)
+    wait_for(
+        "InvalidConfig naming the field",
+        lambda: [
+            e
+            for e in events(core, namespace, "lbctl-config", kind="ConfigMap")
+            if e[0] == "Warning" and e[1] == "InvalidConfig" and "pools[0].colour" in e[2]
+        ],
+    )
+    assert ctl.proc.alive() and ctl.metric("lbctl_config_stale") == 1
+    assert ingress(core, namespace, "web") == held  # the last good config is still in force
+    core.create_namespaced_service(namespace, service("next"))
+    assert wait_for("next", lambda: ingress(core, namespace, "next")) != held  # and allocates
