@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from kube_helpers import (
     ControllerProcess,
+    check_findings,
     events,
     ingress,
     metrics,
@@ -371,7 +372,10 @@ def test_lbctl_status_shows_addresses_pending_reasons_and_pools(
 
 
 def test_a_hand_edited_status_claiming_another_services_address_is_undone(
-    core: client.CoreV1Api, namespace: str, run_controller: Start
+    core: client.CoreV1Api,
+    namespace: str,
+    run_controller: Start,
+    apiserver: controlplane.ControlPlane,
 ) -> None:
     put_config(core, namespace, POOL)
     run_controller()
@@ -396,10 +400,14 @@ def test_a_hand_edited_status_claiming_another_services_address_is_undone(
     )
     assert fixed and fixed != theirs
     assert ingress(core, namespace, "older") == theirs
+    assert check_findings(apiserver.kubeconfig, namespace, "NoLiveSpeaker") == []
 
 
 def test_a_status_outside_every_pool_is_replaced(
-    core: client.CoreV1Api, namespace: str, run_controller: Start
+    core: client.CoreV1Api,
+    namespace: str,
+    run_controller: Start,
+    apiserver: controlplane.ControlPlane,
 ) -> None:
     put_config(core, namespace, POOL)
     run_controller()
@@ -420,3 +428,4 @@ def test_a_status_outside_every_pool_is_replaced(
         "a pool address again",
         lambda: (ips := ingress(core, namespace, "web")) != ["192.0.2.77"] and ips,
     )
+    assert check_findings(apiserver.kubeconfig, namespace, "NoLiveSpeaker") == []

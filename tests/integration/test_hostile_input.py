@@ -8,6 +8,7 @@ from collections.abc import Callable
 import config_fuzz
 from kube_helpers import (
     ControllerProcess,
+    check_findings,
     events,
     ingress,
     lbctl_check,
@@ -107,7 +108,11 @@ def test_malformed_annotations_get_a_warning_and_affect_no_other_service(
 
 
 def test_a_stream_of_broken_configs_moves_no_address_and_each_is_reported(
-    core: client.CoreV1Api, namespace: str, run_controller: Start, full_counts: bool
+    core: client.CoreV1Api,
+    namespace: str,
+    run_controller: Start,
+    apiserver: controlplane.ControlPlane,
+    full_counts: bool,
 ) -> None:
     put_config(core, namespace, "pools: [{name: a, addresses: [198.51.100.10-198.51.100.20]}]")
     ctl = run_controller()
@@ -136,3 +141,6 @@ def test_a_stream_of_broken_configs_moves_no_address_and_each_is_reported(
     assert ingress(core, namespace, "web") == held  # the last good config is still in force
     core.create_namespaced_service(namespace, service("next"))
     assert wait_for("next", lambda: ingress(core, namespace, "next")) != held  # and allocates
+    # The audit says the config is broken, and nothing else.
+    findings = check_findings(apiserver.kubeconfig, namespace, "NoLiveSpeaker")
+    assert findings == [("ConfigError", "config")]
