@@ -155,13 +155,19 @@ class Controller:
             while not inf.synced.wait(0.1):
                 if stop.is_set() or not self.elector.is_leader():
                     return
+        try:
+            fenced = self._fence_pending()
+        except Exception as exc:  # NotLeader, or the API server gone: stand by and retry
+            log.warning("fencing Services on taking over: %s; trying again", exc)
+            stop.wait(1.0)
+            return
         with self._lock:
             self.allocator = Allocator(None)
             self._restored = False
             self._config_text = None
             self._load_config()
             self._load_nodes()
-            self._restore_all()
+            self._restore_all(fenced)
             self._requeue_all()
             self._leading_ready = True
         workers = [
@@ -276,13 +282,35 @@ class Controller:
         self.allocator.set_reserved(reserved)
         return True
 
-    def _restore_all(self) -> None:
-        """Claim every status address, oldest Service first, before allocating anything."""
+    def _fence_pending(self) -> dict[str, dict[str, Any]]:
+        """Before deciding anything as the new leader, fence every handled Service that has
+        no address yet: the previous leader may have decided one for it and still be about
+        to send it (paused past its lease). A write that landed before the fence is in the
+        answer and is restored; one that comes after fails on the resourceVersion."""
+        term = f"{self.settings.identity} {time.time():.3f}"
+        fenced = {}
+        for obj in self.services.items():
+            if not self.handling.handles(obj) or obj["metadata"].get("deletionTimestamp"):
+                continue
+            if services.request_of(obj).current:
+                continue
+            now = self.writer.fence(obj, term)
+            if now is not None:
+                fenced[obj_key(now)] = now
+        if fenced:
+            log.info("fenced %d Service(s) without an address", len(fenced))
+        return fenced
+
+    def _restore_all(self, fresher: dict[str, dict[str, Any]] | None = None) -> None:
+        """Claim every status address, oldest Service first, before allocating anything.
+
+        ``fresher``: objects read after the cache (the fence's answers) take precedence."""
         if self._restored or self.allocator.config is None:
             return
+        objs = {obj_key(o): o for o in self.services.items()} | (fresher or {})
         handled = [
             o
-            for o in self.services.items()
+            for o in objs.values()
             if self.handling.handles(o) and not o["metadata"].get("deletionTimestamp")
         ]
         requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)

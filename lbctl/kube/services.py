@@ -16,6 +16,7 @@ from lbctl.allocator import FamilyPolicy, Port, ServiceKey, ServiceRequest
 LB_CLASS = "lbctl.io/l2"
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 ANN_ALLOCATED_FROM = "lbctl.io/allocated-from-pool"
+ANN_FENCE = "lbctl.io/leader-term"  # written by a new leader on Services still without an address
 
 # Ours first; MetalLB's names are accepted so its users switch without editing Services.
 PREFIXES = ("lbctl.io/", "metallb.io/", "metallb.universe.tf/")

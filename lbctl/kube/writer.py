@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from lbctl import reconcile
 from lbctl.kube import services
@@ -87,6 +88,25 @@ class ServiceWriter:
             self._patch_meta(name, ns, patch, version)
         for event in writes.events:
             self.event(obj, event)
+
+    def fence(self, obj: Mapping[str, Any], term: str) -> dict[str, Any] | None:
+        """Mark a Service with our leader term, changing its resourceVersion: a write the
+        previous leader decided before it lost the lease (and sends late, after a pause) now
+        fails with 409 instead of landing. Returns the Service as it is now (None if gone)."""
+        meta = obj["metadata"]
+        self._guard("fence")
+        try:
+            patched = self._core.patch_namespaced_service(
+                meta["name"],
+                meta["namespace"],
+                {"metadata": {"annotations": {services.ANN_FENCE: term}}},
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        result: dict[str, Any] = self._core.api_client.sanitize_for_serialization(patched)
+        return result
 
     def _patch_meta(self, name: str, ns: str, patch: dict[str, Any], version: str | None) -> str:
         patched = self._core.patch_namespaced_service(
