@@ -91,6 +91,7 @@ class Controller:
         self._config_text: str | None = None
         self._restored = False
         self._leading_ready = False  # caches loaded, status restored (if there is a config)
+        self._expected: dict[str, int] = {}  # key → resourceVersion our last write left
         self._pending: set[str] = set()
         self._last_events: dict[str, tuple[reconcile.Event, ...]] = {}
         self._seen_at: dict[str, float] = {}
@@ -163,6 +164,7 @@ class Controller:
             return
         with self._lock:
             self.allocator = Allocator(None)
+            self._expected.clear()
             self._restored = False
             self._config_text = None
             self._load_config()
@@ -336,6 +338,8 @@ class Controller:
                 else f"the Service is no longer a LoadBalancer of class {self.settings.lb_class}"
             )
             return self._fresh(key, obj, reconcile.for_release(obj, why))
+        if self._behind(key, obj):
+            return None  # the informer will bring what we wrote; decide on that
         request = services.request_of(obj)
         decision = self.allocator.decide(request)
         for evicted in decision.evicted:
@@ -367,12 +371,30 @@ class Controller:
         return None if todo.empty else (obj, todo)
 
     def _write(self, key: str, obj: dict[str, Any], writes: reconcile.Writes) -> None:
-        self.writer.apply(obj, writes)
+        version = self.writer.apply(obj, writes)
+        if version is not None and version.isdigit() and not writes.empty:
+            self._expected[key] = int(version)
         seen = self._seen_at.pop(key, None)
         if writes.ingress is not None and seen is not None:
             self.metrics.allocation_seconds.observe(time.monotonic() - seen)
 
+    def _behind(self, key: str, obj: dict[str, Any]) -> bool:
+        """Whether the cached object is older than our own last write to it.
+
+        A decision on it would take for lost the address we just wrote (its status is not in
+        the cache yet) and hand that address to the next Service. resourceVersions are opaque
+        in principle; etcd's are increasing integers, and anything else is never skipped."""
+        expected = self._expected.get(key)
+        if expected is None:
+            return False
+        version = str(obj["metadata"].get("resourceVersion", ""))
+        if version.isdigit() and int(version) < expected:
+            return True
+        self._expected.pop(key, None)
+        return False
+
     def _release(self, key: ServiceKey) -> None:
+        self._expected.pop(key, None)
         self._pending.discard(key)
         self._last_events.pop(key, None)
         self._seen_at.pop(key, None)

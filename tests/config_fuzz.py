@@ -41,9 +41,8 @@ def mutate(rng: random.Random, doc: Any, depth: int = 0) -> Any:
         if choice < 0.15:
             doc.pop(key)
         elif choice < 0.25:
-            doc[rng.choice(["colour", "addresses ", "Pools", "priority", "name"])] = rng.choice(
-                ODD_VALUES
-            )
+            invented = rng.choice(["colour", "addresses ", "Pools", "priority", "name"])
+            doc[invented] = copy.deepcopy(rng.choice(ODD_VALUES))  # never share ODD_VALUES
         elif choice < 0.45:
             doc[key] = copy.deepcopy(rng.choice(ODD_VALUES))
         else:

@@ -50,8 +50,8 @@ class ServiceWriter:
             raise NotLeader("not the leader: write skipped")
         self._on_write(kind)
 
-    def apply(self, obj: Mapping[str, Any], writes: reconcile.Writes) -> None:
-        """At most one metadata patch and one status patch.
+    def apply(self, obj: Mapping[str, Any], writes: reconcile.Writes) -> str | None:
+        """At most one metadata patch and one status patch; the resourceVersion they left.
 
         Adding: finalizer (with the pool annotation) before the status, so an address is never
         written without the finalizer that cleans it up. Removing: status first, finalizer last.
@@ -88,6 +88,7 @@ class ServiceWriter:
             self._patch_meta(name, ns, patch, version)
         for event in writes.events:
             self.event(obj, event)
+        return str(version) if version is not None else None
 
     def fence(self, obj: Mapping[str, Any], term: str) -> dict[str, Any] | None:
         """Mark a Service with our leader term, changing its resourceVersion: a write the
