@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lbctl import allocator, config, ipam, ownership, status
+from lbctl import allocator, ipam, ownership, status
 from lbctl.kube import services
 
 
@@ -57,17 +57,16 @@ def check(
     requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
     deleting = {services.key_of(o) for o in svcs if services.deleting(o)}
     findings += _held_twice(requests, deleting)
-    try:
-        cfg = config.parse_configmap(configmap_data)
-    except config.ConfigError as exc:
-        return [*findings, Finding(Kind.CONFIG_ERROR, "config", str(exc))]
+    parsed = cfg, error = status.parse_config(configmap_data)
+    if cfg is None:
+        return [*findings, Finding(Kind.CONFIG_ERROR, "config", str(error))]
 
     for req in requests:
         for ip in req.current:
             if cfg.pool_of(ip) is None:
                 findings.append(Finding(Kind.OUTSIDE_POOLS, req.key, f"{ip} is in no pool"))
 
-    report = status.build(svcs, configmap_data, nodes, handling)
+    report = status.report(svcs, parsed, nodes, handling)
     for row in report.services:
         if row.state == "pending":
             findings.append(Finding(Kind.PENDING, row.service, row.reason))

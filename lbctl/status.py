@@ -42,19 +42,38 @@ class Report:
     pools: list[PoolRow]
 
 
+def parse_config(
+    configmap_data: Mapping[str, str] | None,
+) -> tuple[config.PoolConfig | None, str | None]:
+    """The config, or None and why not (status and check show a broken config, not fail)."""
+    try:
+        return config.parse_configmap(configmap_data), None
+    except config.ConfigError as exc:
+        return None, str(exc)
+
+
+SpeakerView = Callable[[list[Mapping[str, Any]], config.PoolConfig], Mapping[Any, str | None]]
+
+
 def build(
     service_objs: Iterable[Mapping[str, Any]],
     configmap_data: Mapping[str, str] | None,
     node_objs: Iterable[Mapping[str, Any]] = (),
     handling: services.Handling | None = None,
-    speaker_view: Callable[[list[Mapping[str, Any]], config.PoolConfig], Mapping[Any, str | None]]
-    | None = None,
+    speaker_view: SpeakerView | None = None,
 ) -> Report:
-    cfg: config.PoolConfig | None
-    try:
-        cfg, error = config.parse_configmap(configmap_data), None
-    except config.ConfigError as exc:
-        cfg, error = None, str(exc)
+    return report(service_objs, parse_config(configmap_data), node_objs, handling, speaker_view)
+
+
+def report(
+    service_objs: Iterable[Mapping[str, Any]],
+    parsed: tuple[config.PoolConfig | None, str | None],
+    node_objs: Iterable[Mapping[str, Any]] = (),
+    handling: services.Handling | None = None,
+    speaker_view: SpeakerView | None = None,
+) -> Report:
+    """``build`` for a config already parsed (``parse_config``)."""
+    cfg, error = parsed
     reserved: dict[Any, str] = {}
     for node in node_objs:
         reserved.update(services.node_addresses(node))

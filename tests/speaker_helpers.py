@@ -14,7 +14,7 @@ from kube_helpers import check_findings, wait_for
 from kubernetes import client
 
 from lbctl import election
-from lbctl.lab import lan, procs
+from lbctl.lab import failover, lan, procs
 
 
 @dataclass
@@ -154,10 +154,4 @@ class SpeakerLan:
 
     def arp_replies(self, ip: str, count: int = 3) -> set[str]:
         """MACs that answer ``arping`` from the client."""
-        with self.lan.capture("client", f"arp and arp[6:2] == 2 and src host {ip}") as cap:
-            self.lan.run(
-                "client", ["arping", "-c", str(count), "-w", "1", "-I", "eth0", ip], check=False
-            )
-        from scapy.layers.l2 import ARP
-
-        return {p[ARP].hwsrc for p in cap.packets() if ARP in p and p[ARP].psrc == ip}
+        return failover.arp_macs(self.lan, ip, count)

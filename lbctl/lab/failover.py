@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from lbctl import election
 from lbctl.lab import lab as lab_mod
-from lbctl.lab import procs, traffic
+from lbctl.lab import lan, procs, traffic
 
 TUNED = ("--lease-duration=1", "--renew-period=0.25")  # the fast failover of docs/operations.md
 
@@ -63,9 +63,8 @@ def address_owned_by(lab: lab_mod.Lab, node: str, first: int = 201) -> str:
     )
 
 
-def arp_macs(lab: lab_mod.Lab, ip: str, count: int = 2) -> set[str]:
-    """MACs that answer ``arping`` from the client."""
-    the_lan = lab.lan()
+def arp_macs(the_lan: lan.Lan, ip: str, count: int = 2) -> set[str]:
+    """MACs that answer ``arping`` from the LAN's client."""
     with the_lan.capture("client", f"arp and arp[6:2] == 2 and src host {ip}") as cap:
         the_lan.run(
             "client", ["arping", "-c", str(count), "-w", "2", "-I", "eth0", ip], check=False
@@ -97,19 +96,19 @@ def run(lab: lab_mod.Lab, ip: str, victim: str, rounds: int, *, url: str) -> Res
             stdout=log,
         )
         try:
-            _until(f"{victim} alone answers", lambda: arp_macs(lab, ip) == {mac[victim]}, 30)
+            _until(f"{victim} alone answers", lambda: arp_macs(lab.lan(), ip) == {mac[victim]}, 30)
             for _ in range(rounds):
                 lab.stop_speaker(victim, signal.SIGKILL)
                 lab.set_link(victim, up=False)
                 # The node serves on until its link goes (the client's ARP cache still points
                 # at it), so the outage starts here, not at the SIGKILL.
                 killed_at = time.monotonic()
-                _until(f"{heir} alone answers", lambda: arp_macs(lab, ip) == {mac[heir]}, 30)
-                heir_macs = arp_macs(lab, ip)
+                _until(f"{heir} alone answers", lambda: arp_macs(lab.lan(), ip) == {mac[heir]}, 30)
+                heir_macs = arp_macs(lab.lan(), ip)
                 lab.set_link(victim, up=True)
                 lab.restart_speaker(victim, *TUNED)
-                _until(f"{victim} back", lambda: arp_macs(lab, ip) == {mac[victim]}, 30)
-                back_macs = arp_macs(lab, ip)
+                _until(f"{victim} back", lambda: arp_macs(lab.lan(), ip) == {mac[victim]}, 30)
+                back_macs = arp_macs(lab.lan(), ip)
                 result.rounds.append(Round(victim, killed_at, heir, heir_macs, back_macs))
                 time.sleep(1)  # the client sees a steady state before the next kill
         finally:

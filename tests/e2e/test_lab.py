@@ -186,7 +186,7 @@ class UpLab:
         return check_findings(self.kubeconfig, "lbctl-system")
 
     def arp_macs(self, ip: str, count: int = 3) -> set[str]:
-        return failover.arp_macs(self.lab, ip, count)
+        return failover.arp_macs(self.lab.lan(), ip, count)
 
 
 @pytest.fixture
