@@ -73,6 +73,9 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
     got = curl(prefix, f"http://{ip}/")
     assert "hello from the lbctl lab demo" in got.stdout, got.stderr
+    via_exec = lab(lab_env, "exec", "client", "curl", "-sS", "--max-time", "2", f"http://{ip}/")
+    assert "hello from the lbctl lab demo" in via_exec.stdout, via_exec.stderr
+    assert "DOWN" not in lab(lab_env, "status").stdout
     # All of that happened with RBAC enforced: controller and speakers use their own tokens.
     lab_dir = Path(lab_env["LBCTL_LAB_DIR"])
     assert "name: lbctl-controller" in (lab_dir / "controller.kubeconfig").read_text()
