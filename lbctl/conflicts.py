@@ -1,6 +1,7 @@
 """Address-conflict detection for the addresses this node owns (pure: time is an argument).
 
-Before the first announcement of an address, probe the LAN (RFC 5227 §2.1.1 ARP probes from
+Before the first announcement of an address (not a takeover from another node of the
+cluster, which must not wait), probe the LAN (RFC 5227 §2.1.1 ARP probes from
 sender 0.0.0.0; for IPv6, RFC 4862 §5.4 Duplicate Address Detection from ``::``); a claim from a
 MAC that is not one of the cluster's means another host uses (or wants) it: do not announce.
 While announcing, a claim from a foreign MAC is answered by one defensive announcement; a second
@@ -78,15 +79,18 @@ class Guard:
     schedule: Schedule = field(default_factory=Schedule)
     _addresses: dict[ipam.IP, _Address] = field(default_factory=dict)
 
-    def own(self, ips: Iterable[ipam.IP], now: float) -> list[Action]:
-        """The addresses owned now: new ones start probing (or announce at once if probing is
-        off); addresses no longer owned are forgotten."""
+    def own(
+        self, ips: Iterable[ipam.IP], now: float, *, handover: Collection[ipam.IP] = ()
+    ) -> list[Action]:
+        """The addresses owned now: new ones start probing, except those in ``handover`` (taken
+        over from another node of the cluster, which announced them until now: a takeover must
+        not wait) or when probing is off; addresses no longer owned are forgotten."""
         want = set(ips)
         for ip in [ip for ip in self._addresses if ip not in want]:
             del self._addresses[ip]
         out = []
         for ip in sorted(want - set(self._addresses), key=_order):
-            if self.schedule.probes > 0:
+            if self.schedule.probes > 0 and ip not in handover:
                 self._addresses[ip] = _Address(State.PROBING, now)
             else:
                 self._addresses[ip] = _Address(State.ANNOUNCING, now)

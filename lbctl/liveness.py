@@ -18,6 +18,10 @@ only take peers *out* of the election, never put one in. Three rules on top of V
   converges them.
 - **Never heard is not down.** A peer we have never heard (an old speaker, another segment,
   one that died before we started) is left to its Lease.
+- **We hold ourselves down too.** When our own advertisements stopped for longer than our down
+  interval (the process was frozen, every link was down), our peers have taken us out and hold
+  us down; we leave ourselves out for the same hold time, so a node that wakes up does not
+  answer beside the heirs of its addresses with a stale view.
 
 Shapes: node names are strings; times are seconds on one monotonic clock the caller supplies.
 """
@@ -53,10 +57,21 @@ class PeerWatch:
     Not thread-safe: the caller serialises calls.
     """
 
-    def __init__(self, me: str, *, hold: float = DEFAULT_HOLD) -> None:
+    def __init__(
+        self, me: str, *, interval: float = DEFAULT_INTERVAL, hold: float = DEFAULT_HOLD
+    ) -> None:
         self.me = me
+        self.interval = interval  # our own advertisement interval
         self.hold = hold
         self._peers: dict[str, _Peer] = {}
+        self._last_sent: float | None = None
+        self._held_until = float("-inf")
+
+    def sent(self, now: float) -> None:
+        """We advertised at ``now``; after a gap past our down interval, hold ourselves down."""
+        if self._last_sent is not None and now - self._last_sent > down_interval(self.interval):
+            self._held_until = now + self.hold
+        self._last_sent = now
 
     def heard(
         self,
@@ -104,7 +119,7 @@ class PeerWatch:
         """Whom the election leaves out: peers down for us, and whoever a peer we hear accuses
         (ourselves included: an accused speaker withdraws)."""
         down = self.down(now)
-        accused: set[str] = set()
+        accused: set[str] = {self.me} if now < self._held_until else set()
         for name, peer in self._peers.items():
             if name not in down:
                 accused |= peer.accused
@@ -127,7 +142,7 @@ class PeerWatch:
     def next_change(self, now: float) -> float | None:
         """The earliest time after ``now`` at which ``down`` can change with no new input: a
         peer's down interval running out, or its hold-down ending. None when nothing is due."""
-        due = []
+        due = [self._held_until] if self._held_until > now else []
         for peer in self._peers.values():
             silent_at = peer.last + down_interval(peer.interval)
             if silent_at > now:

@@ -40,6 +40,15 @@ def test_with_probing_off_an_address_is_announced_at_once() -> None:
     assert guard.own([IP6], 0.0) == [Action(Do.ANNOUNCE, IP6)]
 
 
+def test_a_takeover_from_another_node_is_announced_at_once_and_still_watched() -> None:
+    guard = Guard(S)
+    assert guard.own([IP, IP6], 0.0, handover={IP}) == [
+        Action(Do.ANNOUNCE, IP),
+        Action(Do.PROBE, IP6),
+    ]
+    assert guard.claim(IP, FOREIGN, probe=False, cluster=CLUSTER, now=1.0)[0].do is Do.DEFEND
+
+
 def test_a_foreign_answer_while_probing_is_a_conflict_reported_once() -> None:
     guard = Guard(S)
     guard.own([IP], 0.0)

@@ -140,3 +140,21 @@ def test_forgetting_peers_that_left_the_membership() -> None:
     watch = replay(steady("b", 0, 1) + steady("c", 0, 1))
     watch.keep_only(["c"])
     assert watch.out(5.0) == {"c"}
+
+
+def test_after_our_own_silence_we_leave_ourselves_out_for_the_hold_time() -> None:
+    watch = PeerWatch("a", interval=IV, hold=1.0)
+    for k in range(11):
+        watch.sent(k * IV)
+    assert "a" not in watch.out(1.0)
+    watch.sent(5.0)  # frozen (or every link down) from 1.0 to 5.0
+    assert "a" in watch.out(5.0) and "a" in watch.out(5.9)
+    assert watch.next_change(5.5) == pytest.approx(6.0)
+    assert "a" not in watch.out(6.0)
+
+
+def test_sending_on_time_never_holds_us_down() -> None:
+    watch = PeerWatch("a", interval=IV, hold=1.0)
+    for k in range(100):
+        watch.sent(k * IV * 1.2)  # late by a fifth each time: still within 3.5 intervals
+    assert watch.out(12.0) == set()
