@@ -5,13 +5,19 @@ and what its status holds now; ``Allocator.decide`` returns a ``Decision`` and r
 Rules, in order, per address family the Service wants:
 
 1. keep the current address if it is still valid (in an admissible pool, matching what is
-   asked for, not a node's address, not held incompatibly by an older Service);
+   asked for, not a node's address, not a ``.0`` / ``.255`` of a pool that avoids them, not
+   held incompatibly by another Service);
 2. else the requested address, if it is valid;
 3. else, with a sharing key, an address already held under that key that sharing allows;
 4. else the first free address of the first admissible auto-assign pool (or the requested pool).
 
-Ages (``created``) decide conflicts: the older Service keeps an address, and a younger holder is
-returned in ``Decision.evicted`` so its owner re-decides it. Nothing here does I/O.
+Who loses an address two Services may not share: an address this allocator already gave a
+Service is a settled holding, so a Service that *changes* into a conflict with a settled holder
+(another sharing key, a port, its traffic policy or selector) is the one refused, and the holder
+that changed nothing keeps it. Age (``created``) decides only between claims the allocator has
+not recorded, i.e. status addresses read at start-up or edited by hand: the older Service keeps
+the address, and a younger holder is returned in ``Decision.evicted`` so its owner re-decides
+it. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ class Reason(enum.Enum):
     NOT_ADMITTED = "NotAdmitted"
     NOT_REQUESTED = "NotRequested"
     NODE_ADDRESS = "NodeAddress"
+    BUGGY_IP = "BuggyIP"
     IN_USE = "InUse"
     EXHAUSTED = "PoolExhausted"
     NO_POOL_FOR_FAMILY = "NoPoolForFamily"
@@ -235,8 +242,8 @@ class Allocator:
                     Reason.NO_CONFIG, "no valid lbctl configuration has been loaded yet"
                 ),
             )
-        self.release(svc.key)
-        decision = _Plan(self, self.config, svc).run()
+        held = frozenset(self.release(svc.key))
+        decision = _Plan(self, self.config, svc, held).run()
         for key in decision.evicted:
             for ip in decision.ips:
                 self._drop(key, ip)
@@ -252,11 +259,11 @@ class Allocator:
         if self.config is None:
             return ()
         self.release(svc.key)
-        plan = _Plan(self, self.config, svc)
-        kept = tuple(
+        plan = _Plan(self, self.config, svc, frozenset())
+        kept = tuple(  # restoring never evicts: a conflicting holder, in any order, wins
             ip
             for ip in dict.fromkeys(svc.current)
-            if plan.check_ip(ip)[1] is None and not self._holders.get(ip)
+            if plan.check_ip(ip)[1] is None and not plan.conflicting(ip)
         )
         self._hold(_holder(svc), kept)
         return kept
@@ -265,10 +272,17 @@ class Allocator:
 class _Plan:
     """One decision in progress; discarded afterwards."""
 
-    def __init__(self, alloc: Allocator, config: PoolConfig, svc: ServiceRequest) -> None:
+    def __init__(
+        self,
+        alloc: Allocator,
+        config: PoolConfig,
+        svc: ServiceRequest,
+        held: frozenset[ipam.IP],
+    ) -> None:
         self.alloc = alloc
         self.config = config
         self.svc = svc
+        self.held = held  # what the allocator had recorded for this Service before
         self.me = _holder(svc)
         self.cleared: list[Cleared] = []
 
@@ -285,9 +299,10 @@ class _Plan:
     def check_ip(self, ip: ipam.IP) -> tuple[Pool | None, Problem | None]:
         """Whether this Service may hold ``ip``: its pool, or why not.
 
-        Another holder that may not share blocks an address, except that of two Services
-        whose statuses both claim it (hand edits), the older keeps it: ``conflicting`` then
-        names the younger holders that must move.
+        Another holder that may not share blocks an address. If this Service held it already
+        (a settled holding), this Service changed into the conflict and is refused. Only a
+        claim the allocator has not recorded (a status read at start-up or edited by hand) is
+        settled by age: the older keeps it, and ``conflicting`` names the holders that move.
         """
         pool = self.config.pool_of(ip)
         if pool is None:
@@ -305,10 +320,15 @@ class _Plan:
             return pool, Problem(
                 Reason.NODE_ADDRESS, f"{ip} is an address of node {self.alloc.reserved[ip]}"
             )
-        claimed = ip in self.svc.current
+        if pool.avoid_buggy_ips and ipam.is_buggy(ip):
+            return pool, Problem(
+                Reason.BUGGY_IP,
+                f"{ip} ends in .0 or .255 and pool {pool.name!r} has avoidBuggyIPs",
+            )
+        unrecorded_claim = ip in self.svc.current and ip not in self.held
         for other in self.alloc._holders.get(ip, {}).values():
             conflict = sharing_conflict(self.me, other)
-            if conflict is not None and not (claimed and self.me.age < other.age):
+            if conflict is not None and not (unrecorded_claim and self.me.age < other.age):
                 return pool, Problem(Reason.IN_USE, f"{ip}: " + conflict.format(other=other.key))
         return pool, None
 
