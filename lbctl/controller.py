@@ -202,6 +202,8 @@ class Controller:
                 self.queue.done(key)
 
     def _retry(self, key: str, exc: Exception) -> None:
+        # The writes failed before their Events went out: the retry must send them again.
+        self._last_events.pop(key, None)
         if isinstance(exc, NotLeader):
             self.queue.add(key)
             return
