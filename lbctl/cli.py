@@ -228,7 +228,7 @@ def _status(args: argparse.Namespace) -> int:
         return cluster
     live = {node for node, ok in cluster.leases.items() if ok}
 
-    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> dict[Any, str | None]:
+    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> ownership.Ownership:
         return ownership.compute(
             pool_config,
             service_objs=objs,
@@ -236,7 +236,7 @@ def _status(args: argparse.Namespace) -> int:
             slice_objs=cluster.slices,
             live=live,
             handling=cluster.handling,
-        ).owners
+        )
 
     report = status.build(
         cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view

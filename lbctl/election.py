@@ -5,9 +5,16 @@ Rendezvous (highest-random-weight) hashing: each candidate node scores
 live, eligible nodes picks the same owner with no messages exchanged, and a node joining or
 leaving moves only the addresses it wins or held, about 1/N of them.
 
-Eligibility is decided here too, from plain values: the announce node selector, the
-``node.kubernetes.io/exclude-from-external-load-balancers`` label, a drain mark, a live speaker
-Lease, and for ``externalTrafficPolicy: Local`` a ready endpoint on the node.
+Eligibility is decided here too, from plain values: a live speaker Lease, a Node object that
+is not being deleted, not ``NetworkUnavailable``, not being removed by the cluster autoscaler,
+the announce node selector, the ``node.kubernetes.io/exclude-from-external-load-balancers``
+label, a drain mark, and for ``externalTrafficPolicy: Local`` a ready endpoint on the node.
+
+``Ready=False`` or ``Unknown`` does not make a node ineligible: the node's own speaker Lease
+is the faster and more direct proof that it runs and reaches the API, kube-proxy and the
+kernel forward without the kubelet, and moving an address breaks its connections (Kubernetes'
+service controller stopped using Ready for load-balancer nodes for the same reason, KEP-3458).
+For Local policy a NotReady node's endpoints turn not ready, which removes it anyway.
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lbctl import ipam
 from lbctl.selectors import Selector
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 DRAIN_LABEL = "lbctl.io/drain"
+NETWORK_UNAVAILABLE = "NetworkUnavailable"  # the condition a CNI or route controller sets
+TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
 
 
 def score(node: str, ip: ipam.IP) -> bytes:
@@ -42,6 +51,10 @@ class Ineligible(enum.Enum):
     """Why a node may not announce (a closed set, shown by ``lbctl status``)."""
 
     NO_SPEAKER = "no live speaker"
+    NO_NODE = "no Node object"
+    DELETING = "the Node is being deleted"
+    NETWORK_UNAVAILABLE = f"condition {NETWORK_UNAVAILABLE} is True"
+    TO_BE_DELETED = f"tainted {TO_BE_DELETED_TAINT} (being scaled down)"
     NODE_SELECTOR = "does not match announce.nodeSelector"
     EXCLUDED = f"labelled {EXCLUDE_LABEL}"
     DRAINED = f"drained ({DRAIN_LABEL})"
@@ -50,8 +63,14 @@ class Ineligible(enum.Enum):
 
 @dataclass(frozen=True)
 class NodeInfo:
+    """What eligibility needs of a Node, read by the adapter (``services.node_info``)."""
+
     name: str
     labels: Mapping[str, str]
+    exists: bool = True  # False: a live speaker Lease names a node without a Node object
+    deleting: bool = False  # metadata.deletionTimestamp is set
+    conditions: Mapping[str, str] = field(default_factory=dict)  # type → "True"/"False"/...
+    taints: frozenset[str] = frozenset()  # taint keys
 
 
 def node_ineligible(
@@ -60,6 +79,14 @@ def node_ineligible(
     """Why ``node`` may not announce anything, or None; per-Service rules come after."""
     if node.name not in live:
         return Ineligible.NO_SPEAKER
+    if not node.exists:
+        return Ineligible.NO_NODE
+    if node.deleting:
+        return Ineligible.DELETING
+    if node.conditions.get(NETWORK_UNAVAILABLE) == "True":
+        return Ineligible.NETWORK_UNAVAILABLE
+    if TO_BE_DELETED_TAINT in node.taints:
+        return Ineligible.TO_BE_DELETED
     if node.labels.get(DRAIN_LABEL, "").lower() in ("true", "1", "yes"):
         return Ineligible.DRAINED
     if honour_exclude_label and EXCLUDE_LABEL in node.labels:
