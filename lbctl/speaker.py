@@ -200,9 +200,9 @@ class Speaker:
             ready=self.ready,
         )
         targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
+        self.responder.start(stop)
         targets += [
             ("lease", self.own.run),
-            ("responder", self.responder.run),
             ("netlink", lambda s: netlink.follow(self._on_links, s)),
             ("events", self._send_events),
         ]
