@@ -51,6 +51,7 @@ class Ineligible(enum.Enum):
     """Why a node may not announce (a closed set, shown by ``lbctl status``)."""
 
     NO_SPEAKER = "no live speaker"
+    STARTING = "its speaker is starting"
     NO_NODE = "no Node object"
     DELETING = "the Node is being deleted"
     NETWORK_UNAVAILABLE = f"condition {NETWORK_UNAVAILABLE} is True"
@@ -74,11 +75,18 @@ class NodeInfo:
 
 
 def node_ineligible(
-    node: NodeInfo, *, live: Collection[str], selector: Selector, honour_exclude_label: bool = True
+    node: NodeInfo,
+    *,
+    live: Collection[str],
+    selector: Selector,
+    honour_exclude_label: bool = True,
+    starting: Collection[str] = (),
 ) -> Ineligible | None:
-    """Why ``node`` may not announce anything, or None; per-Service rules come after."""
+    """Why ``node`` may not announce anything, or None; per-Service rules come after.
+
+    ``live``: the speakers that are candidates; ``starting``: those still starting."""
     if node.name not in live:
-        return Ineligible.NO_SPEAKER
+        return Ineligible.STARTING if node.name in starting else Ineligible.NO_SPEAKER
     if not node.exists:
         return Ineligible.NO_NODE
     if node.deleting:
@@ -146,3 +154,26 @@ def assign(
 ) -> dict[ipam.IP, str | None]:
     """The owner of every address (None where no node can announce it)."""
     return {need.ip: owner(need.ip, candidates(need, eligible_nodes)) for need in needs}
+
+
+def settling(
+    joined_for: float | None, *, starting_peers: Collection[str], wait: float, bound: float
+) -> str | None:
+    """Why a speaker that has just joined may not announce yet, or None once it may.
+
+    A speaker that starts beside others (cluster boot, several restarts at once) must not
+    announce before it has seen them: with a partial view it would win addresses that are not
+    its own, answer beside their owner for a moment, and a client that took its gratuitous ARP
+    ignores the owner's for a second (Linux's ``locktime``). So it waits one renew period
+    (``wait``) after joining: every live peer renews within it, and a peer that started with
+    it has written its Lease by then. Then, while a peer is still starting (its Lease says so),
+    it waits for that peer to join, up to ``bound`` after joining: the peers that start
+    together all begin with the same view. A lone restart waits ``wait`` only.
+    """
+    if joined_for is None:
+        return "not joined yet (caches, links or our Lease not ready)"
+    if joined_for < wait:
+        return "just joined: waiting one renew period to see every speaker"
+    if starting_peers and joined_for < bound:
+        return f"waiting for {', '.join(sorted(starting_peers))} to finish starting"
+    return None

@@ -31,6 +31,7 @@ def compute(
     slice_objs: Iterable[Mapping[str, Any]],
     live: Collection[str],
     handling: services.Handling,
+    starting: Collection[str] = (),
     honour_exclude_label: bool = True,
 ) -> Ownership:
     infos = {}
@@ -41,10 +42,11 @@ def compute(
         n: election.node_ineligible(
             infos.get(n, election.NodeInfo(n, {}, exists=False)),
             live=live,
+            starting=starting,
             selector=cfg.announce.node_selector,
             honour_exclude_label=honour_exclude_label,
         )
-        for n in sorted(set(infos) | set(live))
+        for n in sorted(set(infos) | set(live) | set(starting))
     }
     eligible = [n for n, reason in why.items() if reason is None]
     local_nodes: dict[str, frozenset[str]] = {}

@@ -175,3 +175,35 @@ def test_local_policy_limits_candidates_to_nodes_with_ready_endpoints() -> None:
     assert election.assign([need], NODES) == {IPS[0]: "node3"}
     nobody = AddressNeeds(IPS[1], ("default/web",), local_nodes=frozenset())
     assert election.assign([nobody], NODES) == {IPS[1]: None}
+
+
+# Each row: seconds since this speaker joined (None: not yet), peers still starting, and
+# whether it may announce (wait: one renew period of 1 s; bound: 8 s).
+SETTLING = [
+    ("a speaker that has not joined may not announce", None, set(), False),
+    ("a speaker that joined half a renew period ago may not", 0.5, set(), False),
+    ("a speaker that joined a renew period ago, alone, may", 1.0, set(), True),
+    ("a speaker waits for a peer that is still starting", 2.0, {"n2"}, False),
+    ("it stops waiting for a peer that takes longer than the bound", 8.0, {"n2"}, True),
+    ("a peer that finished starting (a candidate now) is no reason to wait", 1.5, set(), True),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "joined_for", "starting", "may"), SETTLING, ids=[r[0] for r in SETTLING]
+)
+def test_the_start_up_rule(
+    title: str, joined_for: float | None, starting: set[str], may: bool
+) -> None:
+    why = election.settling(joined_for, starting_peers=starting, wait=1.0, bound=8.0)
+    assert (why is None) is may
+    if starting and not may:
+        assert "n2" in str(why)
+
+
+def test_a_starting_speaker_is_no_candidate_and_says_so() -> None:
+    node = NodeInfo("n3", {})
+    assert (
+        election.node_ineligible(node, live=LIVE, selector=Selector(), starting={"n3"})
+        is Ineligible.STARTING
+    )
