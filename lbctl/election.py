@@ -165,13 +165,16 @@ def settling(
     announce before it has seen them: with a partial view it would win addresses that are not
     its own, answer beside their owner for a moment, and a client that took its gratuitous ARP
     ignores the owner's for a second (Linux's ``locktime``). So it waits one renew period
-    (``wait``) after joining: every live peer renews within it, and a peer that started with
-    it has written its Lease by then. Then, while a peer is still starting (its Lease says so),
-    it waits for that peer to join, up to ``bound`` after joining: the peers that start
-    together all begin with the same view. A lone restart waits ``wait`` only.
+    (``wait``) after joining, counted from when its Lease watch brought its own joined Lease
+    back (so the watch is live and caught up): every live peer renews within it, and a peer
+    that started with it has written its Lease by then. The same holds after our Lease went
+    stale (an API outage): peers may have come, gone or expired meanwhile in our view. Then,
+    while a peer is still starting (its Lease says so), it waits for that peer to join, up to
+    ``bound`` after joining: the peers that start together all begin with the same view. A
+    lone restart waits ``wait`` only.
     """
     if joined_for is None:
-        return "not joined yet (caches, links or our Lease not ready)"
+        return "not joined yet (caches, links, or our Lease not back through the watch)"
     if joined_for < wait:
         return "just joined: waiting one renew period to see every speaker"
     if starting_peers and joined_for < bound:

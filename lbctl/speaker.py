@@ -171,6 +171,8 @@ class Speaker:
 
     def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
         self.liveness.observe(kind, obj)
+        if kind != "DELETED":
+            self.own.echo(obj)
         self._wake.set()
 
     def _on_links(self, links: list[Link]) -> None:

@@ -82,7 +82,10 @@ class OwnLease:
         self._mono = monotonic
         self._on_failure = on_failure
         self._renewed_at: float | None = None
-        self._joined_at: float | None = None  # first renewal as a candidate, since (re)joining
+        # The start-up clock: our first write as a candidate since we (re)joined or our Lease
+        # went stale (its renewTime), and when our Lease watch brought that write back to us.
+        self._joined_write: datetime.datetime | None = None
+        self._joined_at: float | None = None
         self.released = False
         self.withdrawn = False  # out of the election for now (no link to announce on)
         self.starting = False  # renewed with the joining annotation until ``join``
@@ -95,9 +98,34 @@ class OwnLease:
         return at is not None and self._mono() - at < self.timings.duration * 0.9
 
     def joined_for(self) -> float | None:
-        """Seconds since our Lease was first written as a candidate; None while we are not one."""
+        """Seconds since our Lease watch brought back our first write as a candidate (since we
+        (re)joined, or since our Lease went stale, e.g. an API outage); None before that.
+
+        Counting from the echo, not from the write, means the watch is live and caught up: from
+        then on, every live peer's renewal reaches us within one renew period."""
         at = self._joined_at
         return None if at is None else self._mono() - at
+
+    def echo(self, obj: Mapping[str, Any]) -> None:
+        """Called with every speaker Lease the watch brings: notes when ours comes back."""
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        wrote = self._joined_write
+        if (
+            wrote is None
+            or self._joined_at is not None
+            or meta.get("name") != lease_name(self.node)
+        ):
+            return
+        if _starting(meta):
+            return
+        try:
+            renewed = datetime.datetime.fromisoformat(
+                str(spec.get("renewTime")).replace("Z", "+00:00")
+            )
+        except ValueError:
+            return
+        if renewed >= wrote:
+            self._joined_at = self._mono()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.released:
@@ -114,11 +142,13 @@ class OwnLease:
     def _renew(self) -> bool:
         started = self._mono()
         starting = self.starting
+        stale = not self.fresh()  # never written, withdrawn, or not renewed in time
+        now = _now()
         body: dict[str, Any] = {
             "metadata": {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}},
             "spec": {
                 "holderIdentity": self.node,
-                "renewTime": _now().isoformat(),
+                "renewTime": now.isoformat(),
                 "leaseDurationSeconds": self.timings.duration,
             },
         }
@@ -148,8 +178,9 @@ class OwnLease:
             self._on_failure()
             return False
         self._renewed_at = started
-        if not starting and self._joined_at is None:
-            self._joined_at = started
+        if not starting and (stale or self._joined_write is None):
+            # A new start-up: peers may have come, gone or expired meanwhile in our view.
+            self._joined_write, self._joined_at = now, None
         return True
 
     def join(self) -> None:
@@ -160,7 +191,7 @@ class OwnLease:
             if self.released or not (self.starting or self.withdrawn):
                 return
             self.starting = self.withdrawn = False
-            self._joined_at = None
+            self._joined_write = self._joined_at = None
             self._renew()
 
     def withdraw(self) -> None:
@@ -178,7 +209,7 @@ class OwnLease:
             self._delete()
 
     def _delete(self) -> None:
-        self._renewed_at = self._joined_at = None
+        self._renewed_at = self._joined_at = self._joined_write = None
         try:
             self._coord.delete_namespaced_lease(
                 lease_name(self.node),

@@ -73,18 +73,42 @@ def test_a_starting_speaker_writes_its_lease_at_once_marked_joining_and_has_not_
     assert lease.fresh() and lease.joined_for() is None
 
 
-def test_joining_removes_the_mark_and_the_start_up_clock_starts_at_that_write() -> None:
+def test_joining_removes_the_mark_and_the_start_up_clock_starts_when_the_watch_echoes_it() -> None:
     clock = Clock()
     lease, fake = own(clock)
     lease.starting = True
     lease.renew()
+    starting_copy = dict(fake.lease or {})
     clock.now += 3
     lease.join()
     assert annotations(fake) == {}
+    lease.echo(starting_copy)  # the watch still brings the old, starting Lease: not yet
+    assert lease.joined_for() is None
+    clock.now += 0.2
+    assert fake.lease is not None
+    lease.echo(fake.lease)  # our joined write, back through the watch: the clock starts
     clock.now += 0.5
     assert lease.joined_for() == 0.5
-    lease.renew()  # renewals keep the join time
+    lease.renew()  # renewals keep the start
+    lease.echo(fake.lease)
     assert lease.joined_for() == 0.5
+
+
+def test_a_lease_that_went_stale_starts_the_clock_again() -> None:
+    """An API outage: peers may have gone or come meanwhile, as at a start."""
+    clock = Clock()
+    lease, fake = own(clock)
+    lease.starting = True
+    lease.join()
+    assert fake.lease is not None
+    lease.echo(fake.lease)
+    assert lease.joined_for() == 0
+    clock.now += 10  # no renewal got through for longer than the lease
+    assert not lease.fresh()
+    lease.renew()
+    assert lease.joined_for() is None
+    lease.echo(fake.lease)
+    assert lease.joined_for() == 0
 
 
 def test_withdrawing_deletes_the_lease_and_rejoining_starts_the_clock_again() -> None:
@@ -94,11 +118,15 @@ def test_withdrawing_deletes_the_lease_and_rejoining_starts_the_clock_again() ->
     assert fake.calls == []
     lease.starting = True
     lease.join()
+    assert fake.lease is not None
+    lease.echo(fake.lease)
     lease.withdraw()
     assert fake.lease is None and lease.joined_for() is None and not lease.fresh()
     clock.now += 10
     lease.join()
-    assert fake.lease is not None and lease.joined_for() == 0
+    assert fake.lease is not None and lease.joined_for() is None
+    lease.echo(fake.lease)
+    assert lease.joined_for() == 0
 
 
 def lease_obj(
