@@ -6,7 +6,8 @@ live, eligible nodes picks the same owner with no messages exchanged, and a node
 leaving moves only the addresses it wins or held, about 1/N of them.
 
 Eligibility is decided here too, from plain values: a live speaker Lease, a Node object that
-is not being deleted, not ``NetworkUnavailable``, not being removed by the cluster autoscaler,
+is not being deleted, not ``NetworkUnavailable``, not being removed by the cluster autoscaler
+nor marked out of service by an administrator (non-graceful node shutdown),
 the announce node selector, the ``node.kubernetes.io/exclude-from-external-load-balancers``
 label, a drain mark, and for ``externalTrafficPolicy: Local`` a ready endpoint on the node.
 
@@ -31,6 +32,7 @@ EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 DRAIN_LABEL = "lbctl.io/drain"
 NETWORK_UNAVAILABLE = "NetworkUnavailable"  # the condition a CNI or route controller sets
 TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
+OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"  # non-graceful node shutdown
 
 
 def score(node: str, ip: ipam.IP) -> bytes:
@@ -56,6 +58,7 @@ class Ineligible(enum.Enum):
     DELETING = "the Node is being deleted"
     NETWORK_UNAVAILABLE = f"condition {NETWORK_UNAVAILABLE} is True"
     TO_BE_DELETED = f"tainted {TO_BE_DELETED_TAINT} (being scaled down)"
+    OUT_OF_SERVICE = f"tainted {OUT_OF_SERVICE_TAINT} (shut down)"
     NODE_SELECTOR = "does not match announce.nodeSelector"
     EXCLUDED = f"labelled {EXCLUDE_LABEL}"
     DRAINED = f"drained ({DRAIN_LABEL})"
@@ -95,6 +98,8 @@ def node_ineligible(
         return Ineligible.NETWORK_UNAVAILABLE
     if TO_BE_DELETED_TAINT in node.taints:
         return Ineligible.TO_BE_DELETED
+    if OUT_OF_SERVICE_TAINT in node.taints:
+        return Ineligible.OUT_OF_SERVICE
     if node.labels.get(DRAIN_LABEL, "").lower() in ("true", "1", "yes"):
         return Ineligible.DRAINED
     if honour_exclude_label and EXCLUDE_LABEL in node.labels:

@@ -100,6 +100,13 @@ ELIGIBILITY = [
         Ineligible.TO_BE_DELETED,
     ),
     (
+        "a Node an administrator marked out of service (shut down) may not",
+        NodeInfo("n1", {}, taints=frozenset({election.OUT_OF_SERVICE_TAINT})),
+        Selector(),
+        True,
+        Ineligible.OUT_OF_SERVICE,
+    ),
+    (
         "a NotReady Node with a live speaker still may (the Lease is the proof of life)",
         NodeInfo("n1", {}, conditions=NOT_READY),
         Selector(),

@@ -345,3 +345,18 @@ def test_no_pending_service_is_left_that_a_re_decision_would_unblock(
             dry = copy.deepcopy(loop.alloc)
             again = dry.decide(replace(req, current=loop.alloc.assigned(key)))
             assert again.ips == loop.alloc.assigned(key), (key, again)
+
+
+def test_a_prefer_dual_stack_service_missing_a_family_gets_it_once_an_address_frees() -> None:
+    """Same kind, found while searching: it was never retried, having an address already."""
+    cfg = config.parse_yaml("pools: [{name: lan, addresses: [198.51.100.10/31, '2001:db8::/128']}]")
+    loop = Loop(cfg)
+    loop.put(svc("v6", 0, families=(6,)))
+    loop.run()
+    dual = svc("dual", 1, families=(4, 6), family_policy=FamilyPolicy.PREFER_DUAL)
+    loop.put(dual)
+    loop.run()
+    assert loop.has("dual") == ["198.51.100.10"]
+    loop.delete(ServiceKey("default/v6"))
+    loop.run()
+    assert loop.has("dual") == ["198.51.100.10", "2001:db8::"]
