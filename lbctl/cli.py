@@ -149,7 +149,7 @@ class _Cluster:
     services: list[Any]
     nodes: list[Any]
     config_data: dict[str, str] | None
-    leases: dict[str, bool]  # speaker node → Lease live
+    leases: dict[str, Any]  # speaker node → speakers.LeaseState
     slices: list[Any]
     handling: Any
 
@@ -229,17 +229,21 @@ def _status(args: argparse.Namespace) -> int:
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
-    live = {node for node, ok in cluster.leases.items() if ok}
+    from lbctl.kube.speakers import LeaseState
 
-    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> dict[Any, str | None]:
+    live = {node for node, state in cluster.leases.items() if state is LeaseState.LIVE}
+    starting = {node for node, state in cluster.leases.items() if state is LeaseState.STARTING}
+
+    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> ownership.Ownership:
         return ownership.compute(
             pool_config,
             service_objs=objs,
             node_objs=cluster.nodes,
             slice_objs=cluster.slices,
             live=live,
+            starting=starting,
             handling=cluster.handling,
-        ).owners
+        )
 
     report = status.build(
         cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view
@@ -249,6 +253,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from lbctl.kube.speakers import LeaseState
+
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
@@ -257,8 +263,8 @@ def _check(args: argparse.Namespace) -> int:
         cluster.config_data,
         node_objs=cluster.nodes,
         slice_objs=cluster.slices,
-        live={node for node, ok in cluster.leases.items() if ok},
-        expired={node for node, ok in cluster.leases.items() if not ok},
+        live={node for node, state in cluster.leases.items() if state is LeaseState.LIVE},
+        expired={node for node, state in cluster.leases.items() if state is LeaseState.EXPIRED},
         handling=cluster.handling,
     )
     findings = [f for f in findings if f.kind.value not in (args.ignore or ())]
