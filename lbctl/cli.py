@@ -16,9 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lbctl import assets, audit, config, settings
+from lbctl import assets, audit, config, settings, strict_yaml
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -266,13 +264,32 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+def _read_text(command: str, name: str) -> str | int:
+    """The file's (or standard input's) text, or the exit status after saying why not.
+
+    2 when it cannot be read at all; 1 when it is not UTF-8 text (a content problem, like any
+    other invalid input). Never a traceback, whatever the bytes.
+    """
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        print(f"lbctl {command}: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        print(
+            f"{name}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+            file=sys.stderr,
+        )
+        return 1
+
+
 def _validate(args: argparse.Namespace) -> int:
     name = args.file
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
-    except OSError as exc:
-        print(f"lbctl validate: cannot read {name}: {exc.strerror}", file=sys.stderr)
-        return 2
+    text = _read_text("validate", name)
+    if isinstance(text, int):
+        return text
     try:
         parsed = _parse_config_or_configmap(text)
     except config.ConfigError as exc:
@@ -293,11 +310,9 @@ def _convert(args: argparse.Namespace) -> int:
     from lbctl import convert
 
     name = args.file
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"lbctl convert: cannot read {name}: {exc}", file=sys.stderr)
-        return 2
+    text = _read_text("convert", name)
+    if isinstance(text, int):
+        return text
     try:
         result = convert.convert(args.source, text)
     except convert.ConvertError as exc:
@@ -313,9 +328,9 @@ def _convert(args: argparse.Namespace) -> int:
 def _parse_config_or_configmap(text: str) -> config.PoolConfig:
     """Accept the config itself or a whole ConfigMap manifest holding it."""
     try:
-        document = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
-        return config.parse_yaml(text)  # reports the YAML error with its position
+        document = strict_yaml.load(text)
+    except strict_yaml.YamlError:
+        return config.parse_yaml(text)  # reports the YAML error, and the size limit first
     if isinstance(document, dict) and document.get("kind") == "ConfigMap":
         data = document.get("data")
         return config.parse_configmap(data if isinstance(data, dict) else None)

@@ -172,6 +172,14 @@ BAD = [
     ("- just a list", "the config must be a mapping with a 'pools' key, not list"),
     ("", "the config must be a mapping with a 'pools' key, not empty"),
     ("pools: [", "not valid YAML at line 1"),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], name: b}]",
+        "not valid YAML at line 1, column 46: duplicate key 'name' (first at line 1)",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1]}]\nannounce: {}\nannounce: {interfaces: []}",
+        "not valid YAML at line 3, column 1: duplicate key 'announce' (first at line 2)",
+    ),
 ]
 
 
