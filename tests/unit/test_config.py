@@ -75,7 +75,8 @@ pools:
     assert sel.matches({"tier": "web", "env": "prod"})
     assert not sel.matches({"tier": "web", "env": "dev"})
     assert not sel.matches({"env": "prod"})
-    assert sel.requirements[1].operator is Operator.NOT_IN
+    (only,) = sel.selectors
+    assert only.requirements[1].operator is Operator.NOT_IN
 
 
 BAD = [
