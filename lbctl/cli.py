@@ -397,12 +397,16 @@ def parser() -> argparse.ArgumentParser:
 
     conv = sub.add_parser(
         "convert",
-        help="turn a MetalLB or kube-vip ConfigMap into lbctl's (docs/migration.md)",
-        description="Prints lbctl's ConfigMap on stdout, what could not be carried over on "
-        "stderr (and as comments); exit 1 when nothing can be converted.",
+        help="turn MetalLB's or kube-vip's configuration into lbctl's (docs/migration.md)",
+        description="Reads MetalLB's IPAddressPool/L2Advertisement resources or legacy "
+        "ConfigMap (also as Helm values or a HelmRelease, HelmChart or Argo CD Application), "
+        "or kube-vip's ConfigMap: a "
+        "file, a multi-document manifest, kubectl's List, or - for standard input. Prints "
+        "lbctl's ConfigMap on stdout, what could not be carried over on stderr (and as "
+        "comments); exit 1 when the input cannot be converted, 2 when it cannot be read.",
     )
     conv.add_argument("--from", dest="source", required=True, choices=list(SOURCES))
-    conv.add_argument("file", help="the ConfigMap manifest (or config), or - for standard input")
+    conv.add_argument("file", help="the manifests (or config text), or - for standard input")
     conv.set_defaults(run=_convert)
     val = sub.add_parser("validate", help="check a pool config (or ConfigMap) file offline")
     val.add_argument("file", help="the file, or - for standard input")

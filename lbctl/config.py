@@ -272,7 +272,8 @@ def pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def _selector(raw: RawSelector, path: str, problems: list[tuple[str, str]]) -> Selector:
+def check_selector(raw: RawSelector, path: str, problems: list[tuple[str, str]]) -> Selector:
+    """The checked selector; a problem for an operator with the wrong values."""
     exprs = []
     for i, e in enumerate(raw.matchExpressions):
         op = Operator(e.operator)
@@ -292,11 +293,11 @@ def _selectors(
     raw: RawSelector | list[RawSelector], path: str, problems: list[tuple[str, str]]
 ) -> AnyOf:
     if isinstance(raw, RawSelector):
-        return AnyOf((_selector(raw, path, problems),))
+        return AnyOf((check_selector(raw, path, problems),))
     if not raw:
         problems.append((path, "an empty list selects nothing: leave the key out"))
         return AnyOf()
-    return AnyOf(tuple(_selector(s, f"{path}[{i}]", problems) for i, s in enumerate(raw)))
+    return AnyOf(tuple(check_selector(s, f"{path}[{i}]", problems) for i, s in enumerate(raw)))
 
 
 def _interfaces(names: Sequence[str], path: str, problems: list[tuple[str, str]]) -> None:
@@ -387,7 +388,7 @@ def check(raw: RawConfig) -> PoolConfig:
         first, second = sorted(clash, key=lambda label: _label_order(label))
         problems.append((second.split(" ", 1)[0], f"overlaps {first}"))
     _interfaces(raw.announce.interfaces, "announce.interfaces", problems)
-    node_selector = _selector(raw.announce.nodeSelector, "announce.nodeSelector", problems)
+    node_selector = check_selector(raw.announce.nodeSelector, "announce.nodeSelector", problems)
     if problems:
         raise ConfigError(problems)
     g = raw.announce.garp

@@ -1,30 +1,28 @@
-"""Migration: MetalLB's legacy or kube-vip's ``kubevip`` ConfigMap → our pool ConfigMap (pure).
+"""Migration: MetalLB's or kube-vip's configuration → our pool ConfigMap (pure).
 
-Text in, a ConfigMap manifest and notes out; no I/O. Rules (docs/migration.md):
+Text in, a ConfigMap manifest and notes out; no I/O. The rule (docs/migration.md): the converted
+config hands out the same addresses to the same Services, in the same order of preference, as
+the source would. So:
 
-- Input the source controller itself would refuse (not YAML, wrong shape, a pool without a name
-  or protocol, duplicate pool names) is a ``ConvertError`` naming the place.
-- What the source accepts but lbctl cannot take is left out or changed, with one note each: BGP
-  pools, peers and communities; address entries lbctl refuses (loopback, link-local, ...);
-  invalid pool names (renamed to a DNS-1123 label).
-- Pools may not overlap in lbctl. Pools claim addresses in output order (MetalLB: input order;
-  kube-vip: namespace pools by name, then the global one); an entry loses the addresses an
-  earlier entry already claimed: it is narrowed to the rest, or left out when nothing is left.
+- Input the source itself refuses (not YAML, a key given twice, an unknown key, a pool without
+  a name or addresses, overlapping MetalLB pools, a kube-vip value it cannot parse) is a
+  ``ConvertError`` that names the place and the reason.
+- What the source accepts but lbctl cannot do is left out or changed, with one note each (BGP,
+  DHCP, loopback entries, names that are not DNS-1123 labels, ...); a note never speaks of
+  something the output does not hold.
+- Objects that are not the source's configuration are ignored, with a note.
 - The result always passes ``config.parse_yaml``; a conversion with no pool left is an error.
+
+``metallb`` reads MetalLB's resources and its legacy config in every shape; ``kube_vip`` the
+``kubevip`` ConfigMap; ``output`` writes our config.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import yaml
-
-from lbctl import config
 from lbctl.convert import kube_vip, metallb, output
 from lbctl.convert.inputs import read_documents, spread_lists
 from lbctl.convert.model import Conversion, ConvertError, show
 from lbctl.convert.output import render
-from lbctl.strict_yaml import one_line
 
 __all__ = ["SOURCES", "Conversion", "ConvertError", "convert", "render"]
 
@@ -32,29 +30,9 @@ SOURCES = ("metallb", "kube-vip")
 
 
 def convert(source: str, text: str) -> Conversion:
-    """Convert ``text`` (a ConfigMap manifest, or MetalLB's inner config) from ``source``."""
+    """Convert ``text`` (manifests, a List, a config text or Helm values) from ``source``."""
     if source not in SOURCES:
         raise ConvertError(f"unknown source {show(source)}: expected one of {', '.join(SOURCES)}")
-    notes: list[str] = []
-    found_objects = spread_lists(read_documents(text))
-    reader = metallb.read if source == "metallb" else kube_vip.read
-    found = reader(found_objects, notes)
-    pools = output.finish(found.drafts, notes)
-    if not pools:
-        raise ConvertError(["nothing to convert: no pool with usable addresses", *notes])
-    document: dict[str, Any] = {"pools": pools}
-    if found.interfaces:
-        document["announce"] = {"interfaces": found.interfaces}
-    config_text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-    try:
-        config.parse_yaml(config_text)
-    except config.ConfigError as exc:
-        # Only a bug (or a result over the size limit) gets here: refuse to print a config
-        # the controller would refuse.
-        raise ConvertError(
-            [
-                f"the converted config is invalid: {p + ': ' if p else ''}{m}"
-                for p, m in exc.problems
-            ]
-        ) from None
-    return Conversion(output.manifest(config_text), tuple(one_line(n) for n in notes))
+    objects = spread_lists(read_documents(text))
+    found = metallb.read(objects) if source == "metallb" else kube_vip.read(objects)
+    return output.conversion(found)

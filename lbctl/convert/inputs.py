@@ -1,17 +1,23 @@
-"""The input text as Kubernetes objects: documents, ``kind: List`` spread out, ConfigMaps (pure)."""
+"""The input text as Kubernetes objects: documents, ``kind: List`` spread out, what each is (pure).
+
+The input may be one object, a multi-document file (``kustomize build``, a Helm template), the
+``List`` that ``kubectl get ... -o yaml`` prints, or a bare mapping (a config text, Helm
+values). Objects a reader has no use for are ignored, and a note says which.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lbctl import strict_yaml
-from lbctl.convert.model import ConvertError, show
+from lbctl.convert.model import ConvertError, names, show
 
 MAX_INPUT_BYTES = 16 << 20  # a whole install manifest fits; this only stops a runaway input
 
 
 def read_documents(text: str) -> list[Any]:
+    """The non-empty documents of ``text``; a ``ConvertError`` when it is not YAML or empty."""
     if len(text.encode(errors="replace")) > MAX_INPUT_BYTES:
         raise ConvertError(f"the input is larger than {MAX_INPUT_BYTES} bytes")
     try:
@@ -27,60 +33,57 @@ def spread_lists(documents: list[Any]) -> list[Any]:
     """The documents, with the items of a ``kind: List`` (``kubectl get -o yaml``) spread out."""
     out: list[Any] = []
     for doc in documents:
-        if (
-            isinstance(doc, dict)
-            and doc.get("kind") == "List"
-            and isinstance(doc.get("items"), list)
-        ):
-            out.extend(doc["items"])
+        if is_object(doc) and doc["kind"] == "List" and isinstance(doc.get("items"), list):
+            out.extend(spread_lists(doc["items"]))
         else:
             out.append(doc)
     return out
 
 
-def kinds_of(objects: list[Any]) -> list[str]:
-    return [str(o["kind"]) for o in objects if isinstance(o, dict) and "kind" in o]
+def is_object(doc: Any) -> bool:
+    """A Kubernetes object: a mapping with a string ``kind``."""
+    return isinstance(doc, dict) and isinstance(doc.get("kind"), str)
 
 
-def configmap_name(cm: Mapping[str, Any]) -> str:
-    meta = cm.get("metadata")
-    name = meta.get("name") if isinstance(meta, dict) else None
-    return show(name) if isinstance(name, str) else "(unnamed)"
+def api_group(obj: Mapping[str, Any]) -> str:
+    """``metallb.io`` for ``metallb.io/v1beta1``; ``""`` for the core group (``v1``)."""
+    version = obj.get("apiVersion")
+    return version.rsplit("/", 1)[0] if isinstance(version, str) and "/" in version else ""
 
 
-def pick(
-    objects: list[Any], source: str, fits: Callable[[Mapping[str, Any]], bool], expected: str
-) -> Mapping[str, Any] | None:
-    """The one ConfigMap that holds the source's config; None when the input has no kinds."""
-    kinds = kinds_of(objects)
-    if not kinds:
-        return None
-    cms = [o for o in objects if isinstance(o, dict) and o.get("kind") == "ConfigMap"]
-    matching = [cm for cm in cms if fits(cm)]
-    if len(matching) == 1:
-        return matching[0]
-    if matching:
-        names = ", ".join(configmap_name(cm) for cm in matching)
-        raise ConvertError(f"the input has {len(matching)} {source} ConfigMaps ({names}): keep one")
-    if cms:
-        names = ", ".join(configmap_name(cm) for cm in cms)
-        raise ConvertError(
-            f"no ConfigMap in the input holds a {source} config ({expected}): {names}"
-        )
-    shown = ", ".join(sorted(set(kinds))[:10])
-    raise ConvertError(f"the input has no ConfigMap (found {shown}); expected {expected}")
+def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
 
 
-def data_of(cm: Mapping[str, Any]) -> Mapping[Any, Any]:
+def name_of(obj: Mapping[str, Any]) -> str | None:
+    name = metadata(obj).get("name")
+    return name if isinstance(name, str) else None
+
+
+def namespace_of(obj: Mapping[str, Any]) -> str | None:
+    namespace = metadata(obj).get("namespace")
+    return namespace if isinstance(namespace, str) else None
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    """``ConfigMap 'kube-root-ca.crt'`` (or ``(unnamed)``), for notes and errors."""
+    name = name_of(obj)
+    return f"{obj.get('kind')} {show(name) if name is not None else '(unnamed)'}"
+
+
+def ignored(objs: Sequence[Mapping[str, Any]], what: str) -> str:
+    """The note for objects a reader leaves alone: ``ignored 2 objects that are not ...``."""
+    plural = "object" if len(objs) == 1 else "objects"
+    return f"ignored {len(objs)} {plural} that are not {what}: " + names(
+        [describe(o) for o in objs], quote=False
+    )
+
+
+def configmap_data(cm: Mapping[str, Any]) -> Mapping[Any, Any]:
     data = cm.get("data")
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConvertError(f"ConfigMap {configmap_name(cm)}: data must be a mapping")
+        raise ConvertError(f"{describe(cm)}: data must be a mapping")
     return data
-
-
-def single(objects: list[Any], expected: str) -> Any:
-    if len(objects) != 1:
-        raise ConvertError(f"the input has {len(objects)} documents; expected {expected}")
-    return objects[0]
