@@ -20,8 +20,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from lbctl import assets, election
-from lbctl.lab import controlplane, lan, plan, procs
+from lbctl import election
+from lbctl.lab import assets, controlplane, lan, plan, procs
 
 NS = "lbctl-system"
 PROBE = str(Path(__file__).with_name("arp_probe.py"))
@@ -262,6 +262,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results/speaker.json"))
     ap.add_argument("--only", choices=["drain"], help="run one part alone")
     args = ap.parse_args()
+    procs.exit_on_sigterm()  # a killed run still stops its control plane and LAN
     results: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="lbctl-bench-speaker-"))
     bed = Bed(work, nodes=10)

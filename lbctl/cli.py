@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lbctl import assets, audit, config, settings, strict_yaml
+from lbctl import audit, config, settings, strict_yaml
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -24,8 +24,10 @@ def _version(_: argparse.Namespace) -> int:
     return 0
 
 
-def _binaries(_: argparse.Namespace) -> int:
-    return assets.main()
+def _binaries(args: argparse.Namespace) -> int:
+    from lbctl.lab import assets
+
+    return assets.main(download=args.download)
 
 
 def _setup_logging(level: str) -> None:
@@ -112,6 +114,7 @@ def _drain(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
+    from lbctl.lab import assets
     from lbctl.lab.lab import Lab, LabError
 
     lab = Lab()
@@ -144,7 +147,7 @@ class _Cluster:
     services: list[Any]
     nodes: list[Any]
     config_data: dict[str, str] | None
-    leases: dict[str, bool]  # speaker node → Lease live
+    leases: dict[str, Any]  # speaker node → speakers.LeaseState
     slices: list[Any]
     handling: Any
 
@@ -154,7 +157,7 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
     from kubernetes.client.exceptions import ApiException
 
     from lbctl.kube import client as kclient
-    from lbctl.kube import endpoints, services, speakers
+    from lbctl.kube import services, speakers
 
     api, _ = kclient.api_client(cfg.kubeconfig)
     timeout = 30  # an API server that accepts but never answers must not hang us
@@ -175,10 +178,10 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
         leases, _, headers = client.CoordinationV1Api(api).list_namespaced_lease_with_http_info(
             cfg.namespace, _request_timeout=timeout
         )
-        version = endpoints.api_version(api)
-        slices = (
-            json.loads(endpoints.lister(api, version)(_request_timeout=timeout).data).get("items")
-            or []
+        slices = api.sanitize_for_serialization(
+            client.DiscoveryV1Api(api)
+            .list_endpoint_slice_for_all_namespaces(_request_timeout=timeout)
+            .items
         )
     return _Cluster(
         svcs,
@@ -224,17 +227,21 @@ def _status(args: argparse.Namespace) -> int:
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
-    live = {node for node, ok in cluster.leases.items() if ok}
+    from lbctl.kube.speakers import LeaseState
 
-    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> dict[Any, str | None]:
+    live = {node for node, state in cluster.leases.items() if state is LeaseState.LIVE}
+    starting = {node for node, state in cluster.leases.items() if state is LeaseState.STARTING}
+
+    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> ownership.Ownership:
         return ownership.compute(
             pool_config,
             service_objs=objs,
             node_objs=cluster.nodes,
             slice_objs=cluster.slices,
             live=live,
+            starting=starting,
             handling=cluster.handling,
-        ).owners
+        )
 
     report = status.build(
         cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view
@@ -244,6 +251,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from lbctl.kube.speakers import LeaseState
+
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
@@ -252,8 +261,8 @@ def _check(args: argparse.Namespace) -> int:
         cluster.config_data,
         node_objs=cluster.nodes,
         slice_objs=cluster.slices,
-        live={node for node, ok in cluster.leases.items() if ok},
-        expired={node for node, ok in cluster.leases.items() if not ok},
+        live={node for node, state in cluster.leases.items() if state is LeaseState.LIVE},
+        expired={node for node, state in cluster.leases.items() if state is LeaseState.EXPIRED},
         handling=cluster.handling,
     )
     findings = [f for f in findings if f.kind.value not in (args.ignore or ())]
@@ -343,10 +352,18 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("version", help="print the version").set_defaults(run=_version)
-    sub.add_parser(
+    binaries = sub.add_parser(
         "binaries",
-        help="find, or install and build, the control-plane binaries the lab and tests use",
-    ).set_defaults(run=_binaries)
+        help="find, or build from the Go module proxy, the Kubernetes and etcd binaries "
+        "the lab and tests use",
+    )
+    binaries.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the official release binaries instead of building them (checked against "
+        "their published SHA-512/SHA-256 sums)",
+    )
+    binaries.set_defaults(run=_binaries)
     from lbctl.controller import ControllerSettings
 
     ctl = sub.add_parser("controller", help="run the controller (allocates addresses)")

@@ -19,6 +19,8 @@ class Ownership:
     needs: dict[ipam.IP, election.AddressNeeds]
     eligible: list[str]
     owners: dict[ipam.IP, str | None]
+    # Every node known from a Node object or a live Lease → why it may not announce (None: it may)
+    nodes: dict[str, election.Ineligible | None]
 
 
 def compute(
@@ -29,32 +31,33 @@ def compute(
     slice_objs: Iterable[Mapping[str, Any]],
     live: Collection[str],
     handling: services.Handling,
+    starting: Collection[str] = (),
     honour_exclude_label: bool = True,
 ) -> Ownership:
     infos = {}
     for obj in node_objs:
-        name, labels = services.node_labels(obj)
-        infos[name] = election.NodeInfo(name, labels)
-    eligible = sorted(
-        n
-        for n in live
-        if election.node_ineligible(
-            infos.get(n, election.NodeInfo(n, {})),
+        info = services.node_info(obj)
+        infos[info.name] = info
+    why = {
+        n: election.node_ineligible(
+            infos.get(n, election.NodeInfo(n, {}, exists=False)),
             live=live,
+            starting=starting,
             selector=cfg.announce.node_selector,
             honour_exclude_label=honour_exclude_label,
         )
-        is None
-    )
+        for n in sorted(set(infos) | set(live) | set(starting))
+    }
+    eligible = [n for n, reason in why.items() if reason is None]
     local_nodes: dict[str, frozenset[str]] = {}
     for sl in slice_objs:
         key = endpoints.service_of(sl)
         if key:
-            local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.ready_nodes(sl)
+            local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.serving_nodes(sl)
     entries = [
         (a.key, a.ips, a.local)
         for o in service_objs
         if (a := services.announced(o, handling)) is not None
     ]
     needs = election.needs(entries, local_nodes, lambda ip: cfg.pool_of(ip) is not None)
-    return Ownership({n.ip: n for n in needs}, eligible, election.assign(needs, eligible))
+    return Ownership({n.ip: n for n in needs}, eligible, election.assign(needs, eligible), why)

@@ -3,7 +3,9 @@
 Every speaker computes the same owner for every address from the same inputs (``election``);
 the owner answers ARP/NDP for it on the right interfaces (``announce.responder``) and sends
 gratuitous rounds after taking over and a periodic refresh (``garp``). Nothing is announced
-before the caches have synced, without a valid config, or while our own Lease is not fresh.
+before the caches have synced, without a valid config, while our own Lease is not fresh, or
+before the start-up rule allows (``election.settling``: a renew period after joining, and no
+peer still starting).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from lbctl.announce import netlink
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, pick, serves_lan
-from lbctl.kube import endpoints, services, speakers
+from lbctl.kube import services, speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
 from lbctl.metrics import serve
@@ -113,7 +115,9 @@ class Speaker:
         core = client.CoreV1Api(api)
         self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
         self.slices = Informer(
-            "endpointslices", endpoints.lister(api, endpoints.api_version(api)), self._poke
+            "endpointslices",
+            client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces,
+            self._poke,
         )
         self.nodes = Informer("nodes", core.list_node, self._poke)
         self.leases = Informer(
@@ -146,9 +150,10 @@ class Speaker:
         self.links: list[Link] = []
         self._links_known = False  # netlink's first dump has arrived
         self._no_link_since: float | None = None
-        # Out of the election until caches and links are known and a link can announce:
-        # others must not hand us addresses we cannot announce yet.
-        self.own.withdrawn = True
+        # Our Lease says "starting" until caches and links are known and a link can announce:
+        # others see us coming, but hand us no address we cannot announce yet.
+        self.own.starting = True
+        self._settling: str | None = None  # why we do not announce yet, as last logged
         self._wake = threading.Event()
         self._config: config.PoolConfig | None = None
         self._config_text: str | None = None
@@ -168,6 +173,8 @@ class Speaker:
 
     def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
         self.liveness.observe(kind, obj)
+        if kind != "DELETED":
+            self.own.echo(obj)
         self._wake.set()
 
     def _on_links(self, links: list[Link]) -> None:
@@ -200,9 +207,9 @@ class Speaker:
             ready=self.ready,
         )
         targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
+        self.responder.start(stop)
         targets += [
             ("lease", self.own.run),
-            ("responder", self.responder.run),
             ("netlink", lambda s: netlink.follow(self._on_links, s)),
             ("events", self._send_events),
         ]
@@ -250,6 +257,11 @@ class Speaker:
             waits.append(at - now)
         if (left := self.liveness.next_expiry()) is not None:
             waits.append(left + 0.01)
+        joined_for = self.own.joined_for()
+        if self._settling and joined_for is not None:  # the start-up rule's next step
+            for step in (self.settings.renew_period, 2.0 * self.settings.lease_duration):
+                if joined_for < step:
+                    waits.append(step - joined_for + 0.01)
         return max(0.0, min(waits))
 
     def desired(self) -> dict[ipam.IP, tuple[Link, ...]]:
@@ -268,6 +280,20 @@ class Speaker:
             if self.owned:
                 log.warning("announcing nothing: %s", why)
             return {}
+        settling = election.settling(
+            self.own.joined_for(),
+            starting_peers=self.liveness.starting() - {self.me},
+            wait=self.settings.renew_period,
+            bound=2.0 * self.settings.lease_duration,
+        )
+        if settling != self._settling:
+            if settling:
+                log.info("announcing nothing yet: %s", settling)
+            else:
+                log.info("start-up done: announcing")
+            self._settling = settling
+        if settling:
+            return {}
         # We know first-hand that we are alive (our Lease is fresh), even if our watch of
         # the Leases lags behind, e.g. while TCP retransmits after a link flap.
         live = self.liveness.live() | {self.me}
@@ -278,6 +304,7 @@ class Speaker:
             node_objs=self.nodes.items(),
             slice_objs=self.slices.items(),
             live=live,
+            starting=self.liveness.starting(),
             handling=self.handling,
             honour_exclude_label=not self.settings.ignore_exclude_label,
         )
@@ -297,9 +324,9 @@ class Speaker:
         now = time.monotonic()
         if serves_lan(ranges, self.links, cfg.announce.interfaces):
             self._no_link_since = None
-            if self.own.withdrawn:
+            if self.own.withdrawn or self.own.starting:
                 log.info("a link to announce on is up: joining the election")
-                self.own.rejoin()
+                self.own.join()
             return
         if self._no_link_since is None:
             self._no_link_since = now
