@@ -175,12 +175,13 @@ class Speaker:
         )
         self._peers_lock = threading.Lock()  # the advertiser thread writes, the loop reads
         self.cluster_macs: dict[str, set[bytes]] = {}  # node → MACs its advertisements came from
+        self._advertised: frozenset[Link] = frozenset()  # the links we advertise on
         self.advertiser = (
             Advertiser(
                 self.me,
                 interval=settings.advertise_interval,
                 on_heard=self._on_heard,
-                accusations=self._accusations,
+                state=self._advertised_state,
                 sent=self._sent,
                 alive=self.responder.alive,
                 count=self.metrics.count,
@@ -229,6 +230,7 @@ class Speaker:
                 incarnation=beat.incarnation,
                 interval=beat.interval_ms / 1000,
                 accused=beat.accused,
+                yielding=beat.yielding,
                 now=now,
             )
             self.cluster_macs.setdefault(beat.node, set()).add(mac)
@@ -236,9 +238,9 @@ class Speaker:
         if changed:
             self._wake.set()
 
-    def _accusations(self, now: float) -> frozenset[str]:
+    def _advertised_state(self, now: float) -> tuple[frozenset[str], bool]:
         with self._peers_lock:
-            return self.peers.accusations(now)
+            return self.peers.accusations(now), self.peers.yielding(now)
 
     def _sent(self, now: float) -> None:
         with self._peers_lock:
@@ -249,6 +251,12 @@ class Speaker:
             self._wake.set()
 
     def _on_links(self, links: list[Link]) -> None:
+        up = {link.index for link in links if link.up}
+        was_up = {link.index for link in self.links if link.up}
+        if any(link.index in was_up - up for link in self._advertised):
+            # Our peers may miss our advertisements now: yield, and tell them when we can.
+            with self._peers_lock:
+                self.peers.link_lost(time.monotonic())
         self.links, self._links_known = links, True
         self._wake.set()
 
@@ -397,14 +405,13 @@ class Speaker:
         self._needs = view.needs
         owners = self._owners = view.owners
         if self.advertiser is not None:
-            self.advertiser.set_links(
-                {
-                    link
-                    for pool in cfg.pools
-                    for r in pool.ranges
-                    for link in pick(r.ip(r.first), self.links, cfg.announce.interfaces)
-                }
+            self._advertised = frozenset(
+                link
+                for pool in cfg.pools
+                for r in pool.ranges
+                for link in pick(r.ip(r.first), self.links, cfg.announce.interfaces)
             )
+            self.advertiser.set_links(self._advertised)
         return {
             ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
             for ip, node in owners.items()
