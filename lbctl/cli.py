@@ -333,7 +333,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version").set_defaults(run=_version)
     binaries = sub.add_parser(
         "binaries",
-        help="find, or build from the Go module proxy, the Kubernetes and etcd binaries "
+        help="find, or build from the Go module proxy, the Kubernetes, etcd and helm binaries "
         "the lab and tests use",
     )
     binaries.add_argument(

@@ -55,6 +55,16 @@ def binaries() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def helm() -> Path:
+    """The real helm (v3), built once from the Go module proxy like the control plane."""
+    try:
+        return assets.ensure([assets.HELM])[assets.HELM]
+    except assets.AssetError as exc:
+        missing(f"helm unavailable: {exc}")
+        raise AssertionError("unreachable") from exc
+
+
+@pytest.fixture(scope="session")
 def apiserver(
     binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[controlplane.ControlPlane]:
