@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from lbctl import audit, config, settings
+from lbctl import audit, config, logs, settings
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -32,22 +32,13 @@ def _binaries(args: argparse.Namespace) -> int:
     return assets.main(download=args.download)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pyroute2 logs every netlink message at debug: far too much to be useful.
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
-
-
 def _run_component(
     cfg: settings.CommonSettings, agent: str, run: Callable[[Any, threading.Event], None]
 ) -> int:
     """Logging, an API client named after us, SIGTERM/SIGINT to stop; then run."""
     from lbctl.kube import client as kclient
 
-    _setup_logging(cfg.log_level)
+    logs.setup(cfg.log_level, cfg.log_format)
     api, choice = kclient.api_client(cfg.kubeconfig)
     api.user_agent = agent
     logging.getLogger("lbctl").info("credentials from %s", choice.source.value)
