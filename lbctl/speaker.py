@@ -47,8 +47,16 @@ class SpeakerSettings(PoolSettings):
 
 
 class SpeakerMetrics:
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
         r = self.registry = CollectorRegistry()
+        self.info = Gauge(
+            "lbctl_speaker_info",
+            "Always 1; the node label names this speaker's node (join on instance)",
+            ["node"],
+            registry=r,
+        )
+        if node:
+            self.info.labels(node).set(1)
         self.announced = Gauge(
             "lbctl_speaker_announced",
             "1 for each address this node announces",
@@ -108,7 +116,7 @@ class Speaker:
             raise ValueError("the speaker needs its node name: --node-name or LBCTL_NODE_NAME")
         self.api, self.settings = api, settings
         self.me = settings.node_name
-        self.metrics = metrics or SpeakerMetrics()
+        self.metrics = metrics or SpeakerMetrics(settings.node_name)
         self.handling = services.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
         self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
