@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import missing
+from promql_helpers import metric_names
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "deploy" / "monitoring" / "lbctl-rules.yaml"
@@ -64,7 +64,7 @@ def test_each_alert_an_operator_needs_exists_and_reads_documented_metrics(
 ) -> None:
     rule = next((r for r in alerts() if r.get("alert") == alert), None)
     assert rule is not None, f"no alert {alert}"
-    names = set(re.findall(r"\blbctl_[a-z_]+", rule["expr"]))
+    names = metric_names(rule["expr"])
     assert must_read in names
     for name in names:
         assert f"`{name}`" in REFERENCE, f"{alert} reads {name}, which docs do not name"
