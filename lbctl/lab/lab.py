@@ -28,6 +28,7 @@ from lbctl.lab import assets, controlplane, lan, plan, procs
 NODES = ("node1", "node2", "node3")
 DEMO_NS = "demo"
 LBCTL_NS = "lbctl-system"
+SPEAKER_METRICS_PORT = 7473  # each node has its own address: the default port is free there
 Say = Callable[[str], None]
 
 
@@ -62,6 +63,9 @@ class State:
     apiserver_port: int = 0
     kubeconfig: str = ""
     processes: list[ProcRecord] = field(default_factory=list)
+    # where each component serves /metrics, as host:port from the root namespace:
+    # "controller" on loopback, each node's speaker on its LAN address
+    metrics: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -265,6 +269,7 @@ class Lab:
             _record(state, proxy, self.state_file)
             self.start_speaker(state, the_lan, host)
         say("the lbctl controller")
+        port = procs.free_port()
         ctl = procs.Process(
             "controller",
             [
@@ -275,10 +280,11 @@ class Lab:
                 f"--kubeconfig={controller_kubeconfig}",
                 "--identity=lab-controller",
                 "--metrics-address=127.0.0.1",
-                "--metrics-port=0",
+                f"--metrics-port={port}",
             ],
             log=self.dir / "controller.log",
         ).start()
+        state.metrics["controller"] = f"127.0.0.1:{port}"
         _record(state, ctl, self.state_file)
 
         say("the demo application: HTTP servers in node1 and node2 behind a LoadBalancer")
@@ -309,7 +315,11 @@ class Lab:
     def start_speaker(
         self, state: State, the_lan: lan.Lan, host: str, extra: tuple[str, ...] = ()
     ) -> None:
-        """(Re)start the speaker of node ``host``, with extra flags (tests tune timings)."""
+        """(Re)start the speaker of node ``host``, with extra flags (tests tune timings).
+
+        Its metrics listen on the node's LAN address, where a Prometheus in the root namespace
+        reaches them through the bridge."""
+        address = the_lan.host(host).ipv4
         speaker = the_lan.start(
             host,
             "speaker",
@@ -320,10 +330,12 @@ class Lab:
                 "speaker",
                 f"--kubeconfig={self.dir / 'speaker.kubeconfig'}",
                 f"--node-name={host}",
-                "--metrics-address=127.0.0.1",
+                f"--metrics-address={address}",
+                f"--metrics-port={SPEAKER_METRICS_PORT}",
                 *extra,
             ],
         )
+        state.metrics[host] = f"{address}:{SPEAKER_METRICS_PORT}"
         _record(state, speaker, self.state_file)
 
     def _check_http(self, the_lan: lan.Lan, ip: str, timeout: float) -> None:
@@ -342,6 +354,10 @@ class Lab:
 
     def lan(self) -> lan.Lan:
         return lan.Lan(self._state().lan_plan(), self.dir / "lan")
+
+    def metrics_targets(self) -> dict[str, str]:
+        """Where each component serves /metrics: ``{"controller": "127.0.0.1:P", "node1": ...}``."""
+        return dict(self._state().metrics)
 
     def speaker_pids(self, host: str) -> list[int]:
         return [p.pid for p in self._state().processes if p.name == f"speaker@{host}" and _alive(p)]
