@@ -40,6 +40,10 @@ class SpeakerSettings(PoolSettings):
     ignore_exclude_label: bool = Field(
         default=False, description=f"announce from nodes labelled {election.EXCLUDE_LABEL}"
     )
+    pod_name: str = Field(default="", description="this speaker's Pod (downward API)")
+    pod_uid: str = Field(
+        default="", description="its uid: the Pod owns the speaker's Lease, which goes with it"
+    )
     metrics_address: str = Field(default="0.0.0.0", description="metrics/probes address")
     metrics_port: int = Field(
         default=7473, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
@@ -148,6 +152,11 @@ class Speaker:
             node=self.me,
             timings=speakers.LeaseTimings(settings.lease_duration, settings.renew_period),
             on_failure=self.metrics.renew_failures.inc,
+            pod=(
+                speakers.PodRef(settings.pod_name, settings.pod_uid)
+                if settings.pod_name and settings.pod_uid
+                else None
+            ),
         )
         self.responder = Responder(count=self.metrics.count)
         self.writer = ServiceWriter(

@@ -35,6 +35,18 @@ def lease_name(node: str) -> str:
 
 
 @dataclass(frozen=True)
+class PodRef:
+    """The Pod a speaker runs in (downward API): its Lease's owner, so that the Lease goes with
+    the Pod even when the speaker cannot delete it (an uninstall removes its RBAC first)."""
+
+    name: str
+    uid: str
+
+    def owner_reference(self) -> dict[str, str]:
+        return {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}
+
+
+@dataclass(frozen=True)
 class LeaseTimings:
     duration: int = 4  # seconds (the Lease stores whole seconds)
     renew: float = 1.0
@@ -62,9 +74,11 @@ class OwnLease:
         timings: LeaseTimings,
         monotonic: Callable[[], float] = time.monotonic,
         on_failure: Callable[[], None] = lambda: None,
+        pod: PodRef | None = None,
     ) -> None:
         self._coord = client.CoordinationV1Api(api)
         self.namespace, self.node, self.timings = namespace, node, timings
+        self.pod = pod
         self._mono = monotonic
         self._on_failure = on_failure
         self._renewed_at: float | None = None
@@ -92,8 +106,11 @@ class OwnLease:
 
     def _renew(self) -> bool:
         started = self._mono()
+        metadata: dict[str, Any] = {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}}
+        if self.pod is not None:  # the current Pod replaces a previous one
+            metadata["ownerReferences"] = [self.pod.owner_reference()]
         body = {
-            "metadata": {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}},
+            "metadata": metadata,
             "spec": {
                 "holderIdentity": self.node,
                 "renewTime": _now().isoformat(),
@@ -104,8 +121,13 @@ class OwnLease:
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
         try:
             try:
+                # A JSON merge patch: ownerReferences is replaced, never merged by uid.
                 self._coord.patch_namespaced_lease(
-                    lease_name(self.node), self.namespace, body, _request_timeout=timeout
+                    lease_name(self.node),
+                    self.namespace,
+                    body,
+                    _request_timeout=timeout,
+                    _content_type="application/merge-patch+json",
                 )
             except ApiException as exc:
                 if exc.status != 404:
