@@ -10,7 +10,6 @@ import ipaddress
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -21,13 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import missing
 from kube_helpers import events, put_config, service, wait_for
 from kubernetes import client, config
 from promql_helpers import metric_names, sample_names
 
 from lbctl.lab import lab as lab_mod
-from lbctl.lab import lan, prometheus
+from lbctl.lab import prometheus
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "deploy" / "monitoring" / "lbctl-rules.yaml"
@@ -70,12 +68,9 @@ class Watched:
 
 
 @pytest.fixture(scope="module")
-def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
-    reason = lan.missing_privileges()
-    if reason:
-        missing(reason)
-    if shutil.which("prometheus") is None:
-        missing("prometheus not installed (Debian package prometheus; scripts/setup.sh does it)")
+def watched(
+    tmp_path_factory: pytest.TempPathFactory, netns_privileges: None, prometheus_server: Path
+) -> Iterator[Watched]:
     work = tmp_path_factory.mktemp("monitoring")
     env = {**os.environ, "LBCTL_LAB_DIR": str(work / "lab"),
            "LBCTL_LAB_PREFIX": "lm" + secrets.token_hex(2)}  # fmt: skip

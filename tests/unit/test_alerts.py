@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import missing
 from promql_helpers import metric_names
 
 ROOT = Path(__file__).parents[2]
@@ -19,10 +17,7 @@ RULE_TESTS = Path(__file__).parent / "alerts" / "lbctl-rules.test.yaml"
 REFERENCE = (ROOT / "docs" / "configuration.md").read_text()
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("promtool")
-    if tool is None:
-        missing("promtool not installed (Debian package prometheus; scripts/setup.sh installs it)")
+def run(tool: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(tool), *args], capture_output=True, text=True, timeout=120, check=False
     )
@@ -33,15 +28,15 @@ def alerts() -> list[dict[str, str]]:
     return [rule for group in groups for rule in group["rules"]]
 
 
-def test_promtool_accepts_the_rules_file() -> None:
-    run = promtool("check", "rules", str(RULES))
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert f"SUCCESS: {len(alerts())} rules found" in run.stdout
+def test_promtool_accepts_the_rules_file(promtool: Path) -> None:
+    got = run(promtool, "check", "rules", str(RULES))
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert f"SUCCESS: {len(alerts())} rules found" in got.stdout
 
 
-def test_the_alerts_fire_as_the_recorded_series_say() -> None:
-    run = promtool("test", "rules", str(RULE_TESTS))
-    assert run.returncode == 0, run.stdout + run.stderr
+def test_the_alerts_fire_as_the_recorded_series_say(promtool: Path) -> None:
+    got = run(promtool, "test", "rules", str(RULE_TESTS))
+    assert got.returncode == 0, got.stdout + got.stderr
 
 
 def test_the_chart_ships_the_same_rules_as_deploy() -> None:
