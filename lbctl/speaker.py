@@ -56,6 +56,10 @@ class SpeakerSettings(PoolSettings):
     ignore_exclude_label: bool = Field(
         default=False, description=f"announce from nodes labelled {election.EXCLUDE_LABEL}"
     )
+    pod_name: str = Field(default="", description="this speaker's Pod (downward API)")
+    pod_uid: str = Field(
+        default="", description="its uid: the Pod owns the speaker's Lease, which goes with it"
+    )
     metrics_address: str = Field(default="0.0.0.0", description="metrics/probes address")
     metrics_port: int = Field(
         default=7473, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
@@ -63,8 +67,16 @@ class SpeakerSettings(PoolSettings):
 
 
 class SpeakerMetrics:
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
         r = self.registry = CollectorRegistry()
+        self.info = Gauge(
+            "lbctl_speaker_info",
+            "Always 1; the node label names this speaker's node (join on instance)",
+            ["node"],
+            registry=r,
+        )
+        if node:
+            self.info.labels(node).set(1)
         self.announced = Gauge(
             "lbctl_speaker_announced",
             "1 for each address this node announces",
@@ -136,7 +148,7 @@ class Speaker:
             raise ValueError("the speaker needs its node name: --node-name or LBCTL_NODE_NAME")
         self.api, self.settings = api, settings
         self.me = settings.node_name
-        self.metrics = metrics or SpeakerMetrics()
+        self.metrics = metrics or SpeakerMetrics(settings.node_name)
         self.handling = services.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
         self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
@@ -168,6 +180,11 @@ class Speaker:
             node=self.me,
             timings=speakers.LeaseTimings(settings.lease_duration, settings.renew_period),
             on_failure=self.metrics.renew_failures.inc,
+            pod=(
+                speakers.PodRef(settings.pod_name, settings.pod_uid)
+                if settings.pod_name and settings.pod_uid
+                else None
+            ),
         )
         self.responder = Responder(count=self.metrics.count)
         self.peers = liveness.PeerWatch(

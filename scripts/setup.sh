@@ -10,14 +10,21 @@ setup_system() {
   fi
   local need=() tool
   for tool in ip:iproute2 tcpdump:tcpdump curl:curl arping:arping iptables:iptables \
-              conntrack:conntrack openssl:openssl ping:iputils-ping; do
+              conntrack:conntrack openssl:openssl ping:iputils-ping promtool:prometheus; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
   done
   if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # The prometheus package (promtool and the server the alert tests run on loopback) would
+    # start a server on :9090 for good; deny service starts for this install (policy-rc.d).
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
   fi
 }
 
