@@ -1,8 +1,10 @@
 """The pool ConfigMap: raw YAML → strict raw model → checked ``PoolConfig`` (pure).
 
 Invariants of a ``PoolConfig``: pool names are unique DNS-1123 labels; every address entry is a
-valid unicast range of one family; no two ranges overlap, within or between pools. Any
-violation is a ``ConfigError`` whose lines name the field path (``pools[1].addresses[0]: ...``).
+valid unicast range of one family; no two ranges overlap, within or between pools; every
+reservation is one address inside a pool (not a ``.0`` / ``.255`` its pool avoids), reserved
+once, for a ``namespace/name`` that has at most one reservation per IP family. Any violation is
+a ``ConfigError`` whose lines name the field path (``pools[1].addresses[0]: ...``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import yaml
@@ -21,6 +24,7 @@ from lbctl.selectors import Operator, Selector
 CONFIG_KEY = "config.yaml"
 MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB anyway
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")  # a Service's name
 INTERFACE_NAME = re.compile(r"^[^/\s:\x00-\x1f\x7f]{1,15}$")
 
 
@@ -73,9 +77,15 @@ class RawAnnounce(_Raw):
     garp: RawGarp = RawGarp()
 
 
+class RawReservation(_Raw):
+    address: str
+    service: str  # namespace/name
+
+
 class RawConfig(_Raw):
     pools: list[RawPool]
     announce: RawAnnounce = RawAnnounce()
+    reservations: list[RawReservation] = []
 
 
 # --- checked layer -----------------------------------------------------------------------
@@ -116,15 +126,58 @@ class Announce:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """``reservations[index]``: ``address`` is kept for the Service ``service``, whether or not
+    that Service exists; no other Service is given it."""
+
+    address: ipam.IP
+    service: str  # "namespace/name"
+    pool: str  # the pool the address lies in
+    index: int  # its place in the config's list, to name it in messages
+
+    @property
+    def label(self) -> str:
+        return f"reservations[{self.index}]"
+
+    @property
+    def namespace(self) -> str:
+        return self.service.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
 class PoolConfig:
     pools: tuple[Pool, ...]  # ordered by (priority, name): the order auto-assignment tries
     announce: Announce = field(default_factory=Announce)
+    reservations: tuple[Reservation, ...] = ()  # in config order
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
 
     def pool_of(self, ip: ipam.IP) -> Pool | None:
         return next((p for p in self.pools if p.contains(ip)), None)
+
+    @cached_property
+    def _reservation_by_ip(self) -> dict[ipam.IP, Reservation]:
+        return {r.address: r for r in self.reservations}
+
+    @cached_property
+    def _reservations_by_service(self) -> dict[str, tuple[Reservation, ...]]:
+        out: dict[str, tuple[Reservation, ...]] = {}
+        for r in self.reservations:
+            out[r.service] = (*out.get(r.service, ()), r)
+        return out
+
+    def reservation_of(self, ip: ipam.IP) -> Reservation | None:
+        """The reservation of ``ip``, if it has one."""
+        return self._reservation_by_ip.get(ip)
+
+    def reservations_for(self, service: str) -> tuple[Reservation, ...]:
+        """The reservations naming ``service`` ("namespace/name"): at most one per family."""
+        return self._reservations_by_service.get(service, ())
+
+    def reserved_values(self, version: int) -> frozenset[int]:
+        """The reserved addresses of one family, as integers (what auto-assignment skips)."""
+        return frozenset(int(r.address) for r in self.reservations if r.address.version == version)
 
 
 def _path(loc: Sequence[int | str]) -> str:
@@ -217,6 +270,7 @@ def check(raw: RawConfig) -> PoolConfig:
         if not INTERFACE_NAME.match(name):
             problems.append((f"announce.interfaces[{j}]", f"{name!r} is not an interface name"))
     node_selector = _selector(raw.announce.nodeSelector, "announce.nodeSelector", problems)
+    reservations = _reservations(raw.reservations, pools, problems)
     if problems:
         raise ConfigError(problems)
     g = raw.announce.garp
@@ -227,7 +281,101 @@ def check(raw: RawConfig) -> PoolConfig:
             node_selector,
             Garp(g.rounds, g.intervalMs, g.refreshSeconds),
         ),
+        reservations=reservations,
     )
+
+
+def _reservations(
+    raws: Sequence[RawReservation], pools: Sequence[Pool], problems: list[tuple[str, str]]
+) -> tuple[Reservation, ...]:
+    """The ``reservations`` entries, checked against the pools and each other."""
+    out: list[Reservation] = []
+    by_ip: dict[ipam.IP, int] = {}
+    by_service: dict[tuple[str, int], int] = {}  # (service, family) → index
+    for i, raw in enumerate(raws):
+        path = f"reservations[{i}]"
+        text = raw.address.strip()
+        ip: ipam.IP | None = None
+        if "/" in text or "-" in text:
+            problems.append((f"{path}.address", f"{text!r} must be one address, not a range"))
+        else:
+            try:
+                ip = ipam.parse_ip(text)
+            except ValueError as exc:
+                problems.append((f"{path}.address", str(exc)))
+        pool = next((p for p in pools if p.contains(ip)), None) if ip is not None else None
+        if ip is not None and pool is None:
+            problems.append((f"{path}.address", f"{ip} is in no pool"))
+        elif ip is not None and pool is not None and pool.avoid_buggy_ips and ipam.is_buggy(ip):
+            problems.append(
+                (
+                    f"{path}.address",
+                    f"{ip} ends in .0 or .255 and pool {pool.name!r} has avoidBuggyIPs",
+                )
+            )
+        elif ip is not None and ip in by_ip:
+            problems.append(
+                (f"{path}.address", f"{ip} is reserved twice (also reservations[{by_ip[ip]}])")
+            )
+        elif ip is not None:
+            by_ip[ip] = i
+        service = _service_key(raw.service, f"{path}.service", problems)
+        if ip is None or pool is None or service is None:
+            continue
+        same = by_service.setdefault((service, ip.version), i)
+        if same != i:
+            problems.append(
+                (
+                    f"{path}.service",
+                    f"{service} has an IPv{ip.version} reservation already (reservations[{same}]):"
+                    " a Service holds one address per IP family",
+                )
+            )
+        out.append(Reservation(ip, service, pool.name, i))
+    return tuple(out)
+
+
+def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> str | None:
+    """``namespace/name`` with a valid namespace and Service name, or a problem."""
+    namespace, slash, name = text.partition("/")
+    if not slash or "/" in name:
+        problems.append((path, f"{text!r} must be namespace/name"))
+        return None
+    if not DNS1123_LABEL.match(namespace):
+        problems.append((path, f"{namespace!r} is not a namespace name"))
+        return None
+    if not DNS1035_LABEL.match(name):
+        problems.append(
+            (
+                path,
+                f"{name!r} is not a Service name (a DNS-1035 label: lower-case letters, digits "
+                "and '-', starting with a letter, at most 63)",
+            )
+        )
+        return None
+    return text
+
+
+def unusable_reservations(cfg: PoolConfig) -> list[tuple[Reservation, str]]:
+    """Reservations their pool can be seen to refuse from the config alone, and why.
+
+    A valid config, but the named Service will be refused its address (``NotAdmitted``): the
+    pool's ``namespaces`` leave its namespace out. A ``serviceSelector`` can only be judged with
+    the Service's labels, by the allocator.
+    """
+    out = []
+    for r in cfg.reservations:
+        pool = cfg.pool(r.pool)
+        if pool is not None and pool.namespaces and r.namespace not in pool.namespaces:
+            names = ", ".join(sorted(pool.namespaces))
+            out.append(
+                (
+                    r,
+                    f"pool {pool.name!r} admits only namespaces {names}: "
+                    f"{r.service} will be refused {r.address}",
+                )
+            )
+    return out
 
 
 def _label_order(label: str) -> tuple[int, ...]:
