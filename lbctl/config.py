@@ -175,9 +175,16 @@ class PoolConfig:
         """The reservations naming ``service`` ("namespace/name"): at most one per family."""
         return self._reservations_by_service.get(service, ())
 
+    @cached_property
+    def _reserved_by_family(self) -> dict[int, frozenset[int]]:
+        return {
+            v: frozenset(int(r.address) for r in self.reservations if r.address.version == v)
+            for v in (4, 6)
+        }
+
     def reserved_values(self, version: int) -> frozenset[int]:
         """The reserved addresses of one family, as integers (what auto-assignment skips)."""
-        return frozenset(int(r.address) for r in self.reservations if r.address.version == version)
+        return self._reserved_by_family[version]
 
 
 def _path(loc: Sequence[int | str]) -> str:
