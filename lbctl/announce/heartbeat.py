@@ -40,12 +40,14 @@ class Advertiser:
         interval: float,
         on_heard: Heard,
         accusations: Callable[[float], Iterable[str]] = lambda now: (),
+        sent: Callable[[float], None] = lambda now: None,
         alive: Callable[[], bool] = lambda: True,
         count: Callable[[str, str], None] = lambda counter, label: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.me, self.interval = me, interval
         self._on_heard, self._accusations, self._alive = on_heard, accusations, alive
+        self._sent = sent
         self._count, self._clock = count, clock
         self.incarnation = secrets.randbits(32)
         self._seq = 0
@@ -65,8 +67,8 @@ class Advertiser:
                 self._sync(socks)
                 now = self._clock()
                 if now >= due:
-                    if self._alive():
-                        self._send(socks.values(), now)
+                    if self._alive() and self._send(socks.values(), now):
+                        self._sent(now)
                     due = max(due + self.interval, now)  # no burst to catch up after a stall
                 wait = max(0.0, due - self._clock())
                 try:
@@ -102,7 +104,8 @@ class Advertiser:
                 continue
             socks[index] = (link, sock)
 
-    def _send(self, ports: Iterable[tuple[Link, socket.socket]], now: float) -> None:
+    def _send(self, ports: Iterable[tuple[Link, socket.socket]], now: float) -> bool:
+        """One advertisement on every link; whether at least one went out."""
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         beat = packets.Heartbeat(
             self.me,
@@ -111,12 +114,15 @@ class Advertiser:
             max(1, round(self.interval * 1000)),
             frozenset(self._accusations(now)),
         )
+        went = False
         for link, sock in ports:
             try:
                 sock.send(packets.build_heartbeat(packets.mac_bytes(link.mac), beat))
                 self._count("advertisements", "sent")
+                went = True
             except OSError as exc:  # link going down: the next period tries again
                 log.debug("advertisement on %s failed: %s", link.name, exc)
+        return went
 
     def _read(self, sock: socket.socket) -> None:
         for _ in range(64):  # bounded: the sender side must not starve
@@ -128,7 +134,7 @@ class Advertiser:
                 return
             beat = packets.parse_heartbeat(frame)
             if isinstance(beat, packets.Drop):
-                self._count("dropped", beat.value)
+                self._count("dropped", beat.name.lower())
                 continue
             if beat.node != self.me:
                 self._count("advertisements", "received")
