@@ -538,27 +538,32 @@ def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> str |
 def unusable_reservations(cfg: PoolConfig) -> list[tuple[Reservation, str]]:
     """Reservations their pool can be seen to refuse from the config alone, and why.
 
-    A valid config, but the named Service will be refused its address (``NotAdmitted``): the
-    pool's ``namespaces`` leave its namespace out and it has no ``namespaceSelector``. A
-    selector can only be judged with the namespace's or the Service's labels, by the allocator.
+    A valid config, but the named Service will be refused its address (``NotAdmitted``).
     """
     out = []
     for r in cfg.reservations:
         pool = cfg.pool(r.pool)
-        if (
-            pool is not None
-            and pool.namespace_selector is None
-            and not pool.admits_namespace(r.namespace, {})
-        ):
-            names = ", ".join(sorted(pool.namespaces))
-            out.append(
-                (
-                    r,
-                    f"pool {pool.name!r} admits only namespaces {names}: "
-                    f"{r.service} will be refused {r.address}",
-                )
-            )
+        why = namespace_refusal(pool, r.namespace) if pool is not None else None
+        if why:
+            out.append((r, f"{why}: {r.service} will be refused {r.address}"))
     return out
+
+
+def namespace_refusal(pool: Pool, namespace: str) -> str | None:
+    """Why ``pool`` refuses every Service of ``namespace``, judged from the name alone; None
+    when it admits them, or when only the namespace's labels could tell (a
+    ``namespaceSelector`` on other labels than ``kubernetes.io/metadata.name``)."""
+    selector = pool.namespace_selector
+    if selector is not None and any(
+        r.key != NAMESPACE_NAME_LABEL for s in selector.selectors for r in s.requirements
+    ):
+        return None
+    if pool.admits_namespace(namespace, {}):
+        return None
+    what = [f"namespaces {', '.join(sorted(pool.namespaces))}"] if pool.namespaces else []
+    if selector is not None:
+        what.append(f"namespaces matching {selector}")
+    return f"pool {pool.name!r} admits only {' or '.join(what)}"
 
 
 def _label_order(label: str) -> tuple[int, ...]:

@@ -370,3 +370,47 @@ def test_a_reservation_its_pool_refuses_by_namespace_is_valid_but_said_to_be_unu
     assert (
         why == "pool 'team' admits only namespaces team-a: default/web will be refused 203.0.113.13"
     )
+
+
+NS_POOLS = """
+pools:
+  - {name: listed, addresses: [198.51.100.1], namespaces: [team-a]}
+  - name: all-but
+    addresses: [198.51.100.2]
+    namespaceSelector:
+      matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [team-a]}]
+  - {name: labelled, addresses: [198.51.100.3], namespaceSelector: {matchLabels: {env: prod}}}
+  - name: either
+    addresses: [198.51.100.4]
+    namespaces: [team-a]
+    namespaceSelector: {matchLabels: {env: prod}}
+  - {name: open, addresses: [198.51.100.5]}
+"""
+
+# Each row: the pool, the namespace, and the refusal judged from the namespace's name alone.
+NAMESPACE_REFUSALS = [
+    ("listed", "team-a", None),
+    ("listed", "shop", "pool 'listed' admits only namespaces team-a"),
+    ("all-but", "shop", None),
+    (
+        "all-but",
+        "team-a",
+        "pool 'all-but' admits only namespaces matching kubernetes.io/metadata.name notin (team-a)",
+    ),
+    ("labelled", "shop", None),  # only the namespace's labels can tell
+    ("either", "shop", None),  # namespaces or a selector on labels: cannot tell
+    ("open", "shop", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("pool", "namespace", "why"),
+    NAMESPACE_REFUSALS,
+    ids=[f"{p} for {n}: {w or 'cannot refuse'}" for p, n, w in NAMESPACE_REFUSALS],
+)
+def test_a_namespace_refusal_is_judged_from_the_name_alone(
+    pool: str, namespace: str, why: str | None
+) -> None:
+    checked = config.parse_yaml(NS_POOLS).pool(pool)
+    assert checked is not None
+    assert config.namespace_refusal(checked, namespace) == why
