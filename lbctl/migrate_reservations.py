@@ -1,10 +1,10 @@
 """``reservations:`` entries for ``lbctl convert``, from how MetalLB and kube-vip users keep an
 address for one Service today (pure).
 
-Kept apart from ``convert`` while that is being split into a package: it belongs in
+Kept apart from ``convert`` (being reworked on another branch): it belongs in
 ``lbctl/convert/reservations.py``, called once the pools are final, with the Service objects
-found in the same input (``kubectl get svc -A -o yaml`` appended to the ConfigMap). Its entries
-go under ``reservations`` in the document beside ``pools``; its notes join convert's.
+found in the same input (``kubectl get svc -A -o yaml`` appended to the configuration). Its
+entries go under ``reservations`` in the document beside ``pools``; its notes join convert's.
 
 - **MetalLB**: a pool of a single address with ``auto-assign: false`` (``autoAssign: false``
   in resources), asked for by exactly one Service (``loadBalancerIPs`` annotation,
@@ -38,17 +38,19 @@ def reservations(
     service_objs: Iterable[Any],
     renamed: Mapping[str, str] | None = None,
 ) -> tuple[list[Entry], list[str]]:
-    """Reservations for ``pools`` (as config.yaml lists them) and the Services of the input.
+    """Reservations for ``pools`` (as config.yaml lists them, valid: ``config.ConfigError``
+    otherwise) and the Services of the input.
 
     ``renamed``: source pool name → the name convert gave it (``address-pool`` annotations
     name the source's pool). Returns the entries, in Service order, and one note each.
     """
     renamed = renamed or {}
+    cfg = config.parse({"pools": list(pools)})
     wanted: dict[ipam.IP, list[str]] = {}  # address → the Services that ask for it
     notes: list[str] = []
     seen = 0  # LoadBalancer Services in the input
     for obj in service_objs:
-        found = _asks(source, obj, pools, renamed, notes)
+        found = _asks(source, obj, cfg, renamed, notes)
         if found is None:
             continue
         seen += 1
@@ -56,7 +58,7 @@ def reservations(
             wanted.setdefault(ip, []).append(found[0])
     entries: list[Entry] = []
     for ip, keys in wanted.items():
-        pool = _pool_of(pools, ip)
+        pool = cfg.pool_of(ip)
         why = _refused(ip, keys, pool)
         if why:
             notes.append(f"{', '.join(keys)}: {ip} not reserved: {why}")
@@ -64,7 +66,7 @@ def reservations(
         assert pool is not None
         entries.append({"address": str(ip), "service": keys[0]})
         how = (
-            f"the only address of pool {pool['name']!r} (autoAssign false), which it asks for"
+            f"the only address of pool {pool.name!r} (autoAssign false), which it asks for"
             if source == "metallb"
             else f"it asks for it with {KUBE_VIP_IPS} or spec.loadBalancerIP"
         )
@@ -73,14 +75,14 @@ def reservations(
             "annotation and across delete and recreate, and no other Service may ask for it"
         )
     if source == "metallb":
-        notes += _unasked_pools(pools, set(wanted), any_services=seen > 0)
+        notes += _unasked_pools(cfg, set(wanted), any_services=seen > 0)
     return entries, notes
 
 
 def _asks(
     source: str,
     obj: Any,
-    pools: Sequence[Mapping[str, Any]],
+    cfg: config.PoolConfig,
     renamed: Mapping[str, str],
     notes: list[str],
 ) -> tuple[str, list[ipam.IP]] | None:
@@ -106,11 +108,10 @@ def _asks(
     if source == "metallb":
         pool_names = [annotations[k] for p in prefixes if (k := p + "address-pool") in annotations]
         if not asked and pool_names:
-            name = renamed.get(pool_names[0], pool_names[0])
-            pool = next((p for p in pools if p.get("name") == name), None)
+            pool = cfg.pool(renamed.get(pool_names[0], pool_names[0]))
             single = _single_address(pool) if pool is not None else None
             asked = [single] if single is not None else []
-        asked = [ip for ip in asked if _is_single_manual(_pool_of(pools, ip))]
+        asked = [ip for ip in asked if _is_single_manual(cfg.pool_of(ip))]
     if asked and not _valid_key(meta):
         notes.append(f"{key}: not a namespace/name lbctl can reserve for: not reserved")
         return key, []
@@ -120,27 +121,25 @@ def _asks(
     return key, asked
 
 
-def _refused(ip: ipam.IP, keys: list[str], pool: Mapping[str, Any] | None) -> str | None:
+def _refused(ip: ipam.IP, keys: list[str], pool: config.Pool | None) -> str | None:
     """Why ``ip`` cannot be reserved for ``keys``, or None."""
     if len(keys) > 1:
         return "a reservation keeps an address for one Service, and these share it"
     if pool is None:
         return "it is in no pool, and lbctl gives no address outside its pools"
-    namespaces = pool.get("namespaces") or []
-    if namespaces and keys[0].split("/", 1)[0] not in namespaces:
-        return f"pool {pool['name']!r} admits only namespaces {', '.join(namespaces)}"
-    if pool.get("avoidBuggyIPs") and ipam.is_buggy(ip):
-        return f"it ends in .0 or .255 and pool {pool['name']!r} avoids those"
+    why = config.namespace_refusal(pool, keys[0].split("/", 1)[0])
+    if why:
+        return why
+    if pool.avoid_buggy_ips and ipam.is_buggy(ip):
+        return f"it ends in .0 or .255 and pool {pool.name!r} avoids those"
     return None
 
 
-def _unasked_pools(
-    pools: Sequence[Mapping[str, Any]], asked: set[ipam.IP], any_services: bool
-) -> list[str]:
+def _unasked_pools(cfg: config.PoolConfig, asked: set[ipam.IP], any_services: bool) -> list[str]:
     """Single-address manual pools no Service of the input asks for: how to reserve them."""
     lonely = [
-        (p["name"], ip)
-        for p in pools
+        (p.name, ip)
+        for p in cfg.pools
         if _is_single_manual(p) and (ip := _single_address(p)) is not None and ip not in asked
     ]
     if not lonely:
@@ -160,33 +159,14 @@ def _unasked_pools(
     ]
 
 
-def _pool_of(pools: Sequence[Mapping[str, Any]], ip: ipam.IP) -> Mapping[str, Any] | None:
-    for pool in pools:
-        for text in pool.get("addresses") or ():
-            try:
-                if ip in ipam.parse_range(str(text)):
-                    return pool
-            except ValueError:
-                continue
-    return None
-
-
-def _single_address(pool: Mapping[str, Any]) -> ipam.IP | None:
-    ranges = []
-    for text in pool.get("addresses") or ():
-        try:
-            ranges.append(ipam.parse_range(str(text)))
-        except ValueError:
-            return None
-    if sum(r.size for r in ranges) != 1:
+def _single_address(pool: config.Pool) -> ipam.IP | None:
+    if pool.size(4) + pool.size(6) != 1:
         return None
-    return ranges[0].ip(ranges[0].first)
+    return pool.ranges[0].ip(pool.ranges[0].first)
 
 
-def _is_single_manual(pool: Mapping[str, Any] | None) -> bool:
-    return (
-        pool is not None and pool.get("autoAssign") is False and _single_address(pool) is not None
-    )
+def _is_single_manual(pool: config.Pool | None) -> bool:
+    return pool is not None and not pool.auto_assign and _single_address(pool) is not None
 
 
 def _valid_key(meta: Mapping[str, Any]) -> bool:

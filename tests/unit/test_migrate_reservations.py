@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
-from lbctl import config
+from lbctl import config, convert
 from lbctl.migrate_reservations import reservations
 
 
@@ -204,3 +205,55 @@ def test_reservations_from_what_users_do_today(
     # What convert would write beside the pools is a config the controller takes.
     cfg = config.parse({"pools": pools, "reservations": entries})
     assert [(str(r.address), r.service) for r in cfg.reservations] == expected
+
+
+# --- on what convert writes today: the pools go straight in -----------------------------
+
+
+def converted_pools(source: str, text: str) -> list[dict[str, Any]]:
+    conv = convert.convert(source, text)
+    pools: list[dict[str, Any]] = yaml.safe_load(conv.config_map["data"]["config.yaml"])["pools"]
+    return pools
+
+
+KUBE_VIP_CM = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: kubevip, namespace: kube-system}
+data: {cidr-global: 192.168.1.200/29, cidr-team-a: 192.168.2.0/28}
+"""
+METALLB_CM = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: config, namespace: metallb-system}
+data:
+  config: |
+    address-pools:
+    - {name: lan, protocol: layer2, addresses: [192.168.1.0/25]}
+    - {name: Web_IP, protocol: layer2, addresses: [192.168.1.200/32], auto-assign: false}
+"""
+
+
+def test_kube_vip_namespace_isolation_as_convert_writes_it_is_respected() -> None:
+    pools = converted_pools("kube-vip", KUBE_VIP_CM)
+    objs = [
+        lb("web", **{KV: "192.168.1.201"}),
+        lb("api", ns="team-a", **{KV: "192.168.1.202"}),  # kube-vip never checked it
+        lb("db", ns="team-a", **{KV: "192.168.2.3"}),
+    ]
+    entries, notes = reservations("kube-vip", pools, objs)
+    assert entries == [
+        {"address": "192.168.1.201", "service": "shop/web"},
+        {"address": "192.168.2.3", "service": "team-a/db"},
+    ]
+    assert (
+        "team-a/api: 192.168.1.202 not reserved: pool 'global' admits only namespaces matching "
+        "kubernetes.io/metadata.name notin (team-a)" in notes
+    )
+    config.parse({"pools": pools, "reservations": entries})
+
+
+def test_metallb_renamed_pool_as_convert_writes_it() -> None:
+    pools = converted_pools("metallb", METALLB_CM)
+    entries, _ = reservations(
+        "metallb", pools, [lb("web", **{POOL: "Web_IP"})], renamed={"Web_IP": "web-ip"}
+    )
+    assert entries == [{"address": "192.168.1.200", "service": "shop/web"}]
