@@ -302,6 +302,11 @@ def _validate(args: argparse.Namespace) -> int:
             f"pool {pool.name}: {len(pool.ranges)} range(s), {sizes}"
             f"{'' if pool.auto_assign else ', manual only'}"
         )
+    for res in parsed.reservations:
+        print(f"{res.label}: {res.address} (pool {res.pool}) kept for {res.service}")
+    # Valid, and the controller takes it; but these Services will be refused their address.
+    for res, why in config.unusable_reservations(parsed):
+        print(f"{name}: warning: {res.label}: {why}", file=sys.stderr)
     print(f"{name}: valid")
     return 0
 
