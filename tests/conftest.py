@@ -14,12 +14,17 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from kubernetes import client, config
 
 from lbctl.lab import assets, controlplane, lan, plan
 
 TESTS = Path(__file__).parent
+
+# Shared, noisy machines: property tests assert behaviour, never a per-example time limit.
+hypothesis.settings.register_profile("lbctl", deadline=None)
+hypothesis.settings.load_profile("lbctl")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
