@@ -21,8 +21,9 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
-from lbctl import config, election, ipam, ownership, reconcile
+from lbctl import config, election, ipam, liveness, ownership, packets, reconcile
 from lbctl.announce import netlink
+from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, pick, serves_lan
@@ -37,8 +38,21 @@ log = logging.getLogger(__name__)
 
 class SpeakerSettings(PoolSettings):
     node_name: str = Field(default="", description="this node's name (from the downward API)")
-    lease_duration: int = Field(default=4, ge=1, description="speaker Lease duration, seconds")
-    renew_period: float = Field(default=1.0, gt=0, description="speaker Lease renewal, seconds")
+    # The Lease catches slow failures and API cut-offs; the LAN advertisements catch the rest
+    # within a second. Renewing like the kubelet's node Lease: 0.1 writes/s per node.
+    lease_duration: int = Field(default=40, ge=1, description="speaker Lease duration, seconds")
+    renew_period: float = Field(default=10.0, gt=0, description="speaker Lease renewal, seconds")
+    advertise_interval: float = Field(
+        default=liveness.DEFAULT_INTERVAL,
+        ge=0,
+        description="seconds between advertisements on the LAN (a peer silent for 3.5 of them "
+        "is out of the election); 0 turns them off",
+    )
+    advertise_hold: float = Field(
+        default=liveness.DEFAULT_HOLD,
+        ge=0,
+        description="seconds a peer back after silence must be heard before it counts again",
+    )
     ignore_exclude_label: bool = Field(
         default=False, description=f"announce from nodes labelled {election.EXCLUDE_LABEL}"
     )
@@ -89,6 +103,17 @@ class SpeakerMetrics:
         self.live_speakers = Gauge(
             "lbctl_speaker_live_speakers", "Speakers with a live Lease", registry=r
         )
+        self.advertisements = Counter(
+            "lbctl_speaker_advertisements",
+            "Speaker advertisements on the LAN, sent and received",
+            ["direction"],
+            registry=r,
+        )
+        self.peers_out = Gauge(
+            "lbctl_speaker_peers_out",
+            "Speakers with a live Lease that the LAN advertisements leave out of the election",
+            registry=r,
+        )
 
     def count(self, counter: str, label: str) -> None:
         {
@@ -96,6 +121,7 @@ class SpeakerMetrics:
             "replies": self.replies,
             "gratuitous": self.gratuitous,
             "dropped": self.dropped,
+            "advertisements": self.advertisements,
         }[counter].labels(label).inc()
 
 
@@ -144,6 +170,24 @@ class Speaker:
             on_failure=self.metrics.renew_failures.inc,
         )
         self.responder = Responder(count=self.metrics.count)
+        self.peers = liveness.PeerWatch(
+            self.me, interval=settings.advertise_interval or 1.0, hold=settings.advertise_hold
+        )
+        self._peers_lock = threading.Lock()  # the advertiser thread writes, the loop reads
+        self.cluster_macs: dict[str, set[bytes]] = {}  # node → MACs its advertisements came from
+        self.advertiser = (
+            Advertiser(
+                self.me,
+                interval=settings.advertise_interval,
+                on_heard=self._on_heard,
+                accusations=self._accusations,
+                sent=self._sent,
+                alive=self.responder.alive,
+                count=self.metrics.count,
+            )
+            if settings.advertise_interval > 0
+            else None
+        )
         self.writer = ServiceWriter(
             api, may_write=lambda: True, component="lbctl-speaker", host=self.me
         )
@@ -176,6 +220,33 @@ class Speaker:
         if kind != "DELETED":
             self.own.echo(obj)
         self._wake.set()
+
+    def _on_heard(self, beat: packets.Heartbeat, mac: bytes, now: float) -> None:
+        with self._peers_lock:
+            before = self.peers.out(now)
+            self.peers.heard(
+                beat.node,
+                incarnation=beat.incarnation,
+                interval=beat.interval_ms / 1000,
+                accused=beat.accused,
+                now=now,
+            )
+            self.cluster_macs.setdefault(beat.node, set()).add(mac)
+            changed = self.peers.out(now) != before
+        if changed:
+            self._wake.set()
+
+    def _accusations(self, now: float) -> frozenset[str]:
+        with self._peers_lock:
+            return self.peers.accusations(now)
+
+    def _sent(self, now: float) -> None:
+        with self._peers_lock:
+            held = self.me in self.peers.out(now)
+            self.peers.sent(now)
+            changed = (self.me in self.peers.out(now)) != held
+        if changed:
+            self._wake.set()
 
     def _on_links(self, links: list[Link]) -> None:
         self.links, self._links_known = links, True
@@ -213,6 +284,8 @@ class Speaker:
             ("netlink", lambda s: netlink.follow(self._on_links, s)),
             ("events", self._send_events),
         ]
+        if self.advertiser is not None:
+            targets.append(("advertiser", self.advertiser.run))
         for name, target in targets:
             threading.Thread(target=target, args=(stop,), name=name, daemon=True).start()
         try:
@@ -257,6 +330,9 @@ class Speaker:
             waits.append(at - now)
         if (left := self.liveness.next_expiry()) is not None:
             waits.append(left + 0.01)
+        with self._peers_lock:
+            if (change := self.peers.next_change(now)) is not None:
+                waits.append(change - now + 0.005)
         joined_for = self.own.joined_for()
         if self._settling and joined_for is not None:  # the start-up rule's next step
             for step in (self.settings.renew_period, 2.0 * self.settings.lease_duration):
@@ -298,6 +374,16 @@ class Speaker:
         # the Leases lags behind, e.g. while TCP retransmits after a link flap.
         live = self.liveness.live() | {self.me}
         self.metrics.live_speakers.set(len(live))
+        # The LAN's word can only take speakers out, never put one in (liveness).
+        with self._peers_lock:
+            self.peers.keep_only(live | self.liveness.starting())
+            out = self.peers.out(time.monotonic())
+        self.metrics.peers_out.set(len((out & live) - {self.me}))
+        if self.me in out:
+            if self.owned:
+                log.warning("a peer does not hear us, or we were silent: announcing nothing")
+            return {}
+        live -= out
         view = ownership.compute(
             cfg,
             service_objs=self.services.items(),
@@ -310,6 +396,15 @@ class Speaker:
         )
         self._needs = view.needs
         owners = self._owners = view.owners
+        if self.advertiser is not None:
+            self.advertiser.set_links(
+                {
+                    link
+                    for pool in cfg.pools
+                    for r in pool.ranges
+                    for link in pick(r.ip(r.first), self.links, cfg.announce.interfaces)
+                }
+            )
         return {
             ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
             for ip, node in owners.items()

@@ -201,6 +201,11 @@ class Responder:
 
     # --- answering ---
 
+    def alive(self) -> bool:
+        """Whether the answering thread runs (advertisements say so to the peers)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def start(self, stop: threading.Event) -> threading.Thread:
         """Answer in a thread of our own until ``stop`` is set or ``close`` is called."""
         thread = threading.Thread(target=self.run, args=(stop,), name="responder", daemon=True)
