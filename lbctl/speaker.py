@@ -4,8 +4,8 @@ Every speaker computes the same owner for every address from the same inputs (``
 the owner answers ARP/NDP for it on the right interfaces (``announce.responder``) and sends
 gratuitous rounds after taking over and a periodic refresh (``garp``). Nothing is announced
 before the caches have synced, without a valid config, while our own Lease is not fresh, or
-before the start-up rule allows (``election.settling``: a renew period after joining, and no
-peer still starting).
+before the start-up rule allows (``election.settling``: a moment after joining, and no peer
+still starting).
 """
 
 from __future__ import annotations
@@ -360,7 +360,9 @@ class Speaker:
                 waits.append(change - now + 0.005)
         joined_for = self.own.joined_for()
         if self._settling and joined_for is not None:  # the start-up rule's next step
-            for step in (self.settings.renew_period, 2.0 * self.settings.lease_duration):
+            for step in election.settle_times(
+                self.settings.renew_period, self.settings.lease_duration
+            ):
                 if joined_for < step:
                     waits.append(step - joined_for + 0.01)
         return max(0.0, min(waits))
@@ -381,11 +383,14 @@ class Speaker:
             if self.owned:
                 log.warning("announcing nothing: %s", why)
             return {}
+        wait, bound = election.settle_times(
+            self.settings.renew_period, self.settings.lease_duration
+        )
         settling = election.settling(
             self.own.joined_for(),
             starting_peers=self.liveness.starting() - {self.me},
-            wait=self.settings.renew_period,
-            bound=2.0 * self.settings.lease_duration,
+            wait=wait,
+            bound=bound,
         )
         if settling != self._settling:
             if settling:
