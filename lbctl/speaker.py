@@ -409,6 +409,7 @@ class Speaker:
             self.peers.keep_only(live | self.liveness.starting())
             out = self.peers.out(time.monotonic())
         self.metrics.peers_out.set(len((out & live) - {self.me}))
+        self.own.publish_unheard(frozenset(out & live))
         if self.me in out:
             if self.owned:
                 log.warning("a peer does not hear us, or we were silent: announcing nothing")

@@ -36,11 +36,15 @@ PREFIX = "lbctl-speaker-"
 LABEL = "app.kubernetes.io/component"
 LABEL_VALUE = "speaker-lease"
 JOINING = "lbctl.io/joining"  # annotation on a starting speaker's Lease
+# The live speakers this speaker leaves out because of the LAN (liveness.PeerWatch.out):
+# comma-separated node names, itself included while it yields. Written only when it changes.
+UNHEARD = "lbctl.io/unheard"
 
 
 class LeaseState(enum.Enum):
     LIVE = "live"  # a candidate: joined and renewing
     STARTING = "starting"  # renewing, but not ready yet: no candidate
+    UNHEARD = "unheard"  # renewing, but a live speaker does not hear it on the LAN
     EXPIRED = "expired"
 
 
@@ -103,7 +107,9 @@ class OwnLease:
         self.released = False
         self.withdrawn = False  # out of the election for now (no link to announce on)
         self.starting = False  # renewed with the joining annotation until ``join``
+        self.unheard: frozenset[str] = frozenset()  # published as UNHEARD with each write
         self._lock = threading.Lock()  # a renewal never recreates a Lease just withdrawn
+        self._publish = threading.Event()  # write now, not at the next renewal
 
     def fresh(self) -> bool:
         at = self._renewed_at
@@ -143,9 +149,17 @@ class OwnLease:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.released:
+            self._publish.clear()
             if not self.withdrawn:
                 self.renew()
-            stop.wait(self.timings.renew)
+            self._publish.wait(self.timings.renew)
+
+    def publish_unheard(self, nodes: frozenset[str]) -> None:
+        """Say which live speakers we leave out because of the LAN; written at once (from the
+        renewing thread, never the caller's) when it changed, so ``lbctl status`` agrees."""
+        if nodes != self.unheard:
+            self.unheard = nodes
+            self._publish.set()
 
     def renew(self) -> bool:
         with self._lock:
@@ -174,7 +188,10 @@ class OwnLease:
             **body,
             "metadata": {
                 **body["metadata"],
-                "annotations": {JOINING: "true" if starting else None},
+                "annotations": {
+                    JOINING: "true" if starting else None,
+                    UNHEARD: ",".join(sorted(self.unheard)) or None,
+                },
             },
         }
         if starting:
@@ -253,7 +270,8 @@ def lease_states(
 ) -> dict[str, LeaseState]:
     """Every speaker Lease's node → its state, judged from one reading by wall clock (for
     one-shot readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
-    states = {}
+    states: dict[str, LeaseState] = {}
+    unheard: set[str] = set()
     for obj in lease_objs:
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         name = str(meta.get("name", ""))
@@ -268,8 +286,17 @@ def lease_states(
         state = LeaseState.EXPIRED
         if live:
             state = LeaseState.STARTING if _starting(meta) else LeaseState.LIVE
-        states[name[len(PREFIX) :]] = state
-    return states
+        node = name[len(PREFIX) :]
+        states[node] = state
+        if state is LeaseState.LIVE:
+            annotations = meta.get("annotations") or {}
+            said = annotations.get(UNHEARD) if isinstance(annotations, Mapping) else None
+            unheard |= {n for n in str(said or "").split(",") if n}
+    # What a live speaker's LAN view leaves out, as its election does (liveness.PeerWatch).
+    return {
+        node: LeaseState.UNHEARD if state is LeaseState.LIVE and node in unheard else state
+        for node, state in states.items()
+    }
 
 
 class Liveness:
