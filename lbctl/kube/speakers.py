@@ -39,6 +39,9 @@ JOINING = "lbctl.io/joining"  # annotation on a starting speaker's Lease
 # The live speakers this speaker leaves out because of the LAN (liveness.PeerWatch.out):
 # comma-separated node names, itself included while it yields. Written only when it changes.
 UNHEARD = "lbctl.io/unheard"
+# The addresses this speaker does not announce because another host on the LAN uses them:
+# comma-separated ``address=MAC``. Written only when it changes.
+CONFLICTS = "lbctl.io/conflicts"
 
 
 class LeaseState(enum.Enum):
@@ -107,7 +110,7 @@ class OwnLease:
         self.released = False
         self.withdrawn = False  # out of the election for now (no link to announce on)
         self.starting = False  # renewed with the joining annotation until ``join``
-        self.unheard: frozenset[str] = frozenset()  # published as UNHEARD with each write
+        self.published: dict[str, str] = {}  # our annotations (UNHEARD, CONFLICTS) to write
         self._lock = threading.Lock()  # a renewal never recreates a Lease just withdrawn
         self._publish = threading.Event()  # write now, not at the next renewal
 
@@ -154,11 +157,12 @@ class OwnLease:
                 self.renew()
             self._publish.wait(self.timings.renew)
 
-    def publish_unheard(self, nodes: frozenset[str]) -> None:
-        """Say which live speakers we leave out because of the LAN; written at once (from the
-        renewing thread, never the caller's) when it changed, so ``lbctl status`` agrees."""
-        if nodes != self.unheard:
-            self.unheard = nodes
+    def publish(self, key: str, value: str) -> None:
+        """Set annotation ``key`` of our Lease ("" removes it): written at once, from the
+        renewing thread (never the caller's), when it changed, so ``lbctl status`` agrees.
+        ``UNHEARD``: the live speakers we leave out because of the LAN; ``CONFLICTS``."""
+        if self.published.get(key, "") != value:
+            self.published = {**self.published, key: value}
             self._publish.set()
 
     def renew(self) -> bool:
@@ -190,7 +194,7 @@ class OwnLease:
                 **body["metadata"],
                 "annotations": {
                     JOINING: "true" if starting else None,
-                    UNHEARD: ",".join(sorted(self.unheard)) or None,
+                    **{key: value or None for key, value in self.published.items()},
                 },
             },
         }
@@ -263,6 +267,23 @@ class OwnLease:
 def _starting(meta: Mapping[str, Any]) -> bool:
     annotations = meta.get("annotations")
     return isinstance(annotations, Mapping) and JOINING in annotations
+
+
+def conflicts(lease_objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Address → (MAC of the other host, node that saw it), from the speakers' ``CONFLICTS``
+    annotations; malformed entries are skipped."""
+    out = {}
+    for obj in lease_objs:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        annotations = meta.get("annotations") or {}
+        if not name.startswith(PREFIX) or not isinstance(annotations, Mapping):
+            continue
+        for entry in str(annotations.get(CONFLICTS) or "").split(","):
+            ip, sep, mac = entry.partition("=")
+            if sep and ip and mac:
+                out[ip] = (mac, name[len(PREFIX) :])
+    return out
 
 
 def lease_states(

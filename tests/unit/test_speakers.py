@@ -204,3 +204,19 @@ def test_lease_states_leave_out_whom_a_live_speaker_does_not_hear_on_the_lan() -
         "n3": LeaseState.UNHEARD,
         "n4": LeaseState.EXPIRED,
     }
+
+
+def test_conflicts_are_read_from_the_speakers_annotations_and_junk_is_skipped() -> None:
+    from lbctl.kube.speakers import conflicts
+
+    leases = [
+        {"metadata": {"name": "lbctl-speaker-n1", "annotations": {"lbctl.io/conflicts":
+            "198.51.100.7=02:99:00:00:00:01,junk,=x,2001:db8::7=02:aa:00:00:00:02"}}},
+        {"metadata": {"name": "lbctl-controller", "annotations": {
+            "lbctl.io/conflicts": "198.51.100.8=02:00:00:00:00:08"}}},
+        {"metadata": {"name": "lbctl-speaker-n2", "annotations": "not a map"}},
+    ]  # fmt: skip
+    assert conflicts(leases) == {
+        "198.51.100.7": ("02:99:00:00:00:01", "n1"),
+        "2001:db8::7": ("02:aa:00:00:00:02", "n1"),
+    }
