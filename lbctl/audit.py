@@ -44,6 +44,7 @@ def check(
     slice_objs: Iterable[Mapping[str, Any]] = (),
     live: Collection[str] = (),
     expired: Collection[str] = (),
+    unheard: Collection[str] = (),
     handling: services.Handling | None = None,
     conflicts: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Finding]:
@@ -55,6 +56,11 @@ def check(
     findings = [  # a deleted node's Lease is left to expire: not a speaker down
         Finding(Kind.SPEAKER_DOWN, node, "its speaker Lease expired without being released")
         for node in sorted(expired)
+        if node in names
+    ]
+    findings += [  # its Lease is still live, but the LAN says it is gone (fast liveness)
+        Finding(Kind.SPEAKER_DOWN, node, "its speaker is not heard on the LAN by a live speaker")
+        for node in sorted(unheard)
         if node in names
     ]
     findings += [

@@ -258,6 +258,7 @@ def _check(args: argparse.Namespace) -> int:
         slice_objs=cluster.slices,
         live={node for node, state in cluster.leases.items() if state is LeaseState.LIVE},
         expired={node for node, state in cluster.leases.items() if state is LeaseState.EXPIRED},
+        unheard={node for node, state in cluster.leases.items() if state is LeaseState.UNHEARD},
         handling=cluster.handling,
         conflicts=cluster.conflicts,
     )

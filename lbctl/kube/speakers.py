@@ -202,6 +202,11 @@ class OwnLease:
             body["metadata"]["annotations"] = {JOINING: "true"}
         # A renewal stuck in TCP retransmits must not outlive the lease it renews.
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
+        before = self._joined_write, self._joined_at
+        if not starting and (stale or self._joined_write is None):
+            # A new start-up: peers may have come, gone or expired meanwhile in our view. Set
+            # before the write: its echo may come back through the watch before we return.
+            self._joined_write, self._joined_at = now, None
         try:
             try:
                 # A JSON merge patch: ownerReferences is replaced, never merged by uid.
@@ -218,12 +223,10 @@ class OwnLease:
                 self._coord.create_namespaced_lease(self.namespace, body, _request_timeout=timeout)
         except Exception as exc:  # the API server may be unreachable: we stop in time
             log.warning("renewing lease %s: %s", lease_name(self.node), exc)
+            self._joined_write, self._joined_at = before
             self._on_failure()
             return False
         self._renewed_at = started
-        if not starting and (stale or self._joined_write is None):
-            # A new start-up: peers may have come, gone or expired meanwhile in our view.
-            self._joined_write, self._joined_at = now, None
         return True
 
     def join(self) -> None:
