@@ -23,8 +23,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from lbctl import assets
-from lbctl.lab import controlplane, procs
+from lbctl.lab import assets, controlplane, procs
 
 POOL = "pools: [{name: bench, addresses: [198.18.0.0/15]}]"  # RFC 2544 benchmarking range
 NS = "bench"

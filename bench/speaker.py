@@ -20,8 +20,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from lbctl import assets, election
-from lbctl.lab import controlplane, lan, plan, procs
+from lbctl import election
+from lbctl.lab import assets, controlplane, lan, plan, procs
 
 NS = "lbctl-system"
 PROBE = str(Path(__file__).with_name("arp_probe.py"))

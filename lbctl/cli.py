@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from lbctl import assets, audit, config, settings
+from lbctl import audit, config, settings
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -26,8 +26,10 @@ def _version(_: argparse.Namespace) -> int:
     return 0
 
 
-def _binaries(_: argparse.Namespace) -> int:
-    return assets.main()
+def _binaries(args: argparse.Namespace) -> int:
+    from lbctl.lab import assets
+
+    return assets.main(download=args.download)
 
 
 def _setup_logging(level: str) -> None:
@@ -114,6 +116,7 @@ def _drain(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
+    from lbctl.lab import assets
     from lbctl.lab.lab import Lab, LabError
 
     lab = Lab()
@@ -156,7 +159,7 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
     from kubernetes.client.exceptions import ApiException
 
     from lbctl.kube import client as kclient
-    from lbctl.kube import endpoints, services, speakers
+    from lbctl.kube import services, speakers
 
     api, _ = kclient.api_client(cfg.kubeconfig)
     timeout = 30  # an API server that accepts but never answers must not hang us
@@ -177,10 +180,10 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
         leases, _, headers = client.CoordinationV1Api(api).list_namespaced_lease_with_http_info(
             cfg.namespace, _request_timeout=timeout
         )
-        version = endpoints.api_version(api)
-        slices = (
-            json.loads(endpoints.lister(api, version)(_request_timeout=timeout).data).get("items")
-            or []
+        slices = api.sanitize_for_serialization(
+            client.DiscoveryV1Api(api)
+            .list_endpoint_slice_for_all_namespaces(_request_timeout=timeout)
+            .items
         )
     return _Cluster(
         svcs,
@@ -328,10 +331,18 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("version", help="print the version").set_defaults(run=_version)
-    sub.add_parser(
+    binaries = sub.add_parser(
         "binaries",
-        help="find, or install and build, the control-plane binaries the lab and tests use",
-    ).set_defaults(run=_binaries)
+        help="find, or build from the Go module proxy, the Kubernetes and etcd binaries "
+        "the lab and tests use",
+    )
+    binaries.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the official release binaries instead of building them (checked against "
+        "their published SHA-512/SHA-256 sums)",
+    )
+    binaries.set_defaults(run=_binaries)
     from lbctl.controller import ControllerSettings
 
     ctl = sub.add_parser("controller", help="run the controller (allocates addresses)")

@@ -50,7 +50,7 @@ def compute(
     for sl in slice_objs:
         key = endpoints.service_of(sl)
         if key:
-            local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.ready_nodes(sl)
+            local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.serving_nodes(sl)
     entries = [
         (a.key, a.ips, a.local)
         for o in service_objs

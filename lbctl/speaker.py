@@ -24,7 +24,7 @@ from lbctl.announce import netlink
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, pick, serves_lan
-from lbctl.kube import endpoints, services, speakers
+from lbctl.kube import services, speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
 from lbctl.metrics import serve
@@ -113,7 +113,9 @@ class Speaker:
         core = client.CoreV1Api(api)
         self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
         self.slices = Informer(
-            "endpointslices", endpoints.lister(api, endpoints.api_version(api)), self._poke
+            "endpointslices",
+            client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces,
+            self._poke,
         )
         self.nodes = Informer("nodes", core.list_node, self._poke)
         self.leases = Informer(

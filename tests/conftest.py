@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from lbctl import assets
-from lbctl.lab import controlplane, lan, plan
+from lbctl.lab import assets, controlplane, lan, plan
 
 TESTS = Path(__file__).parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -133,10 +133,10 @@ class ControllerProcess:
     def metric(self, name: str) -> float:
         return metrics(self.port).get(name, 0.0)
 
-    def writes(self) -> float:
-        return sum(
-            v for k, v in metrics(self.port).items() if k.startswith("lbctl_api_writes_total")
-        )
+    def writes(self, kind: str | None = None) -> float:
+        """API writes so far; of one ``kind`` (status, metadata, fence, event) if given."""
+        name = f'lbctl_api_writes_total{{kind="{kind}"}}' if kind else "lbctl_api_writes_total"
+        return sum(v for k, v in metrics(self.port).items() if k.startswith(name))
 
     def ready(self) -> bool:
         return probe(self.port, "/readyz") == 200

@@ -1,8 +1,7 @@
-"""EndpointSlices: which nodes hold a ready endpoint of a Service (adapter: raw dicts → values).
+"""EndpointSlices (``discovery.k8s.io/v1``): which nodes serve a Service (raw dicts → values).
 
-``discovery.k8s.io/v1`` where the server has it, else ``v1beta1`` (Kubernetes 1.20), whose
-node is in ``topology["kubernetes.io/hostname"]``. The Python client has no typed API for
-v1beta1, so both are read through one raw list-and-watch function.
+Pure: reads the raw objects the informer caches; the list/watch call is the typed client's
+``DiscoveryV1Api.list_endpoint_slice_for_all_namespaces``.
 """
 
 from __future__ import annotations
@@ -10,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes import client
-
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-HOSTNAME = "kubernetes.io/hostname"
 
 
 def _dict(value: object) -> Mapping[str, Any]:
@@ -26,59 +22,24 @@ def service_of(slice_obj: Mapping[str, Any]) -> str | None:
     return f"{meta.get('namespace')}/{name}" if name else None
 
 
-def ready_nodes(slice_obj: Mapping[str, Any]) -> frozenset[str]:
-    """Nodes with at least one ready endpoint in this slice (ready unset counts as ready)."""
+def serves(conditions: Mapping[str, Any]) -> bool:
+    """Whether kube-proxy may send traffic to an endpoint with these ``conditions``.
+
+    ``ready`` (unset counts as true) or, for a terminating endpoint, ``serving``: kube-proxy
+    (1.28+) falls back to serving-but-terminating endpoints when a node has no ready one, so
+    such a node still serves ``externalTrafficPolicy: Local`` traffic (EndpointConditions,
+    discovery.k8s.io/v1).
+    """
+    return conditions.get("ready") is not False or conditions.get("serving") is True
+
+
+def serving_nodes(slice_obj: Mapping[str, Any]) -> frozenset[str]:
+    """Nodes (``endpoints[].nodeName``) with at least one endpoint that :func:`serves`."""
     nodes = set()
     endpoints = slice_obj.get("endpoints")
     for ep in endpoints if isinstance(endpoints, list) else []:
         ep = _dict(ep)
-        if _dict(ep.get("conditions")).get("ready") is False:
-            continue
-        node = ep.get("nodeName") or _dict(ep.get("topology")).get(HOSTNAME)
-        if isinstance(node, str) and node:
+        node = ep.get("nodeName")
+        if isinstance(node, str) and node and serves(_dict(ep.get("conditions"))):
             nodes.add(node)
     return frozenset(nodes)
-
-
-def api_version(api: client.ApiClient) -> str:
-    """``discovery.k8s.io/v1`` if served, else ``discovery.k8s.io/v1beta1``."""
-    for group in client.ApisApi(api).get_api_versions().groups or []:
-        if group.name == "discovery.k8s.io":
-            versions = {v.version for v in group.versions}
-            return "discovery.k8s.io/v1" if "v1" in versions else "discovery.k8s.io/v1beta1"
-    return "discovery.k8s.io/v1"
-
-
-def lister(api: client.ApiClient, version: str) -> Any:
-    """A list/watch function for all EndpointSlices, in the shape the informer calls."""
-    path = f"/apis/{version}/endpointslices"
-
-    def call(
-        *,
-        watch: bool = False,
-        resource_version: str | None = None,
-        allow_watch_bookmarks: bool | None = None,
-        timeout_seconds: int | None = None,
-        _preload_content: bool = False,
-        _request_timeout: Any = None,
-    ) -> Any:
-        query: list[tuple[str, Any]] = [("watch", "true")] if watch else []
-        if resource_version:
-            query.append(("resourceVersion", resource_version))
-        if allow_watch_bookmarks:
-            query.append(("allowWatchBookmarks", "true"))
-        if timeout_seconds:
-            query.append(("timeoutSeconds", timeout_seconds))
-        params = api.param_serialize(
-            "GET",
-            path,
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        # The same call the generated APIs make; raw, like the informer wants it.
-        return api._call_with_legacy_options(
-            params, {"200": None}, None, False, _request_timeout, True
-        )
-
-    return call

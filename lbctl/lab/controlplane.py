@@ -230,7 +230,6 @@ class ControlPlane:
                 "--advertise-address=127.0.0.1",
                 # No endpoints for the `kubernetes` Service: a loopback address is not a valid one.
                 "--endpoint-reconciler-type=none",
-                "--insecure-port=0",
                 f"--cert-dir={self.pki}",
                 f"--tls-cert-file={self.pki / 'server.crt'}",
                 f"--tls-private-key-file={self.pki / 'server.key'}",
@@ -240,7 +239,6 @@ class ControlPlane:
                 f"--service-account-key-file={self.pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={self.pki / 'sa.key'}",
                 f"--service-cluster-ip-range={','.join(SERVICE_CIDRS)}",
-                "--feature-gates=IPv6DualStack=true",
                 "--allow-privileged=true",
                 *self.apiserver_args,
             ],
@@ -281,14 +279,12 @@ class ControlPlane:
                 str(self.binaries["kube-controller-manager"]),
                 f"--kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
-                "--feature-gates=IPv6DualStack=true",  # EndpointSlices for IPv6 Services too
                 "--controllers=endpoint,endpointslice,endpointslicemirroring,namespace,serviceaccount,"
                 "serviceaccount-token",
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 f"--root-ca-file={self.ca_file}",
                 "--bind-address=127.0.0.1",
                 "--secure-port=0",
-                "--port=0",
             ],
             log=self.workdir / "kube-controller-manager.log",
         )

@@ -23,8 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lbctl import assets
-from lbctl.lab import controlplane, lan, plan, procs
+from lbctl.lab import assets, controlplane, lan, plan, procs
 
 NODES = ("node1", "node2", "node3")
 DEMO_NS = "demo"
@@ -139,7 +138,7 @@ class Lab:
 
     def _up(self) -> None:
         say = self.say
-        say("control-plane binaries (built once, then cached; first time: about 6 minutes)")
+        say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
         binaries = assets.ensure(assets.ALL, progress=lambda m: say(f"  {m}"))
         routes = lan.root_routes()
         subnet4 = plan.pick_free(plan.IPV4_CANDIDATES, routes)
@@ -258,7 +257,6 @@ class Lab:
                     "--proxy-mode=iptables",
                     "--conntrack-max-per-core=0",
                     # dual-stack: iptables and ip6tables rules, for IPv4 and IPv6 Services
-                    "--feature-gates=IPv6DualStack=true",
                     "--cluster-cidr=10.244.0.0/16,fd00:10:244::/56",
                     "--metrics-bind-address=127.0.0.1:10249",
                     "--healthz-bind-address=127.0.0.1:10256",
@@ -529,18 +527,26 @@ def create_pod(core: Any, name: str, host: str) -> None:
 
 
 def service_account_token(core: Any, ns: str, name: str, timeout: float = 30) -> str:
-    """The token kube-controller-manager minted for a ServiceAccount (1.20: a Secret)."""
-    import base64
+    """A token for a ServiceAccount from the TokenRequest API (``serviceaccounts/token``).
+
+    Valid for a year: the lab's processes are not Pods, so nothing would refresh it. Retried
+    until the ServiceAccount exists (the manifests were applied a moment ago).
+    """
+    from kubernetes.client.exceptions import ApiException
 
     deadline = time.monotonic() + timeout
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 365 * 24 * 3600},
+    }
     while True:
-        sa = core.read_namespaced_service_account(name, ns)
-        for ref in sa.secrets or []:
-            secret = core.read_namespaced_secret(ref.name, ns)
-            if secret.data and secret.data.get("token"):
-                return base64.b64decode(secret.data["token"]).decode()
-        if time.monotonic() > deadline:
-            raise LabError(f"no token for ServiceAccount {ns}/{name} after {timeout:.0f} s")
+        try:
+            made = core.create_namespaced_service_account_token(name, ns, body)
+            return str(made.status.token)
+        except ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise LabError(f"no token for ServiceAccount {ns}/{name}: {exc.reason}") from exc
         time.sleep(0.2)
 
 

@@ -7,6 +7,7 @@ services bound there (the API server) like machines on a real LAN reach their co
 from __future__ import annotations
 
 import errno
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -19,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tenacity
 from pyroute2 import IPRoute, NetNS, netns
 
 from lbctl.lab import plan as lanplan
 from lbctl.lab import procs
+
+LOCK = "/tmp/lbctl-lan.lock"  # machine-wide: choosing a range and claiming it are one step
 
 
 class LanError(RuntimeError):
@@ -203,22 +207,43 @@ def create(
     subnet4: str | None = None,
     subnet6: str | None = None,
 ) -> Lan:
-    """Build the bridge and one namespace per name; on any failure remove what was made."""
-    routes = root_routes()
-    the_plan = lanplan.plan_lan(
-        prefix or new_prefix(),
-        names,
-        lanplan.pick_free(lanplan.IPV4_CANDIDATES, routes, subnet4),
-        lanplan.pick_free(lanplan.IPV6_CANDIDATES, routes, subnet6),
+    """Build the bridge and one namespace per name; on any failure remove what was made.
+
+    Only two documentation ranges exist, so only two LANs fit on a machine at once: while
+    both are taken (by other labs or test runs), wait up to ``LBCTL_LAN_WAIT`` seconds (default
+    900) for one to come free. Choosing and claiming a range happen under one machine-wide
+    lock, so two processes never pick the same one.
+    """
+    wait = float(os.environ.get("LBCTL_LAN_WAIT", "900"))
+    claim = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(lanplan.RangesInUse),
+        stop=tenacity.stop_after_delay(wait),
+        wait=tenacity.wait_fixed(1),
+        reraise=True,
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    lan = Lan(the_plan, workdir)
-    try:
-        _build(the_plan)
-    except BaseException:
-        lan.destroy()
-        raise
-    return lan
+    return claim(_claim, names, workdir, prefix or new_prefix(), subnet4, subnet6)
+
+
+def _claim(
+    names: Sequence[str], workdir: Path, prefix: str, subnet4: str | None, subnet6: str | None
+) -> Lan:
+    with open(LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        routes = root_routes()
+        the_plan = lanplan.plan_lan(
+            prefix,
+            names,
+            lanplan.pick_free(lanplan.IPV4_CANDIDATES, routes, subnet4),
+            lanplan.pick_free(lanplan.IPV6_CANDIDATES, routes, subnet6),
+        )
+        lan = Lan(the_plan, workdir)
+        try:
+            _build(the_plan)
+        except BaseException:
+            lan.destroy()
+            raise
+        return lan
 
 
 def _build(p: lanplan.LanPlan) -> None:

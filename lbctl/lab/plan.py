@@ -18,6 +18,10 @@ class PlanError(ValueError):
     """No safe address range, or a bad host name."""
 
 
+class RangesInUse(PlanError):
+    """Every candidate range overlaps a root route, most likely another LAN's: worth a wait."""
+
+
 def overlapping(net: IPNetwork, routes: Iterable[IPNetwork]) -> list[IPNetwork]:
     """Routes of the root namespace that ``net`` overlaps; default routes never count."""
     return [r for r in routes if r.version == net.version and r.prefixlen > 0 and net.overlaps(r)]
@@ -41,7 +45,7 @@ def pick_free(
         net = ipaddress.ip_network(text)
         if not overlapping(net, routes):
             return net
-    raise PlanError(f"every candidate range ({', '.join(candidates)}) overlaps a root route")
+    raise RangesInUse(f"every candidate range ({', '.join(candidates)}) overlaps a root route")
 
 
 def candidate_gateways() -> list[str]:

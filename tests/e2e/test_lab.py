@@ -20,7 +20,7 @@ from kube_helpers import check_findings
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
-from lbctl.lab import failover, lan, procs, traffic
+from lbctl.lab import assets, failover, lan, procs, traffic
 from lbctl.lab import lab as lab_mod
 
 
@@ -76,6 +76,9 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     via_exec = lab(lab_env, "exec", "client", "curl", "-sS", "--max-time", "2", f"http://{ip}/")
     assert "hello from the lbctl lab demo" in via_exec.stdout, via_exec.stderr
     assert "DOWN" not in lab(lab_env, "status").stdout
+    version = json.loads(lab(lab_env, "kubectl", "version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == assets.kube_version(lab_env), version
+    assert version["clientVersion"]["gitVersion"] == version["serverVersion"]["gitVersion"]
     # All of that happened with RBAC enforced: controller and speakers use their own tokens.
     lab_dir = Path(lab_env["LBCTL_LAB_DIR"])
     assert "name: lbctl-controller" in (lab_dir / "controller.kubeconfig").read_text()
@@ -206,7 +209,7 @@ def up(lab_env: dict[str, str]) -> Iterator[UpLab]:
         api.close()  # lab_env's teardown takes the lab down, even on failure
 
 
-def test_cluster_and_local_policy_over_ipv4_and_ipv6_reach_the_backend_through_kube_proxy(
+def test_cluster_local_ipv4_ipv6_and_no_node_ports_reach_the_backend_through_kube_proxy(
     up: UpLab,
 ) -> None:
     ips = {
@@ -217,6 +220,8 @@ def test_cluster_and_local_policy_over_ipv4_and_ipv6_reach_the_backend_through_k
             "local6", externalTrafficPolicy="Local", ipFamilies=["IPv6"],
             ipFamilyPolicy="SingleStack",
         ),
+        # No NodePorts: kube-proxy still forwards the LoadBalancer address itself.
+        "noports": up.service("noports", allocateLoadBalancerNodePorts=False),
     }  # fmt: skip
     assert ipaddress.ip_address(ips["cluster6"]).version == 6
     for name, ip in ips.items():

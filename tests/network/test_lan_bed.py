@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubernetes import client, dynamic
+from kubernetes import client
 from scapy.layers.l2 import ARP, Ether
 
 from lbctl.lab import controlplane, lan, procs
@@ -104,13 +104,10 @@ def test_kube_proxy_forwards_a_loadbalancer_address_to_a_backend(
                 ),
             ),
         )
-        slices = dynamic.DynamicClient(api_client).resources.get(
-            api_version="discovery.k8s.io/v1beta1", kind="EndpointSlice"
-        )
-        slices.create(
-            namespace=namespace,
-            body={
-                "apiVersion": "discovery.k8s.io/v1beta1",
+        client.DiscoveryV1Api(api_client).create_namespaced_endpoint_slice(
+            namespace,
+            {
+                "apiVersion": "discovery.k8s.io/v1",
                 "kind": "EndpointSlice",
                 "metadata": {"name": "demo-1", "labels": {"kubernetes.io/service-name": "demo"}},
                 "addressType": "IPv4",
@@ -118,7 +115,7 @@ def test_kube_proxy_forwards_a_loadbalancer_address_to_a_backend(
                     {
                         "addresses": [str(node1.ipv4)],
                         "conditions": {"ready": True},
-                        "topology": {"kubernetes.io/hostname": node_name},
+                        "nodeName": node_name,
                     }
                 ],
                 "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],

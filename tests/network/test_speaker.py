@@ -149,17 +149,31 @@ def test_shared_addresses_have_one_owner(speaker_lan: Build) -> None:
     assert sl.arp_replies(ip, 3) == {sl.mac(owner)}
 
 
-def endpoint_slice(sl: SpeakerLan, service: str, hosts: list[str]) -> dict[str, object]:
+def test_a_service_of_another_load_balancer_class_is_never_announced(speaker_lan: Build) -> None:
+    sl = speaker_lan(2)
+    sl.start_all()
+    theirs, ours = sl.ip4(216), sl.ip4(217)
+    # Another implementation wrote this status; the address is even inside our pool.
+    sl.lb_service("theirs", [theirs], loadBalancerClass="example.com/other")
+    sl.lb_service("ours", [ours], loadBalancerClass="lbctl.io/l2")
+    owner = sl.expected_owner(ours)
+    assert wait_for("ours answered", lambda: sl.arp_replies(ours, 1)) == {sl.mac(owner)}
+    assert sl.arp_replies(theirs, 3) == set()  # seen before ours (one informer, in order)
+
+
+def endpoint_slice(
+    sl: SpeakerLan, service: str, hosts: list[str], conditions: dict[str, bool] | None = None
+) -> dict[str, object]:
     return {
-        "apiVersion": "discovery.k8s.io/v1beta1",
+        "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {"name": f"{service}-1", "labels": {"kubernetes.io/service-name": service}},
         "addressType": "IPv4",
         "endpoints": [
             {
                 "addresses": [str(sl.lan.host(h).ipv4)],
-                "conditions": {"ready": True},
-                "topology": {"kubernetes.io/hostname": sl.node_name(h)},
+                "conditions": conditions or {"ready": True},
+                "nodeName": sl.node_name(h),
             }
             for h in hosts
         ],
@@ -167,29 +181,43 @@ def endpoint_slice(sl: SpeakerLan, service: str, hosts: list[str]) -> dict[str, 
     }
 
 
-def test_local_policy_announces_only_from_nodes_with_a_ready_endpoint(speaker_lan: Build) -> None:
-    from kubernetes import dynamic
+def test_local_policy_follows_v1_endpoint_slices_including_serving_terminating_endpoints(
+    speaker_lan: Build,
+) -> None:
+    from kubernetes import client
 
     sl = speaker_lan(3)
     sl.start_all()
     ip = sl.ip4(205)
-    slices = dynamic.DynamicClient(sl.core.api_client).resources.get(
-        api_version="discovery.k8s.io/v1beta1", kind="EndpointSlice"
-    )
+    discovery = client.DiscoveryV1Api(sl.core.api_client)
+
+    def put(hosts: list[str], conditions: dict[str, bool] | None = None) -> None:
+        body = endpoint_slice(sl, "local", hosts, conditions)
+        discovery.replace_namespaced_endpoint_slice("local-1", sl.namespace, body)
+
     # Pick an endpoint node that is not the owner by hash, so only the policy can explain it.
     by_hash = sl.expected_owner(ip)
     home = next(h for h in sl.nodes if h != by_hash)
-    slices.create(namespace=sl.namespace, body=endpoint_slice(sl, "local", [home]))
+    discovery.create_namespaced_endpoint_slice(sl.namespace, endpoint_slice(sl, "local", [home]))
     sl.lb_service("local", [ip], externalTrafficPolicy="Local")
     assert wait_for("an answer", lambda: sl.arp_replies(ip, 1)) == {sl.mac(home)}
     moved = next(h for h in sl.nodes if h not in (home,))
-    slices.patch(
-        namespace=sl.namespace,
-        name="local-1",
-        body=endpoint_slice(sl, "local", [moved]),
-        content_type="application/merge-patch+json",
-    )
+    put([moved])
     wait_for("the move", lambda: sl.arp_replies(ip, 1) == {sl.mac(moved)}, timeout=15)
+    # Terminating but still serving: kube-proxy still forwards there, so the node stays.
+    # A marker Service whose only endpoint is on `moved`, created after the change, shows
+    # when that speaker has seen it (one informer, in order).
+    marker = sl.ip4(215)
+    sl.lb_service("marker", [marker], externalTrafficPolicy="Local")
+    put([moved], {"ready": False, "serving": True, "terminating": True})
+    discovery.create_namespaced_endpoint_slice(sl.namespace, endpoint_slice(sl, "marker", [moved]))
+    wait_for("the marker", lambda: sl.arp_replies(marker, 1) == {sl.mac(moved)}, timeout=15)
+    assert sl.arp_replies(ip, 3) == {sl.mac(moved)}
+    # No longer serving: the node has nothing to offer; with nowhere else, nobody answers.
+    put([moved], {"ready": False, "serving": False, "terminating": True})
+    wait_for("the withdrawal", lambda: sl.arp_replies(ip, 1) == set(), timeout=15)
+    put([home])
+    wait_for("the return", lambda: sl.arp_replies(ip, 1) == {sl.mac(home)}, timeout=15)
 
 
 def test_node_selector_and_exclude_label_are_obeyed(speaker_lan: Build) -> None:

@@ -1,0 +1,498 @@
+"""Kubernetes and etcd binaries for the lab and the tests: find, build or download them (I/O).
+
+Order of search for each binary, first hit wins:
+
+1. a directory the user names (``LBCTL_ASSETS_DIR``, then ``KUBEBUILDER_ASSETS``, the envtest
+   convention), so people with real release binaries never build anything;
+2. the per-version cache, ``${XDG_CACHE_HOME:-~/.cache}/lbctl/kubernetes-<version>/bin`` and
+   ``.../etcd-<version>/bin``;
+3. otherwise it is made: by default **built** with ``go build`` from the ``k8s.io/kubernetes`` and
+   ``go.etcd.io/etcd/server/v3`` modules served by the Go module proxy; with ``download=True``
+   (``lbctl binaries --download``, never the default) the official release files are fetched and
+   checked against their published SHA-512 (Kubernetes) and SHA-256 (etcd) sums.
+
+Whatever is made lands in the cache only whole: written beside it, checked, then renamed.
+The versions are settings: ``LBCTL_KUBE_VERSION`` (default :data:`DEFAULT_KUBE_VERSION`) and
+``LBCTL_ETCD_VERSION`` (default :data:`DEFAULT_ETCD_VERSION`, the etcd that Kubernetes release
+requires in its own ``go.mod``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_KUBE_VERSION = "v1.34.4"
+# kubelets from 1.35 on refuse cgroup v1 (these machines have it); 1.34 only warns.
+DEFAULT_ETCD_VERSION = "v3.6.4"  # what k8s.io/kubernetes v1.34.x requires (go.etcd.io/etcd/*)
+
+KUBE_MODULE = "k8s.io/kubernetes"
+ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+KUBERNETES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+    "kubelet",
+    "kubectl",
+)
+ETCD = "etcd"
+ALL = (*KUBERNETES, ETCD)
+
+DOWNLOAD_URL = "https://dl.k8s.io"  # {base}/release/{version}/bin/linux/{arch}/{name}[.sha512]
+ETCD_DOWNLOAD_URL = "https://github.com/etcd-io/etcd/releases/download"  # {base}/{v}/...tar.gz
+
+_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+
+Progress = Callable[[str], None]
+
+
+class AssetError(RuntimeError):
+    """A binary could not be found, built or downloaded; the message names the failed step."""
+
+
+def _stderr(msg: str) -> None:
+    print(f"lbctl: {msg}", file=sys.stderr, flush=True)
+
+
+# --- settings and places (pure) -------------------------------------------------------------
+
+
+def _version(env: Mapping[str, str], key: str, default: str) -> str:
+    value = env.get(key) or default
+    if not _VERSION.match(value):
+        raise AssetError(f"{key}={value!r}: expected a release version such as {default}")
+    return value
+
+
+def kube_version(env: Mapping[str, str] | None = None) -> str:
+    """``LBCTL_KUBE_VERSION`` or :data:`DEFAULT_KUBE_VERSION`, e.g. ``v1.34.4``."""
+    return _version(os.environ if env is None else env, "LBCTL_KUBE_VERSION", DEFAULT_KUBE_VERSION)
+
+
+def etcd_version(env: Mapping[str, str] | None = None) -> str:
+    """``LBCTL_ETCD_VERSION`` or :data:`DEFAULT_ETCD_VERSION`, e.g. ``v3.6.4``."""
+    return _version(os.environ if env is None else env, "LBCTL_ETCD_VERSION", DEFAULT_ETCD_VERSION)
+
+
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lbctl"
+
+
+def cache_dir(name: str, env: Mapping[str, str] | None = None) -> Path:
+    """The cache folder for binary ``name``, keyed by the version it comes from."""
+    if name == ETCD:
+        return cache_root(env) / f"etcd-{etcd_version(env)}" / "bin"
+    return cache_root(env) / f"kubernetes-{kube_version(env)}" / "bin"
+
+
+def user_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    env = os.environ if env is None else env
+    return [Path(env[k]) for k in ("LBCTL_ASSETS_DIR", "KUBEBUILDER_ASSETS") if env.get(k)]
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where each binary was found, and where from (``user`` or ``cache``)."""
+
+    paths: dict[str, Path]
+    origin: dict[str, str]
+
+
+def locate(names: Iterable[str], env: Mapping[str, str] | None = None) -> Found:
+    """Find what exists already, making nothing. Missing names are simply absent."""
+    paths: dict[str, Path] = {}
+    origin: dict[str, str] = {}
+    for name in names:
+        candidates = [(d / name, "user") for d in user_dirs(env)]
+        candidates.append((cache_dir(name, env) / name, "cache"))
+        for path, where in candidates:
+            if _executable(path):
+                paths[name] = path
+                origin[name] = where
+                break
+    return Found(paths, origin)
+
+
+# --- the build module (pure) ----------------------------------------------------------------
+
+
+def staging_modules(go_mod: str) -> list[str]:
+    """The modules that ``k8s.io/kubernetes``'s go.mod replaces with its own ``./staging`` folders.
+
+    Those replaces only work inside its repository; a module that depends on it must pin each
+    to the published tag instead. Read from the served go.mod, so the list is never stale.
+    """
+    found = re.findall(r"^\s*(?:replace\s+)?(\S+)\s+=>\s+\./staging/\S+\s*$", go_mod, re.M)
+    return sorted(set(found))
+
+
+def staging_tag(kube: str) -> str:
+    """``v1.34.4`` → ``v0.34.4``: the tag that staging modules get for a Kubernetes release."""
+    match = _VERSION.match(kube)
+    if not match:
+        raise AssetError(f"not a Kubernetes release version: {kube!r}")
+    return f"v0.{match[2]}.{match[3]}"
+
+
+def build_go_mod(
+    module: str, require: Mapping[str, str], replace: Mapping[str, str] | None = None
+) -> str:
+    """The go.mod of a build module that requires ``require`` (module → version), with every
+    module in ``replace`` pinned to the given version."""
+    lines = [f"module {module}", "", "go 1.24.0", ""]
+    lines += [f"require {mod} {version}" for mod, version in sorted(require.items())]
+    if replace:
+        lines.append("")
+        lines += [f"replace {mod} => {mod} {version}" for mod, version in sorted(replace.items())]
+    return "\n".join(lines) + "\n"
+
+
+def version_ldflags(kube: str) -> str:
+    """``-X`` flags that give the binaries their version (else ``kubectl version`` says v0.0.0)."""
+    match = _VERSION.match(kube)
+    if not match:
+        raise AssetError(f"not a Kubernetes release version: {kube!r}")
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {package}.gitVersion={kube}",
+            f"-X {package}.gitMajor={match[1]}",
+            f"-X {package}.gitMinor={match[2]}",
+            f"-X {package}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def ensure(
+    names: Sequence[str] = ALL,
+    *,
+    env: Mapping[str, str] | None = None,
+    progress: Progress = _stderr,
+    download: bool = False,
+) -> dict[str, Path]:
+    """Return a path for every name, building (or with ``download``, fetching) what is missing.
+
+    Raises :class:`AssetError` naming the failed step and showing the end of its output.
+    """
+    env = dict(os.environ if env is None else env)
+    unknown = sorted(set(names) - set(ALL))
+    if unknown:
+        raise AssetError(f"unknown binaries: {', '.join(unknown)} (known: {', '.join(ALL)})")
+    found = locate(names, env)
+    for name in names:
+        if name in found.paths:
+            progress(f"{name}: using {found.origin[name]} binary {found.paths[name]}")
+    missing = [n for n in names if n not in found.paths]
+    if not missing:
+        return found.paths
+    kube = [n for n in missing if n != ETCD]
+    if download:
+        fetch = Downloader(env=env, progress=progress)
+        if kube:
+            fetch.kubernetes(kube)
+        if ETCD in missing:
+            fetch.etcd()
+    else:
+        build = Builder(env=env, progress=progress)
+        if kube:
+            build.kubernetes()
+        if ETCD in missing:
+            build.etcd()
+    found = locate(names, env)
+    still = [n for n in names if n not in found.paths]
+    if still:
+        raise AssetError(f"after the build, still missing: {', '.join(still)}")
+    for name in missing:
+        progress(f"{name}: ready at {found.paths[name]}")
+    return found.paths
+
+
+def _install(files: Mapping[str, Path], dest: Path, progress: Progress) -> None:
+    """Copy checked files into the cache; each appears whole (rename) or not at all."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, source in files.items():
+        tmp = dest / f".{name}.tmp"
+        shutil.copy2(source, tmp)
+        tmp.chmod(0o755)
+        tmp.replace(dest / name)
+    progress(f"cached {', '.join(files)} in {dest}")
+
+
+# --- building with Go ------------------------------------------------------------------------
+
+
+def _run(
+    step: str,
+    argv: Sequence[str],
+    *,
+    progress: Progress,
+    log: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run one step, its output appended to ``log``; on failure name the step and show the tail.
+
+    Returns the step's standard output.
+    """
+    progress(f"{step}: {' '.join(argv)}")
+    started = time.monotonic()
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        # A Kubernetes build is silent for minutes; say that it is alive.
+        while not done.wait(30):
+            progress(f"{step}: still running ({time.monotonic() - started:.0f} s)")
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    try:
+        with open(log, "ab") as err:
+            proc = subprocess.run(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                check=False,
+            )
+    except OSError as exc:
+        raise AssetError(f"step '{step}' could not start {argv[0]}: {exc}") from exc
+    finally:
+        done.set()
+    if proc.returncode != 0:
+        tail = log.read_bytes()[-4000:].decode(errors="replace")
+        raise AssetError(
+            f"step '{step}' failed with exit code {proc.returncode} (full log: {log}):\n{tail}"
+        )
+    progress(f"{step}: done in {time.monotonic() - started:.0f} s")
+    return proc.stdout.decode(errors="replace")
+
+
+USUAL_GO = Path("/usr/local/go/bin/go")  # where Go's own installer puts it
+
+
+def find_go(env: Mapping[str, str], usual: Path = USUAL_GO) -> str:
+    """The ``go`` command: on ``PATH``, else at ``usual``. Raises :class:`AssetError` if absent."""
+    found = shutil.which("go", path=env.get("PATH")) or (str(usual) if _executable(usual) else None)
+    if not found:
+        raise AssetError(
+            "step 'find go' failed: no go command (Go >= 1.21 fetches the toolchain Kubernetes "
+            "needs by itself). Install Go, or set LBCTL_ASSETS_DIR to a directory holding the "
+            "binaries, or run `lbctl binaries --download`."
+        )
+    return found
+
+
+class Builder:
+    """``go build`` of Kubernetes and etcd from the Go module proxy, into the cache."""
+
+    def __init__(self, *, env: Mapping[str, str], progress: Progress) -> None:
+        self.env = env
+        self.progress = progress
+        self.go = find_go(env)
+        self.work = cache_root(env) / "build"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.log = self.work / "build.log"
+        self.go_env = {
+            **env,
+            "CGO_ENABLED": "0",
+            "GOFLAGS": "-mod=mod",
+            "GOTOOLCHAIN": env.get("GOTOOLCHAIN", "auto"),
+            "GOWORK": "off",
+        }
+
+    def _served_go_mod(self, module: str, version: str) -> str:
+        out = _run(
+            f"fetch {module}@{version} from the Go module proxy",
+            [self.go, "mod", "download", "-json", f"{module}@{version}"],
+            progress=self.progress,
+            log=self.log,
+            cwd=self.work,
+            env=self.go_env,
+        )
+        try:
+            return Path(json.loads(out)["GoMod"]).read_text()
+        except (ValueError, KeyError, OSError) as exc:
+            raise AssetError(f"step 'read the go.mod of {module}@{version}' failed: {exc}") from exc
+
+    def _build(
+        self, what: str, folder: Path, go_mod: str, packages: Sequence[str], ldflags: str
+    ) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "go.mod").write_text(go_mod)
+        out = folder / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        _run(
+            f"build {what}",
+            [self.go, "build", "-trimpath", "-ldflags", ldflags, "-o", f"{out}/", *packages],
+            progress=self.progress,
+            log=self.log,
+            cwd=folder,
+            env=self.go_env,
+        )
+        return out
+
+    def kubernetes(self) -> None:
+        version = kube_version(self.env)
+        go_mod = self._served_go_mod(KUBE_MODULE, version)
+        staging = staging_modules(go_mod)
+        if not staging:
+            raise AssetError(f"step 'read staging modules' found none in {KUBE_MODULE}'s go.mod")
+        tag = staging_tag(version)
+        self.progress(
+            f"build {', '.join(KUBERNETES)} {version} ({len(staging)} staging modules at {tag}; "
+            "about 10 minutes on 2 cores from a cold Go cache, seconds with a warm one)"
+        )
+        out = self._build(
+            f"Kubernetes {version}",
+            self.work / f"kubernetes-{version}",
+            build_go_mod(
+                "lbctl.local/build/kubernetes",
+                {KUBE_MODULE: version},
+                dict.fromkeys(staging, tag),
+            ),
+            [f"{KUBE_MODULE}/cmd/{name}" for name in KUBERNETES],
+            version_ldflags(version),
+        )
+        _install(
+            {n: out / n for n in KUBERNETES}, cache_dir(KUBERNETES[0], self.env), self.progress
+        )
+
+    def etcd(self) -> None:
+        version = etcd_version(self.env)
+        out = self._build(
+            f"etcd {version}",
+            self.work / f"etcd-{version}",
+            build_go_mod("lbctl.local/build/etcd", {ETCD_MODULE: version}),
+            [ETCD_MODULE],
+            "-s -w",
+        )
+        # Go names the binary after the module path ("server"); there is only the one.
+        built = [p for p in out.iterdir() if _executable(p)]
+        if len(built) != 1:
+            raise AssetError(f"step 'build etcd {version}' left {len(built)} binaries in {out}")
+        _install({ETCD: built[0]}, cache_dir(ETCD, self.env), self.progress)
+
+
+# --- downloading release files ---------------------------------------------------------------
+
+
+def _arch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def expected_digest(sums: str, filename: str) -> str:
+    """The hex digest for ``filename`` in a sums file: a bare digest (Kubernetes' ``.sha512``)
+    or ``<digest>  <name>`` lines (``SHA256SUMS``). Raises :class:`AssetError` if absent."""
+    lines = [line.split() for line in sums.splitlines() if line.strip()]
+    if len(lines) == 1 and len(lines[0]) == 1:
+        return lines[0][0].lower()
+    for parts in lines:
+        if len(parts) >= 2 and parts[-1].lstrip("*") == filename:
+            return parts[0].lower()
+    raise AssetError(f"no checksum for {filename} in the published sums")
+
+
+class Downloader:
+    """Official release files, each checked against its published checksum before it is kept."""
+
+    def __init__(self, *, env: Mapping[str, str], progress: Progress) -> None:
+        self.env = env
+        self.progress = progress
+
+    def _get(self, url: str) -> bytes:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                data: bytes = resp.read()
+                length = resp.headers.get("Content-Length")
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            raise AssetError(f"step 'download {url}' failed: {exc}") from exc
+        if length is not None and length.isdigit() and int(length) != len(data):
+            raise AssetError(f"step 'download {url}' failed: {len(data)} of {length} bytes")
+        return data
+
+    def _checked(self, url: str, sums_url: str, filename: str, algorithm: str) -> bytes:
+        data = self._get(url)
+        want = expected_digest(self._get(sums_url).decode(errors="replace"), filename)
+        got = hashlib.new(algorithm, data).hexdigest()
+        if got != want:
+            raise AssetError(
+                f"step 'verify {filename}' failed: {algorithm} {got} does not match the "
+                f"published {want}; nothing was cached"
+            )
+        self.progress(f"{filename}: {algorithm} checked ({len(data)} bytes)")
+        return data
+
+    def kubernetes(self, names: Sequence[str]) -> None:
+        version = kube_version(self.env)
+        base = self.env.get("LBCTL_DOWNLOAD_URL") or DOWNLOAD_URL
+        folder = f"{base.rstrip('/')}/release/{version}/bin/linux/{_arch()}"
+        with tempfile.TemporaryDirectory(prefix="lbctl-download-") as tmp:
+            files = {}
+            for name in names:
+                data = self._checked(f"{folder}/{name}", f"{folder}/{name}.sha512", name, "sha512")
+                files[name] = Path(tmp) / name
+                files[name].write_bytes(data)
+            _install(files, cache_dir(names[0], self.env), self.progress)
+
+    def etcd(self) -> None:
+        version = etcd_version(self.env)
+        base = (self.env.get("LBCTL_ETCD_DOWNLOAD_URL") or ETCD_DOWNLOAD_URL).rstrip("/")
+        stem = f"etcd-{version}-linux-{_arch()}"
+        data = self._checked(
+            f"{base}/{version}/{stem}.tar.gz",
+            f"{base}/{version}/SHA256SUMS",
+            f"{stem}.tar.gz",
+            "sha256",
+        )
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                member = tar.extractfile(f"{stem}/{ETCD}")
+                binary = member.read() if member else None
+        except (tarfile.TarError, KeyError, OSError) as exc:
+            raise AssetError(f"step 'unpack {stem}.tar.gz' failed: {exc}") from exc
+        if not binary:
+            raise AssetError(f"step 'unpack {stem}.tar.gz' failed: no {stem}/{ETCD} inside")
+        with tempfile.TemporaryDirectory(prefix="lbctl-download-") as tmp:
+            (Path(tmp) / ETCD).write_bytes(binary)
+            _install({ETCD: Path(tmp) / ETCD}, cache_dir(ETCD, self.env), self.progress)
+
+
+def main(*, download: bool = False) -> int:
+    """``lbctl binaries``: make sure every binary is there and print where."""
+    try:
+        paths = ensure(ALL, download=download)
+    except AssetError as exc:
+        _stderr(str(exc))
+        return 1
+    for name, path in paths.items():
+        print(f"{name}\t{path}")
+    return 0
