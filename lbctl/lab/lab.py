@@ -140,9 +140,9 @@ class Lab:
         say = self.say
         say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
         binaries = assets.ensure(assets.ALL, progress=lambda m: say(f"  {m}"))
-        routes = lan.root_routes()
-        subnet4 = plan.pick_free(plan.IPV4_CANDIDATES, routes)
-        subnet6 = plan.pick_free(plan.IPV6_CANDIDATES, routes)
+        routes, needed = lan.root_routes(), lan.needed_addresses()
+        subnet4 = plan.pick_free(plan.IPV4_CANDIDATES, routes, None, needed)
+        subnet6 = plan.pick_free(plan.IPV6_CANDIDATES, routes, None, needed)
         state = State(lab_prefix(), str(subnet4), str(subnet6), [*NODES, "client"])
         state.save(self.state_file)  # from here on, down knows what to remove
 
