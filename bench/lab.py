@@ -30,7 +30,7 @@ def main() -> int:
     os.environ.setdefault("LBCTL_LAB_PREFIX", "lbbench")
     lab = lab_mod.Lab(work / "lab", say=lambda m: print(m, file=sys.stderr))
     try:
-        lab.up()
+        lab.up(processes=True)  # the bench tunes speaker processes
         failover.tune(lab)
         ip = failover.address_owned_by(lab, "node3")
         from kubernetes import client, config
