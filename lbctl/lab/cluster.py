@@ -158,6 +158,7 @@ class Cluster:
 
 def build_images(say: Say) -> tuple[images.Image, images.Image]:
     """The pause and release images (built once per content, then from the cache)."""
+    say("images: pause, and the release from the Dockerfile (cached by content)")
     builder = images.Builder(assets.cache_root(), say=lambda m: say(f"  {m}"))
     go = assets.find_go(os.environ)
     pause = builder.pause(assets.kube_version(), go=go)
@@ -174,6 +175,8 @@ def up(
     the_lan: lan.Lan,
     node_names: Sequence[str],
     binaries: Mapping[str, Path],
+    pause: images.Image,
+    release: images.Image,
     record: Record,
     remember_nodes: Callable[[list[nodes.NodeSpec]], None],
     say: Say,
@@ -181,9 +184,6 @@ def up(
     """Bring the real-node cluster up on ``the_lan``; every process goes to ``record`` and the
     node plan to ``remember_nodes`` before anything of a node exists (so ``down`` finds it)."""
     started = time.monotonic()
-    say("images: pause and the release (from the Dockerfile), cached by content")
-    pause, release = build_images(say)
-
     gateway = str(the_lan.plan.gateway4)
     say("control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler")
     cp = controlplane.ControlPlane(

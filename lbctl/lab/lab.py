@@ -17,6 +17,7 @@ processes by PID, nodes by cgroup and mount path, namespaces and links by name.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -346,6 +347,7 @@ class Lab:
         started = time.monotonic()
         say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
         binaries = assets.ensure(assets.ALL, progress=lambda m: say(f"  {m}"))
+        pause, release = cluster.build_images(say)  # before a LAN range is held: builds are long
         subnet4, subnet6 = pick_ranges(say)
         state = State(lab_prefix(), str(subnet4), str(subnet6), [*NODES, "client"], kind="nodes")
         state.save(self.state_file)  # from here on, down knows what to remove
@@ -367,6 +369,8 @@ class Lab:
             the_lan=the_lan,
             node_names=NODES,
             binaries=binaries,
+            pause=pause,
+            release=release,
             record=lambda proc, argv0: _record(state, proc, self.state_file, argv0),
             remember_nodes=remember,
             say=say,
@@ -550,9 +554,12 @@ class Lab:
             if not quiet:
                 self.say("no lab here: nothing to remove")
             return 0
-        problems = []
-        for spec in state.node_specs():  # first, while the LAN and the API server are up
-            problems += nodes.teardown(spec)
+        problems: list[str] = []
+        specs = state.node_specs()
+        if specs:  # first, while the LAN and the API server are up; all nodes at once
+            with concurrent.futures.ThreadPoolExecutor(len(specs)) as pool:
+                for left in pool.map(nodes.teardown, specs):
+                    problems += left
         for rec in reversed(state.processes):
             if _alive(rec):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
