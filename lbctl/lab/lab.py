@@ -348,17 +348,15 @@ class Lab:
         say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
         binaries = assets.ensure(assets.ALL, progress=lambda m: say(f"  {m}"))
         pause, release = cluster.build_images(say)  # before a LAN range is held: builds are long
-        subnet4, subnet6 = pick_ranges(say)
-        state = State(lab_prefix(), str(subnet4), str(subnet6), [*NODES, "client"], kind="nodes")
-        state.save(self.state_file)  # from here on, down knows what to remove
-        say(f"LAN {subnet4} and {subnet6}: {', '.join(NODES)} and a client")
-        the_lan = lan.create(
-            state.hosts,
-            self.dir / "lan",
-            prefix=state.prefix,
-            subnet4=str(subnet4),
-            subnet6=str(subnet6),
-        )
+        state = State(lab_prefix(), "", "", [*NODES, "client"], kind="nodes")
+        say("LAN: a free documentation range (waits while other labs hold every one)")
+
+        def claimed(the_plan: plan.LanPlan) -> None:  # before anything is built
+            state.subnet4, state.subnet6 = str(the_plan.subnet4), str(the_plan.subnet6)
+            state.save(self.state_file)  # from here on, down knows what to remove
+            say(f"LAN {state.subnet4} and {state.subnet6}: {', '.join(NODES)} and a client")
+
+        the_lan = lan.create(state.hosts, self.dir / "lan", prefix=state.prefix, on_plan=claimed)
 
         def remember(specs: list[nodes.NodeSpec]) -> None:
             state.real_nodes = [s.to_json() for s in specs]

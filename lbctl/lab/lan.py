@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,8 +264,12 @@ def create(
     prefix: str | None = None,
     subnet4: str | None = None,
     subnet6: str | None = None,
+    on_plan: Callable[[lanplan.LanPlan], None] | None = None,
 ) -> Lan:
     """Build the bridge and one namespace per name; on any failure remove what was made.
+
+    ``on_plan`` hears the chosen plan before anything is built (the lab records it, so that
+    ``lab down`` finds the LAN even if this process dies half-way).
 
     Only two documentation ranges exist, so only two LANs fit on a machine at once: while
     both are taken (by other labs or test runs), wait up to ``LBCTL_LAN_WAIT`` seconds (default
@@ -280,11 +284,16 @@ def create(
         reraise=True,
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    return claim(_claim, names, workdir, prefix or new_prefix(), subnet4, subnet6)
+    return claim(_claim, names, workdir, prefix or new_prefix(), subnet4, subnet6, on_plan)
 
 
 def _claim(
-    names: Sequence[str], workdir: Path, prefix: str, subnet4: str | None, subnet6: str | None
+    names: Sequence[str],
+    workdir: Path,
+    prefix: str,
+    subnet4: str | None,
+    subnet6: str | None,
+    on_plan: Callable[[lanplan.LanPlan], None] | None = None,
 ) -> Lan:
     with open(LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -296,6 +305,8 @@ def _claim(
             lanplan.pick_free(lanplan.IPV6_CANDIDATES, routes, subnet6, needed),
         )
         lan = Lan(the_plan, workdir)
+        if on_plan is not None:
+            on_plan(the_plan)
         try:
             _build(the_plan)
         except BaseException:
