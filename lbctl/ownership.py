@@ -58,3 +58,13 @@ def compute(
     ]
     needs = election.needs(entries, local_nodes, lambda ip: cfg.pool_of(ip) is not None)
     return Ownership({n.ip: n for n in needs}, eligible, election.assign(needs, eligible))
+
+
+def taken_from_others(
+    owners: Mapping[ipam.IP, str | None], without_me: Mapping[ipam.IP, str | None], me: str
+) -> set[ipam.IP]:
+    """Addresses ``me`` wins only because it is in the election, from another node that holds
+    them while ``me`` is out of it: on joining, those are the ones to take over with care."""
+    return {
+        ip for ip, node in owners.items() if node == me and without_me.get(ip) not in (None, me)
+    }

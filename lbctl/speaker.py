@@ -157,6 +157,12 @@ class Speaker:
         self.owned: dict[ipam.IP, tuple[Link, ...]] = {}
         self._needs: dict[ipam.IP, election.AddressNeeds] = {}
         self._owners: dict[ipam.IP, str | None] = {}
+        # Since when our Lease has been fresh (None: it is not). For one renew period after
+        # that, we leave alone the addresses another live node holds, so that it sees our
+        # Lease and stops answering before we start: never two MACs for one address.
+        self._fresh_since: float | None = None
+        self._holding_until: float | None = None
+        self._held: set[ipam.IP] = set()
         self._labelled: dict[ipam.IP, tuple[str, ...]] = {}  # announced{service, ip} series
         self.schedule: GarpSchedule[ipam.IP] = GarpSchedule(config.Garp())
         # Events go out from their own thread: an API server slow or out of reach must never
@@ -252,6 +258,8 @@ class Speaker:
             waits.append(at - now)
         if (left := self.liveness.next_expiry()) is not None:
             waits.append(left + 0.01)
+        if self._holding_until is not None:
+            waits.append(self._holding_until - now + 0.01)
         return max(0.0, min(waits))
 
     def desired(self) -> dict[ipam.IP, tuple[Link, ...]]:
@@ -259,7 +267,13 @@ class Speaker:
         cfg = self._load_config()
         if cfg is not None and self.ready() and self._links_known:
             self._follow_lan(cfg)
-        if cfg is None or not self.ready() or not self.own.fresh():
+        fresh = self.own.fresh()
+        now = time.monotonic()
+        if not fresh:
+            self._fresh_since = None
+        elif self._fresh_since is None:
+            self._fresh_since = now
+        if cfg is None or not self.ready() or not fresh:
             why = (
                 "no valid config"
                 if cfg is None
@@ -285,10 +299,34 @@ class Speaker:
         )
         self._needs = view.needs
         owners = self._owners = view.owners
+        held: set[ipam.IP] = set()
+        self._holding_until = None
+        assert self._fresh_since is not None
+        until = self._fresh_since + self.settings.renew_period
+        if now < until and any(node == self.me for node in owners.values()):
+            before = ownership.compute(
+                cfg,
+                service_objs=self.services.items(),
+                node_objs=self.nodes.items(),
+                slice_objs=self.slices.items(),
+                live=live - {self.me},
+                handling=self.handling,
+                honour_exclude_label=not self.settings.ignore_exclude_label,
+            )
+            held = ownership.taken_from_others(owners, before.owners, self.me) - set(self.owned)
+            if held:
+                self._holding_until = until
+            if held and held != self._held:
+                log.info(
+                    "joined: taking over %s from their current owners in %.2f s",
+                    ", ".join(map(str, sorted(held, key=str))),
+                    until - now,
+                )
+        self._held = held
         return {
             ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
             for ip, node in owners.items()
-            if node == self.me
+            if node == self.me and ip not in held
         }
 
     def _follow_lan(self, cfg: config.PoolConfig) -> None:
