@@ -142,6 +142,7 @@ def main() -> int:
     ap.add_argument("--rss-services", type=int, default=10000)
     ap.add_argument("--out", type=Path, default=Path("bench/results/controller.json"))
     args = ap.parse_args()
+    procs.exit_on_sigterm()  # a killed run still stops its control plane and LAN
 
     work = Path(tempfile.mkdtemp(prefix="lbctl-bench-"))
     cp = controlplane.ControlPlane(

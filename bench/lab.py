@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lbctl.lab import failover
+from lbctl.lab import failover, procs
 from lbctl.lab import lab as lab_mod
 
 
@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--out", type=Path, default=Path("bench/results/lab.json"))
     args = ap.parse_args()
+    procs.exit_on_sigterm()  # a killed run still stops its control plane and LAN
     work = Path(tempfile.mkdtemp(prefix="lbctl-bench-lab-"))
     os.environ.setdefault("LBCTL_LAB_PREFIX", "lbbench")
     lab = lab_mod.Lab(work / "lab", say=lambda m: print(m, file=sys.stderr))

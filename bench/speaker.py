@@ -262,6 +262,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results/speaker.json"))
     ap.add_argument("--only", choices=["drain"], help="run one part alone")
     args = ap.parse_args()
+    procs.exit_on_sigterm()  # a killed run still stops its control plane and LAN
     results: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="lbctl-bench-speaker-"))
     bed = Bed(work, nodes=10)

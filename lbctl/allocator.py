@@ -5,13 +5,19 @@ and what its status holds now; ``Allocator.decide`` returns a ``Decision`` and r
 Rules, in order, per address family the Service wants:
 
 1. keep the current address if it is still valid (in an admissible pool, matching what is
-   asked for, not a node's address, not held incompatibly by an older Service);
+   asked for, not a node's address, not a ``.0`` / ``.255`` of a pool that avoids them, not
+   held incompatibly by another Service);
 2. else the requested address, if it is valid;
 3. else, with a sharing key, an address already held under that key that sharing allows;
 4. else the first free address of the first admissible auto-assign pool (or the requested pool).
 
-Ages (``created``) decide conflicts: the older Service keeps an address, and a younger holder is
-returned in ``Decision.evicted`` so its owner re-decides it. Nothing here does I/O.
+Who loses an address two Services may not share: an address this allocator already gave a
+Service is a settled holding, so a Service that *changes* into a conflict with a settled holder
+(another sharing key, a port, its traffic policy or selector) is the one refused, and the holder
+that changed nothing keeps it. Age (``created``) decides only between claims the allocator has
+not recorded, i.e. status addresses read at start-up or edited by hand: the older Service keeps
+the address, and a younger holder is returned in ``Decision.evicted`` so its owner re-decides
+it. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ class Reason(enum.Enum):
     NOT_ADMITTED = "NotAdmitted"
     NOT_REQUESTED = "NotRequested"
     NODE_ADDRESS = "NodeAddress"
+    BUGGY_IP = "BuggyIP"
     IN_USE = "InUse"
     EXHAUSTED = "PoolExhausted"
     NO_POOL_FOR_FAMILY = "NoPoolForFamily"
@@ -106,6 +113,26 @@ class Cleared:
     message: str
 
 
+PoolFamily = tuple[str, int]  # (pool name, 4 or 6)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What only another Service's change can give a Service that lacks an address.
+
+    ``addresses``: requested addresses held by Services it may not share with (``InUse``); any
+    change of their holders may unblock it. ``pools``: the (pool, family) pairs that were full
+    (``PoolExhausted``); an address freed there may. ``sharing_key``: with ``pools``, a holder
+    under this key that changes (a port, its policy) may make its address shareable.
+    Everything else a Service can lack an address for changes only with the Service itself,
+    the config or the Nodes.
+    """
+
+    addresses: frozenset[ipam.IP] = frozenset()
+    pools: frozenset[PoolFamily] = frozenset()
+    sharing_key: str | None = None
+
+
 @dataclass(frozen=True)
 class Decision:
     key: ServiceKey
@@ -115,6 +142,7 @@ class Decision:
     problem: Problem | None = None  # why pending, or a warning while kept
     cleared: tuple[Cleared, ...] = ()
     evicted: tuple[ServiceKey, ...] = ()  # younger holders that lost an address to this one
+    wait: Wait | None = None  # what another Service's change could still give it
 
 
 @dataclass(frozen=True)
@@ -170,6 +198,7 @@ class Allocator:
         self._holders: dict[ipam.IP, dict[ServiceKey, _Holder]] = {}
         self._assigned: dict[ServiceKey, tuple[ipam.IP, ...]] = {}
         self._used = {4: ipam.UsedSet(), 6: ipam.UsedSet()}
+        self._touched: set[ipam.IP] = set()  # addresses whose holders changed, until taken
 
     # --- queries ---
 
@@ -186,6 +215,36 @@ class Allocator:
         used = self._used[version]
         return sum(used.count_in(r) for r in pool.ranges if r.version == version)
 
+    def sharing_keys(self, ip: ipam.IP) -> frozenset[str]:
+        """The sharing keys of the Services holding ``ip``."""
+        return frozenset(h.sharing_key for h in self._holders.get(ip, {}).values() if h.sharing_key)
+
+    def has_free(self, pool_name: str, family: int) -> bool:
+        """Whether pool ``pool_name`` has an address of ``family`` that could be handed out."""
+        pool = self.config.pool(pool_name) if self.config else None
+        return pool is not None and self._first_free(pool, family) is not None
+
+    def _first_free(self, pool: Pool, family: int) -> ipam.IP | None:
+        reserved = {int(ip) for ip in self.reserved if ip.version == family}
+
+        def skip(value: int) -> bool:
+            return value in reserved or (
+                pool.avoid_buggy_ips and ipam.is_buggy(ipam.to_ip(family, value))
+            )
+
+        for rng in pool.ranges:
+            if rng.version == family:
+                value = self._used[family].first_free(rng, skip)
+                if value is not None:
+                    return ipam.to_ip(family, value)
+        return None
+
+    def take_touched(self) -> set[ipam.IP]:
+        """The addresses whose holders changed (came, went, or changed what they share with)
+        since the last call: what a pending Service may have been waiting for."""
+        touched, self._touched = self._touched, set()
+        return touched
+
     # --- changes ---
 
     def set_config(self, config: PoolConfig) -> None:
@@ -197,6 +256,7 @@ class Allocator:
 
     def release(self, key: ServiceKey) -> tuple[ipam.IP, ...]:
         ips = self._assigned.pop(key, ())
+        self._touched.update(ips)
         for ip in ips:
             holders = self._holders.get(ip)
             if holders is None:
@@ -210,6 +270,7 @@ class Allocator:
     def _drop(self, key: ServiceKey, ip: ipam.IP) -> None:
         """Take one address from a younger holder; its other addresses stay held."""
         self._assigned[key] = tuple(i for i in self._assigned.get(key, ()) if i != ip)
+        self._touched.add(ip)
         holders = self._holders.get(ip, {})
         holders.pop(key, None)
         if not holders:
@@ -219,6 +280,7 @@ class Allocator:
     def _hold(self, holder: _Holder, ips: Iterable[ipam.IP]) -> None:
         ips = tuple(ips)
         self._assigned[holder.key] = ips
+        self._touched.update(ips)
         for ip in ips:
             self._holders.setdefault(ip, {})[holder.key] = holder
             self._used[ip.version].add(int(ip))
@@ -235,12 +297,21 @@ class Allocator:
                     Reason.NO_CONFIG, "no valid lbctl configuration has been loaded yet"
                 ),
             )
-        self.release(svc.key)
-        decision = _Plan(self, self.config, svc).run()
+        before = {ip: self._holders[ip][svc.key] for ip in self.assigned(svc.key)}
+        touched = set(self._touched)
+        held = frozenset(self.release(svc.key))
+        decision = _Plan(self, self.config, svc, held).run()
         for key in decision.evicted:
             for ip in decision.ips:
                 self._drop(key, ip)
-        self._hold(_holder(svc), decision.ips)
+                touched.add(ip)
+        me = _holder(svc)
+        self._hold(me, decision.ips)
+        # Re-deciding a Service that keeps its addresses and what it shares with touches nothing.
+        after = dict.fromkeys(decision.ips, me)
+        self._touched = touched | {
+            ip for ip in before.keys() | after.keys() if before.get(ip) != after.get(ip)
+        }
         return decision
 
     def restore(self, svc: ServiceRequest) -> tuple[ipam.IP, ...]:
@@ -252,11 +323,11 @@ class Allocator:
         if self.config is None:
             return ()
         self.release(svc.key)
-        plan = _Plan(self, self.config, svc)
-        kept = tuple(
+        plan = _Plan(self, self.config, svc, frozenset())
+        kept = tuple(  # restoring never evicts: a conflicting holder, in any order, wins
             ip
             for ip in dict.fromkeys(svc.current)
-            if plan.check_ip(ip)[1] is None and not self._holders.get(ip)
+            if plan.check_ip(ip)[1] is None and not plan.conflicting(ip)
         )
         self._hold(_holder(svc), kept)
         return kept
@@ -265,12 +336,21 @@ class Allocator:
 class _Plan:
     """One decision in progress; discarded afterwards."""
 
-    def __init__(self, alloc: Allocator, config: PoolConfig, svc: ServiceRequest) -> None:
+    def __init__(
+        self,
+        alloc: Allocator,
+        config: PoolConfig,
+        svc: ServiceRequest,
+        held: frozenset[ipam.IP],
+    ) -> None:
         self.alloc = alloc
         self.config = config
         self.svc = svc
+        self.held = held  # what the allocator had recorded for this Service before
         self.me = _holder(svc)
         self.cleared: list[Cleared] = []
+        self.wait_addresses: set[ipam.IP] = set()
+        self.wait_pools: set[PoolFamily] = set()
 
     # --- rules about pools ---
 
@@ -285,9 +365,10 @@ class _Plan:
     def check_ip(self, ip: ipam.IP) -> tuple[Pool | None, Problem | None]:
         """Whether this Service may hold ``ip``: its pool, or why not.
 
-        Another holder that may not share blocks an address, except that of two Services
-        whose statuses both claim it (hand edits), the older keeps it: ``conflicting`` then
-        names the younger holders that must move.
+        Another holder that may not share blocks an address. If this Service held it already
+        (a settled holding), this Service changed into the conflict and is refused. Only a
+        claim the allocator has not recorded (a status read at start-up or edited by hand) is
+        settled by age: the older keeps it, and ``conflicting`` names the holders that move.
         """
         pool = self.config.pool_of(ip)
         if pool is None:
@@ -305,10 +386,15 @@ class _Plan:
             return pool, Problem(
                 Reason.NODE_ADDRESS, f"{ip} is an address of node {self.alloc.reserved[ip]}"
             )
-        claimed = ip in self.svc.current
+        if pool.avoid_buggy_ips and ipam.is_buggy(ip):
+            return pool, Problem(
+                Reason.BUGGY_IP,
+                f"{ip} ends in .0 or .255 and pool {pool.name!r} has avoidBuggyIPs",
+            )
+        unrecorded_claim = ip in self.svc.current and ip not in self.held
         for other in self.alloc._holders.get(ip, {}).values():
             conflict = sharing_conflict(self.me, other)
-            if conflict is not None and not (claimed and self.me.age < other.age):
+            if conflict is not None and not (unrecorded_claim and self.me.age < other.age):
                 return pool, Problem(Reason.IN_USE, f"{ip}: " + conflict.format(other=other.key))
         return pool, None
 
@@ -399,6 +485,8 @@ class _Plan:
         if requested is not None:
             pool, problem = self.check_ip(requested)
             if problem:
+                if problem.reason is Reason.IN_USE:
+                    self.wait_addresses.add(requested)
                 return problem
             assert pool is not None
             return requested, pool.name
@@ -449,25 +537,24 @@ class _Plan:
                 else "no auto-assign pool that admits this Service has"
             )
             return Problem(Reason.NO_POOL_FOR_FAMILY, f"{where} no IPv{family} addresses")
-        reserved = {int(ip) for ip in self.alloc.reserved if ip.version == family}
-        used = self.alloc._used[family]
         for pool in pools:
-
-            def skip(value: int, pool: Pool = pool) -> bool:
-                return value in reserved or (
-                    pool.avoid_buggy_ips and ipam.is_buggy(ipam.to_ip(family, value))
-                )
-
-            for rng in pool.ranges:
-                if rng.version != family:
-                    continue
-                value = used.first_free(rng, skip)
-                if value is not None:
-                    return ipam.to_ip(family, value), pool.name
+            ip = self.alloc._first_free(pool, family)
+            if ip is not None:
+                return ip, pool.name
+        self.wait_pools.update((p.name, family) for p in pools)
         names = ", ".join(p.name for p in pools)
         return Problem(Reason.EXHAUSTED, f"no free IPv{family} address in pool(s) {names}")
 
     # --- endings ---
+
+    def wait(self) -> Wait | None:
+        if not (self.wait_addresses or self.wait_pools):
+            return None
+        return Wait(
+            frozenset(self.wait_addresses),
+            frozenset(self.wait_pools),
+            self.svc.sharing_key if self.wait_pools else None,
+        )
 
     def finish(self, chosen: list[tuple[ipam.IP, str]], problem: Problem | None) -> Decision:
         evicted = list(dict.fromkeys(k for ip, _ in chosen for k in self.conflicting(ip)))
@@ -481,13 +568,20 @@ class _Plan:
             problem,
             tuple(self.cleared),
             tuple(evicted),
+            self.wait() if problem else None,
         )
 
     def pending(self, problem: Problem) -> Decision:
         for ip in self.svc.current:
             if all(c.ip != ip for c in self.cleared):
                 self.cleared.append(Cleared(ip, problem.reason, problem.message))
-        return Decision(self.svc.key, Outcome.PENDING, problem=problem, cleared=tuple(self.cleared))
+        return Decision(
+            self.svc.key,
+            Outcome.PENDING,
+            problem=problem,
+            cleared=tuple(self.cleared),
+            wait=self.wait(),
+        )
 
     def keep_current_or_pending(self, problem: Problem) -> Decision:
         """A malformed request keeps still-valid current addresses: a typo loses nothing."""

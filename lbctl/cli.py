@@ -16,9 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lbctl import audit, config, settings
+from lbctl import audit, config, settings, strict_yaml
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -153,7 +151,7 @@ class _Cluster:
     services: list[Any]
     nodes: list[Any]
     config_data: dict[str, str] | None
-    leases: dict[str, bool]  # speaker node → Lease live
+    leases: dict[str, Any]  # speaker node → speakers.LeaseState
     slices: list[Any]
     handling: Any
 
@@ -233,17 +231,21 @@ def _status(args: argparse.Namespace) -> int:
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
-    live = {node for node, ok in cluster.leases.items() if ok}
+    from lbctl.kube.speakers import LeaseState
 
-    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> dict[Any, str | None]:
+    live = {node for node, state in cluster.leases.items() if state is LeaseState.LIVE}
+    starting = {node for node, state in cluster.leases.items() if state is LeaseState.STARTING}
+
+    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> ownership.Ownership:
         return ownership.compute(
             pool_config,
             service_objs=objs,
             node_objs=cluster.nodes,
             slice_objs=cluster.slices,
             live=live,
+            starting=starting,
             handling=cluster.handling,
-        ).owners
+        )
 
     report = status.build(
         cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view
@@ -253,6 +255,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from lbctl.kube.speakers import LeaseState
+
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
@@ -261,8 +265,8 @@ def _check(args: argparse.Namespace) -> int:
         cluster.config_data,
         node_objs=cluster.nodes,
         slice_objs=cluster.slices,
-        live={node for node, ok in cluster.leases.items() if ok},
-        expired={node for node, ok in cluster.leases.items() if not ok},
+        live={node for node, state in cluster.leases.items() if state is LeaseState.LIVE},
+        expired={node for node, state in cluster.leases.items() if state is LeaseState.EXPIRED},
         handling=cluster.handling,
     )
     findings = [f for f in findings if f.kind.value not in (args.ignore or ())]
@@ -273,13 +277,32 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+def _read_text(command: str, name: str) -> str | int:
+    """The file's (or standard input's) text, or the exit status after saying why not.
+
+    2 when it cannot be read at all; 1 when it is not UTF-8 text (a content problem, like any
+    other invalid input). Never a traceback, whatever the bytes.
+    """
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        print(f"lbctl {command}: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        print(
+            f"{name}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+            file=sys.stderr,
+        )
+        return 1
+
+
 def _validate(args: argparse.Namespace) -> int:
     name = args.file
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
-    except OSError as exc:
-        print(f"lbctl validate: cannot read {name}: {exc.strerror}", file=sys.stderr)
-        return 2
+    text = _read_text("validate", name)
+    if isinstance(text, int):
+        return text
     try:
         parsed = _parse_config_or_configmap(text)
     except config.ConfigError as exc:
@@ -300,11 +323,9 @@ def _convert(args: argparse.Namespace) -> int:
     from lbctl import convert
 
     name = args.file
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"lbctl convert: cannot read {name}: {exc}", file=sys.stderr)
-        return 2
+    text = _read_text("convert", name)
+    if isinstance(text, int):
+        return text
     try:
         result = convert.convert(args.source, text)
     except convert.ConvertError as exc:
@@ -320,9 +341,9 @@ def _convert(args: argparse.Namespace) -> int:
 def _parse_config_or_configmap(text: str) -> config.PoolConfig:
     """Accept the config itself or a whole ConfigMap manifest holding it."""
     try:
-        document = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
-        return config.parse_yaml(text)  # reports the YAML error with its position
+        document = strict_yaml.load(text)
+    except strict_yaml.YamlError:
+        return config.parse_yaml(text)  # reports the YAML error, and the size limit first
     if isinstance(document, dict) and document.get("kind") == "ConfigMap":
         data = document.get("data")
         return config.parse_configmap(data if isinstance(data, dict) else None)
@@ -399,12 +420,16 @@ def parser() -> argparse.ArgumentParser:
 
     conv = sub.add_parser(
         "convert",
-        help="turn a MetalLB or kube-vip ConfigMap into lbctl's (docs/migration.md)",
-        description="Prints lbctl's ConfigMap on stdout, what could not be carried over on "
-        "stderr (and as comments); exit 1 when nothing can be converted.",
+        help="turn MetalLB's or kube-vip's configuration into lbctl's (docs/migration.md)",
+        description="Reads MetalLB's IPAddressPool/L2Advertisement resources or legacy "
+        "ConfigMap (also as Helm values or a HelmRelease, HelmChart or Argo CD Application), "
+        "or kube-vip's ConfigMap: a "
+        "file, a multi-document manifest, kubectl's List, or - for standard input. Prints "
+        "lbctl's ConfigMap on stdout, what could not be carried over on stderr (and as "
+        "comments); exit 1 when the input cannot be converted, 2 when it cannot be read.",
     )
     conv.add_argument("--from", dest="source", required=True, choices=list(SOURCES))
-    conv.add_argument("file", help="the ConfigMap manifest (or config), or - for standard input")
+    conv.add_argument("file", help="the manifests (or config text), or - for standard input")
     conv.set_defaults(run=_convert)
     val = sub.add_parser("validate", help="check a pool config (or ConfigMap) file offline")
     val.add_argument("file", help="the file, or - for standard input")

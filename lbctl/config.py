@@ -1,22 +1,27 @@
 """The pool ConfigMap: raw YAML → strict raw model → checked ``PoolConfig`` (pure).
 
 Invariants of a ``PoolConfig``: pool names are unique DNS-1123 labels; every address entry is a
-valid unicast range of one family; no two ranges overlap, within or between pools. Any
-violation is a ``ConfigError`` whose lines name the field path (``pools[1].addresses[0]: ...``).
+valid unicast range of one family; no two ranges overlap, within or between pools; selectors
+and interface names are well formed. Any violation is a ``ConfigError`` whose lines name the
+field path (``pools[1].addresses[0]: ...``).
+
+Two questions the controller and the speakers ask are answered here, from plain values:
+``Pool.admits_namespace`` (may Services of this namespace get the pool) and
+``PoolConfig.announcing`` (may this node announce this address, and on which interfaces).
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from lbctl import ipam
-from lbctl.selectors import Operator, Selector
+from lbctl import ipam, strict_yaml
+from lbctl.selectors import AnyOf, Operator, Selector
 
 CONFIG_KEY = "config.yaml"
 MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB anyway
@@ -34,6 +39,21 @@ class ConfigError(ValueError):
 
 # --- raw layer: mirrors the YAML, strict -------------------------------------------------
 
+# Keys that take one of several shapes (a selector or a list of them; announce: false, one rule
+# or a list of rules) are tagged unions: the shape picks the model, and the tag (in <>) is left
+# out of error paths.
+_SHAPE_MESSAGE = "must be a label selector (a mapping) or a list of them"
+
+
+def _shape(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "<flag>"
+    if isinstance(value, dict):
+        return "<one>"
+    if isinstance(value, list):
+        return "<many>"
+    return None
+
 
 class _Raw(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -50,14 +70,42 @@ class RawSelector(_Raw):
     matchExpressions: list[RawExpression] = []
 
 
+RawSelectors = Annotated[
+    Annotated[RawSelector, Tag("<one>")] | Annotated[list[RawSelector], Tag("<many>")],
+    Discriminator(_shape, custom_error_type="selector_shape", custom_error_message=_SHAPE_MESSAGE),
+]
+
+
+class RawAnnounceRule(_Raw):
+    """One way a pool's addresses are announced: from these nodes, on these interfaces."""
+
+    nodeSelector: RawSelectors = RawSelector()
+    interfaces: list[str] = []
+
+
+RawPoolAnnounce = Annotated[
+    Annotated[bool, Tag("<flag>")]
+    | Annotated[RawAnnounceRule, Tag("<one>")]
+    | Annotated[list[RawAnnounceRule], Tag("<many>")],
+    Discriminator(
+        _shape,
+        custom_error_type="announce_shape",
+        custom_error_message="must be false, true, a rule (nodeSelector, interfaces) or a list "
+        "of rules",
+    ),
+]
+
+
 class RawPool(_Raw):
     name: str
     addresses: list[str] = Field(min_length=1)
     autoAssign: bool = True
     avoidBuggyIPs: bool = False
     namespaces: list[str] = []
-    serviceSelector: RawSelector = RawSelector()
+    namespaceSelector: RawSelectors | None = None
+    serviceSelector: RawSelectors = RawSelector()
     priority: int = 0
+    announce: RawPoolAnnounce = True
 
 
 class RawGarp(_Raw):
@@ -80,6 +128,36 @@ class RawConfig(_Raw):
 
 # --- checked layer -----------------------------------------------------------------------
 
+# The API server sets this label on every namespace (Kubernetes 1.21 and later), so a
+# namespaceSelector can name namespaces, e.g. "every namespace but these" with NotIn.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+@dataclass(frozen=True)
+class AnnounceRule:
+    """Nodes matching ``node_selector`` may announce, on ``interfaces`` (empty: the automatic
+    choice, the interface whose subnet holds the address, else that of the default route)."""
+
+    node_selector: AnyOf = field(default_factory=AnyOf)
+    interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Announcing:
+    """How one node announces one address: on the named interfaces, and also on the automatic
+    choice when ``automatic`` (a matching rule named no interface)."""
+
+    interfaces: tuple[str, ...] = ()
+    automatic: bool = True
+
+
+class Silence(enum.Enum):
+    """Why a node does not announce an address (a closed set, for ``lbctl status``)."""
+
+    NOT_IN_POOL = "the address is in no pool"
+    NOT_ANNOUNCED = "its pool is not announced (announce: false)"
+    NODE_SELECTOR = "the node matches no nodeSelector of the pool's announce policy"
+
 
 @dataclass(frozen=True)
 class Pool:
@@ -87,9 +165,12 @@ class Pool:
     ranges: tuple[ipam.Range, ...]
     auto_assign: bool = True
     avoid_buggy_ips: bool = False
-    namespaces: frozenset[str] = frozenset()  # empty: every namespace
-    service_selector: Selector = field(default_factory=Selector)
+    namespaces: frozenset[str] = frozenset()  # with namespace_selector: either admits
+    service_selector: AnyOf = field(default_factory=AnyOf)
     priority: int = 0
+    namespace_selector: AnyOf | None = None  # None: not used
+    # None: the global announce section; (): not announced at all; else any matching rule.
+    announce: tuple[AnnounceRule, ...] | None = None
 
     def contains(self, ip: ipam.IP) -> bool:
         return any(ip in r for r in self.ranges)
@@ -99,6 +180,39 @@ class Pool:
 
     def size(self, version: int) -> int:
         return sum(r.size for r in self.ranges if r.version == version)
+
+    def admits_namespace(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Whether Services in namespace ``name`` (with ``labels``) may get this pool's addresses.
+
+        Listed in ``namespaces`` or matching ``namespaceSelector``; every namespace when neither
+        is set. The selector also sees the name as ``kubernetes.io/metadata.name``.
+        """
+        if not self.namespaces and self.namespace_selector is None:
+            return True
+        if name in self.namespaces:
+            return True
+        if self.namespace_selector is None:
+            return False
+        return self.namespace_selector.matches({NAMESPACE_NAME_LABEL: name, **labels})
+
+    def announcing(self, node_labels: Mapping[str, str], default: Announce) -> Announcing | Silence:
+        """May a node with ``node_labels`` announce this pool's addresses, and on which
+        interfaces. ``default`` (the global section) applies when the pool has no policy.
+
+        Any matching rule lets the node announce; its interfaces are those of every matching
+        rule, and the automatic choice as well when one of them names none (as MetalLB announces
+        on every interface when one L2Advertisement names none).
+        """
+        rules = self.announce
+        if rules is None:
+            rules = (AnnounceRule(AnyOf((default.node_selector,)), default.interfaces),)
+        if not rules:
+            return Silence.NOT_ANNOUNCED
+        matching = [r for r in rules if r.node_selector.matches(node_labels)]
+        if not matching:
+            return Silence.NODE_SELECTOR
+        named = tuple(dict.fromkeys(name for r in matching for name in r.interfaces))
+        return Announcing(named, automatic=any(not r.interfaces for r in matching))
 
 
 @dataclass(frozen=True)
@@ -126,15 +240,29 @@ class PoolConfig:
     def pool_of(self, ip: ipam.IP) -> Pool | None:
         return next((p for p in self.pools if p.contains(ip)), None)
 
+    def pools_for_namespace(self, name: str, labels: Mapping[str, str]) -> tuple[Pool, ...]:
+        """The pools whose addresses Services in this namespace may get, in the order tried."""
+        return tuple(p for p in self.pools if p.admits_namespace(name, labels))
+
+    def announcing(self, ip: ipam.IP, node_labels: Mapping[str, str]) -> Announcing | Silence:
+        """May a node with ``node_labels`` announce ``ip``, and on which interfaces."""
+        pool = self.pool_of(ip)
+        if pool is None:
+            return Silence.NOT_IN_POOL
+        return pool.announcing(node_labels, self.announce)
+
 
 def _path(loc: Sequence[int | str]) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and part.startswith("<"):
+            continue  # a union's tag, not a key
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+def pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """A strict model's errors as ``(field path, message)``, the path as the YAML spells it."""
     problems = []
     for err in exc.errors():
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
@@ -144,7 +272,8 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def _selector(raw: RawSelector, path: str, problems: list[tuple[str, str]]) -> Selector:
+def check_selector(raw: RawSelector, path: str, problems: list[tuple[str, str]]) -> Selector:
+    """The checked selector; a problem for an operator with the wrong values."""
     exprs = []
     for i, e in enumerate(raw.matchExpressions):
         op = Operator(e.operator)
@@ -160,8 +289,47 @@ def _selector(raw: RawSelector, path: str, problems: list[tuple[str, str]]) -> S
     return Selector.of(raw.matchLabels, tuple(exprs))
 
 
+def _selectors(
+    raw: RawSelector | list[RawSelector], path: str, problems: list[tuple[str, str]]
+) -> AnyOf:
+    if isinstance(raw, RawSelector):
+        return AnyOf((check_selector(raw, path, problems),))
+    if not raw:
+        problems.append((path, "an empty list selects nothing: leave the key out"))
+        return AnyOf()
+    return AnyOf(tuple(check_selector(s, f"{path}[{i}]", problems) for i, s in enumerate(raw)))
+
+
+def _interfaces(names: Sequence[str], path: str, problems: list[tuple[str, str]]) -> None:
+    for j, name in enumerate(names):
+        if not INTERFACE_NAME.match(name):
+            problems.append((f"{path}[{j}]", f"{name!r} is not an interface name"))
+
+
+def _pool_announce(
+    raw: bool | RawAnnounceRule | list[RawAnnounceRule],
+    path: str,
+    problems: list[tuple[str, str]],
+) -> tuple[AnnounceRule, ...] | None:
+    if raw is True:
+        return None
+    if raw is False:
+        return ()
+    if isinstance(raw, list) and not raw:
+        problems.append((path, "an empty list announces nothing: write announce: false"))
+        return ()
+    rules = [raw] if isinstance(raw, RawAnnounceRule) else raw
+    out = []
+    for i, rule in enumerate(rules):
+        where = path if isinstance(raw, RawAnnounceRule) else f"{path}[{i}]"
+        _interfaces(rule.interfaces, f"{where}.interfaces", problems)
+        selector = _selectors(rule.nodeSelector, f"{where}.nodeSelector", problems)
+        out.append(AnnounceRule(selector, tuple(rule.interfaces)))
+    return tuple(out)
+
+
 def check(raw: RawConfig) -> PoolConfig:
-    """Every rule beyond types: names, addresses, overlaps, selectors."""
+    """Every rule beyond types: names, addresses, overlaps, selectors, interfaces."""
     problems: list[tuple[str, str]] = []
     pools: list[Pool] = []
     seen_names: dict[str, int] = {}
@@ -197,7 +365,11 @@ def check(raw: RawConfig) -> PoolConfig:
         for j, ns in enumerate(rp.namespaces):
             if not DNS1123_LABEL.match(ns):
                 problems.append((f"{path}.namespaces[{j}]", f"{ns!r} is not a namespace name"))
-        selector = _selector(rp.serviceSelector, f"{path}.serviceSelector", problems)
+        namespace_selector = (
+            None
+            if rp.namespaceSelector is None
+            else _selectors(rp.namespaceSelector, f"{path}.namespaceSelector", problems)
+        )
         pools.append(
             Pool(
                 rp.name,
@@ -205,18 +377,18 @@ def check(raw: RawConfig) -> PoolConfig:
                 rp.autoAssign,
                 rp.avoidBuggyIPs,
                 frozenset(rp.namespaces),
-                selector,
+                _selectors(rp.serviceSelector, f"{path}.serviceSelector", problems),
                 rp.priority,
+                namespace_selector,
+                _pool_announce(rp.announce, f"{path}.announce", problems),
             )
         )
     clash = ipam.first_overlap(labelled)
     if clash:
         first, second = sorted(clash, key=lambda label: _label_order(label))
         problems.append((second.split(" ", 1)[0], f"overlaps {first}"))
-    for j, name in enumerate(raw.announce.interfaces):
-        if not INTERFACE_NAME.match(name):
-            problems.append((f"announce.interfaces[{j}]", f"{name!r} is not an interface name"))
-    node_selector = _selector(raw.announce.nodeSelector, "announce.nodeSelector", problems)
+    _interfaces(raw.announce.interfaces, "announce.interfaces", problems)
+    node_selector = check_selector(raw.announce.nodeSelector, "announce.nodeSelector", problems)
     if problems:
         raise ConfigError(problems)
     g = raw.announce.garp
@@ -242,28 +414,25 @@ def parse(document: Any) -> PoolConfig:
     try:
         raw = RawConfig.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc)) from None
+        raise ConfigError(pydantic_problems(exc)) from None
     return check(raw)
 
 
 def parse_yaml(text: str) -> PoolConfig:
+    """YAML text → checked config; a key given twice in one mapping is an error too."""
     if len(text.encode(errors="replace")) > MAX_CONFIG_BYTES:
         raise ConfigError([("", f"the config is larger than {MAX_CONFIG_BYTES} bytes")])
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([("", f"not valid YAML{where}: {problem}")]) from None
-    except RecursionError:
-        raise ConfigError([("", "not valid YAML: nested too deeply")]) from None
-    except (ValueError, OverflowError) as exc:  # e.g. a timestamp with month 13
-        raise ConfigError([("", f"not valid YAML: {exc}")]) from None
+        document = strict_yaml.load(text)
+    except strict_yaml.YamlError as exc:
+        raise ConfigError([("", exc.detail)]) from None
     return parse(document)
 
 
-def parse_configmap(data: Mapping[str, str] | None, key: str = CONFIG_KEY) -> PoolConfig:
+def parse_configmap(data: Mapping[str, Any] | None, key: str = CONFIG_KEY) -> PoolConfig:
     if not data or key not in data:
         raise ConfigError([("", f"the ConfigMap has no key {key!r}")])
-    return parse_yaml(data[key])
+    text = data[key]
+    if not isinstance(text, str):  # a hand-written manifest; the API server only stores strings
+        raise ConfigError([(f"data.{key}", "must be a string holding the YAML config")])
+    return parse_yaml(text)

@@ -18,8 +18,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
-from lbctl import config, reconcile
-from lbctl.allocator import Allocator, Outcome, ServiceKey
+from lbctl import config, reconcile, waiters
+from lbctl.allocator import Allocator, PoolFamily, ServiceKey
 from lbctl.kube import leader, services
 from lbctl.kube.informer import Informer, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
@@ -45,6 +45,11 @@ class ControllerSettings(PoolSettings):
     )
     metrics_port: int = Field(
         default=7472, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
+    )
+    resync_period: float = Field(
+        default=300.0,
+        ge=0,
+        description="re-decide every Service this often, seconds (a backstop); 0: never",
     )
 
 
@@ -92,7 +97,8 @@ class Controller:
         self._restored = False
         self._leading_ready = False  # caches loaded, status restored (if there is a config)
         self._expected: dict[str, int] = {}  # key → resourceVersion our last write left
-        self._pending: set[str] = set()
+        self.waiters = waiters.Waiters()  # pending Services, by what could unblock them
+        self._handoffs: list[PoolFamily] = []  # hand-offs whose waiter was just decided
         self._last_events: dict[str, tuple[reconcile.Event, ...]] = {}
         self._seen_at: dict[str, float] = {}
         self.metrics.config_stale.set(1)
@@ -164,6 +170,8 @@ class Controller:
             return
         with self._lock:
             self.allocator = Allocator(None)
+            self.waiters = waiters.Waiters()
+            self._handoffs = []
             self._expected.clear()
             self._restored = False
             self._config_text = None
@@ -176,6 +184,10 @@ class Controller:
             threading.Thread(target=self._work, args=(stop,), name=f"worker-{i}", daemon=True)
             for i in range(self.settings.workers)
         ]
+        if self.settings.resync_period > 0:
+            workers.append(
+                threading.Thread(target=self._resync, args=(stop,), name="resync", daemon=True)
+            )
         for w in workers:
             w.start()
         for w in workers:
@@ -201,7 +213,18 @@ class Controller:
             finally:
                 self.queue.done(key)
 
+    def _resync(self, stop: threading.Event) -> None:
+        """A backstop: re-decide every Service now and then, in case a wake-up was missed."""
+        due = time.monotonic() + self.settings.resync_period
+        while not stop.is_set() and self.elector.is_leader():
+            if time.monotonic() >= due:
+                self._requeue_all()
+                due = time.monotonic() + self.settings.resync_period
+            stop.wait(min(0.2, max(0.0, due - time.monotonic())))
+
     def _retry(self, key: str, exc: Exception) -> None:
+        # The writes failed before their Events went out: the retry must send them again.
+        self._last_events.pop(key, None)
         if isinstance(exc, NotLeader):
             self.queue.add(key)
             return
@@ -224,6 +247,10 @@ class Controller:
                 self._requeue_all()
         else:
             todo = self._reconcile(key)
+        # Wake the pending Services this change may have unblocked, and only those.
+        handoffs, self._handoffs = self._handoffs, []
+        for waiter in waiters.woken(self.waiters, self.allocator, handoffs):
+            self.queue.add(waiter)
         self._update_pool_metrics()
         return todo
 
@@ -344,12 +371,7 @@ class Controller:
         decision = self.allocator.decide(request)
         for evicted in decision.evicted:
             self.queue.add(evicted)
-        if decision.outcome is Outcome.PENDING:
-            self._pending.add(key)
-        else:
-            self._pending.discard(key)
-        if decision.cleared:
-            self._wake_pending()
+        self._handoffs += self.waiters.record(skey, request.age, decision.wait)
         self.metrics.allocations.labels(decision.outcome.value).inc()
         log.debug(
             "%s: %s %s%s",
@@ -395,15 +417,10 @@ class Controller:
 
     def _release(self, key: ServiceKey) -> None:
         self._expected.pop(key, None)
-        self._pending.discard(key)
         self._last_events.pop(key, None)
         self._seen_at.pop(key, None)
-        if self.allocator.release(key):
-            self._wake_pending()  # a freed address may be what a pending Service waits for
-
-    def _wake_pending(self) -> None:
-        for key in sorted(self._pending):
-            self.queue.add(key)
+        self._handoffs += self.waiters.remove(key)
+        self.allocator.release(key)  # what it frees wakes its waiters (``_handle``)
 
     def _update_pool_metrics(self) -> None:
         cfg = self.allocator.config

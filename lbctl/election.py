@@ -5,9 +5,17 @@ Rendezvous (highest-random-weight) hashing: each candidate node scores
 live, eligible nodes picks the same owner with no messages exchanged, and a node joining or
 leaving moves only the addresses it wins or held, about 1/N of them.
 
-Eligibility is decided here too, from plain values: the announce node selector, the
-``node.kubernetes.io/exclude-from-external-load-balancers`` label, a drain mark, a live speaker
-Lease, and for ``externalTrafficPolicy: Local`` a ready endpoint on the node.
+Eligibility is decided here too, from plain values: a live speaker Lease, a Node object that
+is not being deleted, not ``NetworkUnavailable``, not being removed by the cluster autoscaler
+nor marked out of service by an administrator (non-graceful node shutdown),
+the announce node selector, the ``node.kubernetes.io/exclude-from-external-load-balancers``
+label, a drain mark, and for ``externalTrafficPolicy: Local`` a ready endpoint on the node.
+
+``Ready=False`` or ``Unknown`` does not make a node ineligible: the node's own speaker Lease
+is the faster and more direct proof that it runs and reaches the API, kube-proxy and the
+kernel forward without the kubelet, and moving an address breaks its connections (Kubernetes'
+service controller stopped using Ready for load-balancer nodes for the same reason, KEP-3458).
+For Local policy a NotReady node's endpoints turn not ready, which removes it anyway.
 """
 
 from __future__ import annotations
@@ -15,13 +23,16 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lbctl import ipam
 from lbctl.selectors import Selector
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 DRAIN_LABEL = "lbctl.io/drain"
+NETWORK_UNAVAILABLE = "NetworkUnavailable"  # the condition a CNI or route controller sets
+TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
+OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"  # non-graceful node shutdown
 
 
 def score(node: str, ip: ipam.IP) -> bytes:
@@ -42,6 +53,12 @@ class Ineligible(enum.Enum):
     """Why a node may not announce (a closed set, shown by ``lbctl status``)."""
 
     NO_SPEAKER = "no live speaker"
+    STARTING = "its speaker is starting"
+    NO_NODE = "no Node object"
+    DELETING = "the Node is being deleted"
+    NETWORK_UNAVAILABLE = f"condition {NETWORK_UNAVAILABLE} is True"
+    TO_BE_DELETED = f"tainted {TO_BE_DELETED_TAINT} (being scaled down)"
+    OUT_OF_SERVICE = f"tainted {OUT_OF_SERVICE_TAINT} (shut down)"
     NODE_SELECTOR = "does not match announce.nodeSelector"
     EXCLUDED = f"labelled {EXCLUDE_LABEL}"
     DRAINED = f"drained ({DRAIN_LABEL})"
@@ -50,16 +67,39 @@ class Ineligible(enum.Enum):
 
 @dataclass(frozen=True)
 class NodeInfo:
+    """What eligibility needs of a Node, read by the adapter (``services.node_info``)."""
+
     name: str
     labels: Mapping[str, str]
+    exists: bool = True  # False: a live speaker Lease names a node without a Node object
+    deleting: bool = False  # metadata.deletionTimestamp is set
+    conditions: Mapping[str, str] = field(default_factory=dict)  # type → "True"/"False"/...
+    taints: frozenset[str] = frozenset()  # taint keys
 
 
 def node_ineligible(
-    node: NodeInfo, *, live: Collection[str], selector: Selector, honour_exclude_label: bool = True
+    node: NodeInfo,
+    *,
+    live: Collection[str],
+    selector: Selector,
+    honour_exclude_label: bool = True,
+    starting: Collection[str] = (),
 ) -> Ineligible | None:
-    """Why ``node`` may not announce anything, or None; per-Service rules come after."""
+    """Why ``node`` may not announce anything, or None; per-Service rules come after.
+
+    ``live``: the speakers that are candidates; ``starting``: those still starting."""
     if node.name not in live:
-        return Ineligible.NO_SPEAKER
+        return Ineligible.STARTING if node.name in starting else Ineligible.NO_SPEAKER
+    if not node.exists:
+        return Ineligible.NO_NODE
+    if node.deleting:
+        return Ineligible.DELETING
+    if node.conditions.get(NETWORK_UNAVAILABLE) == "True":
+        return Ineligible.NETWORK_UNAVAILABLE
+    if TO_BE_DELETED_TAINT in node.taints:
+        return Ineligible.TO_BE_DELETED
+    if OUT_OF_SERVICE_TAINT in node.taints:
+        return Ineligible.OUT_OF_SERVICE
     if node.labels.get(DRAIN_LABEL, "").lower() in ("true", "1", "yes"):
         return Ineligible.DRAINED
     if honour_exclude_label and EXCLUDE_LABEL in node.labels:
@@ -119,3 +159,29 @@ def assign(
 ) -> dict[ipam.IP, str | None]:
     """The owner of every address (None where no node can announce it)."""
     return {need.ip: owner(need.ip, candidates(need, eligible_nodes)) for need in needs}
+
+
+def settling(
+    joined_for: float | None, *, starting_peers: Collection[str], wait: float, bound: float
+) -> str | None:
+    """Why a speaker that has just joined may not announce yet, or None once it may.
+
+    A speaker that starts beside others (cluster boot, several restarts at once) must not
+    announce before it has seen them: with a partial view it would win addresses that are not
+    its own, answer beside their owner for a moment, and a client that took its gratuitous ARP
+    ignores the owner's for a second (Linux's ``locktime``). So it waits one renew period
+    (``wait``) after joining, counted from when its Lease watch brought its own joined Lease
+    back (so the watch is live and caught up): every live peer renews within it, and a peer
+    that started with it has written its Lease by then. The same holds after our Lease went
+    stale (an API outage): peers may have come, gone or expired meanwhile in our view. Then,
+    while a peer is still starting (its Lease says so), it waits for that peer to join, up to
+    ``bound`` after joining: the peers that start together all begin with the same view. A
+    lone restart waits ``wait`` only.
+    """
+    if joined_for is None:
+        return "not joined yet (caches, links, or our Lease not back through the watch)"
+    if joined_for < wait:
+        return "just joined: waiting one renew period to see every speaker"
+    if starting_peers and joined_for < bound:
+        return f"waiting for {', '.join(sorted(starting_peers))} to finish starting"
+    return None

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+K = TypeVar("K", bound=Hashable)
 
 
 def parse_ip(text: str) -> IP:
@@ -122,6 +124,54 @@ def first_overlap(ranges: Iterable[tuple[Range, str]]) -> tuple[str, str] | None
         if widest is None or widest[0].version != rng.version or rng.last > widest[0].last:
             widest = (rng, label)
     return None
+
+
+def merge(ranges: Iterable[Range]) -> list[Range]:
+    """The union of ``ranges`` as disjoint, non-adjacent ranges, IPv4 first, each ascending."""
+    out: list[Range] = []
+    for rng in sorted(ranges):
+        last = out[-1] if out else None
+        if last is not None and last.version == rng.version and rng.first <= last.last + 1:
+            out[-1] = Range(rng.version, last.first, max(last.last, rng.last))
+        else:
+            out.append(rng)
+    return out
+
+
+def partition(holders: Mapping[K, Iterable[Range]]) -> list[tuple[Range, frozenset[K]]]:
+    """Split overlapping sets of ranges into disjoint pieces, each with the keys that hold it.
+
+    Pieces come in address order (IPv4 first); adjacent pieces with the same holders are one;
+    addresses nobody holds are left out. O(n log n) in the number of ranges, whatever their size.
+    """
+    events: dict[tuple[int, int], list[tuple[K, int]]] = {}
+    for key, ranges in holders.items():
+        for rng in merge(ranges):
+            events.setdefault((rng.version, rng.first), []).append((key, 1))
+            events.setdefault((rng.version, rng.last + 1), []).append((key, -1))
+    out: list[tuple[Range, frozenset[K]]] = []
+    held: set[K] = set()
+    start: tuple[int, int] | None = None
+    for version, position in sorted(events):
+        if start is not None and held and start[0] == version:
+            piece, keys = Range(version, start[1], position - 1), frozenset(held)
+            previous = out[-1] if out else None
+            if (
+                previous
+                and previous[1] == keys
+                and previous[0].version == version
+                and (previous[0].last + 1 == piece.first)
+            ):
+                out[-1] = (Range(version, previous[0].first, piece.last), keys)
+            else:
+                out.append((piece, keys))
+        for key, change in events[(version, position)]:
+            if change > 0:
+                held.add(key)
+            else:
+                held.discard(key)
+        start = (version, position)
+    return out
 
 
 def is_buggy(ip: IP) -> bool:

@@ -19,6 +19,8 @@ class Ownership:
     needs: dict[ipam.IP, election.AddressNeeds]
     eligible: list[str]
     owners: dict[ipam.IP, str | None]
+    # Every node known from a Node object or a live Lease → why it may not announce (None: it may)
+    nodes: dict[str, election.Ineligible | None]
 
 
 def compute(
@@ -29,23 +31,24 @@ def compute(
     slice_objs: Iterable[Mapping[str, Any]],
     live: Collection[str],
     handling: services.Handling,
+    starting: Collection[str] = (),
     honour_exclude_label: bool = True,
 ) -> Ownership:
     infos = {}
     for obj in node_objs:
-        name, labels = services.node_labels(obj)
-        infos[name] = election.NodeInfo(name, labels)
-    eligible = sorted(
-        n
-        for n in live
-        if election.node_ineligible(
-            infos.get(n, election.NodeInfo(n, {})),
+        info = services.node_info(obj)
+        infos[info.name] = info
+    why = {
+        n: election.node_ineligible(
+            infos.get(n, election.NodeInfo(n, {}, exists=False)),
             live=live,
+            starting=starting,
             selector=cfg.announce.node_selector,
             honour_exclude_label=honour_exclude_label,
         )
-        is None
-    )
+        for n in sorted(set(infos) | set(live) | set(starting))
+    }
+    eligible = [n for n, reason in why.items() if reason is None]
     local_nodes: dict[str, frozenset[str]] = {}
     for sl in slice_objs:
         key = endpoints.service_of(sl)
@@ -57,14 +60,4 @@ def compute(
         if (a := services.announced(o, handling)) is not None
     ]
     needs = election.needs(entries, local_nodes, lambda ip: cfg.pool_of(ip) is not None)
-    return Ownership({n.ip: n for n in needs}, eligible, election.assign(needs, eligible))
-
-
-def taken_from_others(
-    owners: Mapping[ipam.IP, str | None], without_me: Mapping[ipam.IP, str | None], me: str
-) -> set[ipam.IP]:
-    """Addresses ``me`` wins only because it is in the election, from another node that holds
-    them while ``me`` is out of it: on joining, those are the ones to take over with care."""
-    return {
-        ip for ip, node in owners.items() if node == me and without_me.get(ip) not in (None, me)
-    }
+    return Ownership({n.ip: n for n in needs}, eligible, election.assign(needs, eligible), why)

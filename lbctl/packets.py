@@ -46,6 +46,8 @@ class Drop(enum.Enum):
     BAD_OPTION = "malformed NDP option"
     NOT_OURS = "an address we do not announce"
     WRONG_INTERFACE = "asked on an interface we do not announce it on"
+    NOT_HEARTBEAT = "not a speaker advertisement"
+    BAD_HEARTBEAT = "malformed speaker advertisement"
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -251,3 +253,169 @@ def na_reply(
         eth_dst=request.sender_mac,
         solicited=True,
     )
+
+
+# --- address conflicts (RFC 5227, RFC 4862 §5.4) ---------------------------------------------
+
+
+def arp_probe(mac: bytes, ip: ipaddress.IPv4Address) -> bytes:
+    """RFC 5227 §2.1.1 probe: "who has ``ip``?" from sender 0.0.0.0, so no cache learns us."""
+    return arp(1, eth_dst=BROADCAST, sha=mac, spa=ipaddress.IPv4Address(0), tha=ZERO_MAC, tpa=ip)
+
+
+def dad_solicitation(mac: bytes, ip: ipaddress.IPv6Address) -> bytes:
+    """RFC 4862 §5.4.2 Duplicate Address Detection: a Neighbor Solicitation for ``ip`` from the
+    unspecified address to its solicited-node group, with no Source Link-Layer option."""
+    src, dst = ipaddress.IPv6Address(0), solicited_node(ip)
+    body = struct.pack("!BBHI16s", NS, 0, 0, 0, ip.packed)
+    csum = icmpv6_checksum(src, dst, body)
+    body = body[:2] + struct.pack("!H", csum) + body[4:]
+    ip6 = _IP6.pack(6 << 28, len(body), ICMPV6, 255, src.packed, dst.packed)
+    return _ETH.pack(multicast_mac(dst), mac, ETH_P_IPV6) + ip6 + body
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A host said it uses ``ip`` (or, probing, that it wants it), from ``mac``."""
+
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    mac: bytes
+    probe: bool  # an RFC 5227 probe / DAD solicitation: the host wants the address, not has it
+
+
+def parse_claim(frame: bytes) -> Claim | None:
+    """Whether ``frame`` claims an address: any ARP whose sender IP is set (RFC 5227 §2.1.1:
+    a reply, a request or an announcement); an ARP probe (sender 0.0.0.0) for its target; a
+    Neighbor Advertisement for its target; a DAD Neighbor Solicitation for its target.
+
+    Untrusted bytes: anything malformed is ``None``, never an exception.
+    """
+    if len(frame) < _ETH.size:
+        return None
+    _, eth_src, ethertype = _ETH.unpack_from(frame)
+    if ethertype == ETH_P_ARP:
+        if len(frame) < _ETH.size + _ARP.size:
+            return None
+        htype, ptype, hlen, plen, op, sha, spa, _, tpa = _ARP.unpack_from(frame, _ETH.size)
+        if (htype, ptype, hlen, plen) != (1, 0x0800, 6, 4) or op not in (1, 2):
+            return None
+        if _multicast_or_zero(sha):
+            return None
+        if spa == b"\x00" * 4:
+            return Claim(ipaddress.IPv4Address(tpa), sha, probe=True) if op == 1 else None
+        return Claim(ipaddress.IPv4Address(spa), sha, probe=False)
+    if ethertype != ETH_P_IPV6 or len(frame) < _ETH.size + _IP6.size + 24:
+        return None
+    vtf, length, next_header, hop_limit, src, dst = _IP6.unpack_from(frame, _ETH.size)
+    start = _ETH.size + _IP6.size
+    body = frame[start : start + length]
+    if vtf >> 28 != 6 or next_header != ICMPV6 or hop_limit != 255 or len(body) != length:
+        return None
+    if len(body) < 24 or body[0] not in (NS, NA) or body[1] != 0:
+        return None
+    source = ipaddress.IPv6Address(src)
+    if icmpv6_checksum(source, ipaddress.IPv6Address(dst), body) != 0:
+        return None
+    target = ipaddress.IPv6Address(body[8:24])
+    if target.is_multicast:
+        return None
+    if body[0] == NS:
+        # Only DAD (from ::) is a claim; an ordinary solicitation is a question.
+        return Claim(target, eth_src, probe=True) if source.is_unspecified else None
+    mac = eth_src
+    offset = 24
+    while offset + 2 <= len(body) and body[offset + 1]:
+        kind, units = body[offset], body[offset + 1]
+        if offset + units * 8 > len(body):
+            return None
+        if kind == 2 and units == 1:
+            mac = body[offset + 2 : offset + 8]
+        offset += units * 8
+    if _multicast_or_zero(mac):
+        return None
+    return Claim(target, mac, probe=False)
+
+
+# --- speaker advertisements: the fast liveness signal ----------------------------------------
+
+HEARTBEAT_ETHERTYPE = 0x88B5  # IEEE 802 Local Experimental EtherType 1: stays on the segment
+_HB_MAGIC = b"LBHB"
+_HB = struct.Struct("!4sBBHII")  # magic, version, flags, interval ms, incarnation, sequence
+MAX_ACCUSED = 32  # a speaker that misses more peers than this is more likely the broken one
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One speaker's advertisement on a link (VRRPv3-like semantics, RFC 5798 §5.2).
+
+    ``node`` is the sender's node name; ``incarnation`` a random number per speaker start;
+    ``interval_ms`` its advertisement interval (the receiver's down interval derives from it);
+    ``accused`` the peers the sender currently hears no advertisement from. On the wire, after
+    the Ethernet header: ``_HB``, then the node name and the accused names, each as one length
+    byte and UTF-8, the accused preceded by their count.
+    """
+
+    node: str
+    incarnation: int
+    seq: int
+    interval_ms: int
+    accused: frozenset[str] = frozenset()
+
+
+def _name(text: str) -> bytes:
+    data = text.encode()
+    if not 0 < len(data) <= 253:
+        raise ValueError(f"node name of {len(data)} bytes: 1 to 253 expected")
+    return bytes([len(data)]) + data
+
+
+def build_heartbeat(mac: bytes, beat: Heartbeat) -> bytes:
+    """A broadcast frame carrying ``beat``; at most :data:`MAX_ACCUSED` accused names.
+
+    Raises ValueError for a node name that is empty or longer than 253 bytes.
+    """
+    accused = sorted(beat.accused)[:MAX_ACCUSED]
+    body = _HB.pack(_HB_MAGIC, 1, 0, beat.interval_ms, beat.incarnation, beat.seq)
+    body += _name(beat.node) + bytes([len(accused)]) + b"".join(_name(n) for n in accused)
+    return _pad(_ETH.pack(BROADCAST, mac, HEARTBEAT_ETHERTYPE) + body)
+
+
+def _read_name(frame: bytes, offset: int) -> tuple[str | Drop, int]:
+    if offset >= len(frame):
+        return Drop.TRUNCATED, offset
+    length = frame[offset]
+    end = offset + 1 + length
+    if end > len(frame):
+        return Drop.TRUNCATED, offset
+    try:
+        text = frame[offset + 1 : end].decode()
+    except UnicodeDecodeError:
+        return Drop.BAD_HEARTBEAT, offset
+    return (text if text else Drop.BAD_HEARTBEAT), end
+
+
+def parse_heartbeat(frame: bytes) -> Heartbeat | Drop:
+    """The advertisement in ``frame``; untrusted bytes give a ``Drop``, never an exception."""
+    if len(frame) < _ETH.size + _HB.size:
+        return Drop.TRUNCATED
+    _, src, ethertype = _ETH.unpack_from(frame)
+    if ethertype != HEARTBEAT_ETHERTYPE:
+        return Drop.NOT_HEARTBEAT
+    magic, version, _, interval, incarnation, seq = _HB.unpack_from(frame, _ETH.size)
+    if magic != _HB_MAGIC or version != 1 or interval == 0 or _multicast_or_zero(src):
+        return Drop.BAD_HEARTBEAT
+    node, offset = _read_name(frame, _ETH.size + _HB.size)
+    if isinstance(node, Drop):
+        return node
+    if offset >= len(frame):
+        return Drop.TRUNCATED
+    count, offset = frame[offset], offset + 1
+    if count > MAX_ACCUSED:
+        return Drop.BAD_HEARTBEAT
+    accused = []
+    for _ in range(count):
+        name, offset = _read_name(frame, offset)
+        if isinstance(name, Drop):
+            return name
+        accused.append(name)
+    return Heartbeat(node, incarnation, seq, interval, frozenset(accused))

@@ -68,3 +68,24 @@ class Selector:
             else:
                 parts.append(r.key if r.operator is Operator.EXISTS else f"!{r.key}")
         return ",".join(parts) or "(everything)"
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Several selectors, of which any may match: how MetalLB lists them (``serviceSelectors``,
+    ``namespaceSelectors``, ``nodeSelectors``). Built from at least one selector."""
+
+    selectors: tuple[Selector, ...] = (Selector(),)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return any(s.matches(labels) for s in self.selectors)
+
+    @property
+    def empty(self) -> bool:
+        """Matches everything."""
+        return any(s.empty for s in self.selectors)
+
+    def __str__(self) -> str:
+        if self.empty:
+            return "(everything)"
+        return " or ".join(str(s) for s in self.selectors)

@@ -3,7 +3,9 @@
 Every speaker computes the same owner for every address from the same inputs (``election``);
 the owner answers ARP/NDP for it on the right interfaces (``announce.responder``) and sends
 gratuitous rounds after taking over and a periodic refresh (``garp``). Nothing is announced
-before the caches have synced, without a valid config, or while our own Lease is not fresh.
+before the caches have synced, without a valid config, while our own Lease is not fresh, or
+before the start-up rule allows (``election.settling``: a renew period after joining, and no
+peer still starting).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
-from lbctl import config, election, ipam, ownership, reconcile
+from lbctl import config, election, ipam, liveness, ownership, packets, reconcile
 from lbctl.announce import netlink
+from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, pick, serves_lan
@@ -35,8 +38,21 @@ log = logging.getLogger(__name__)
 
 class SpeakerSettings(PoolSettings):
     node_name: str = Field(default="", description="this node's name (from the downward API)")
-    lease_duration: int = Field(default=4, ge=1, description="speaker Lease duration, seconds")
-    renew_period: float = Field(default=1.0, gt=0, description="speaker Lease renewal, seconds")
+    # The Lease catches slow failures and API cut-offs; the LAN advertisements catch the rest
+    # within a second. Renewing like the kubelet's node Lease: 0.1 writes/s per node.
+    lease_duration: int = Field(default=40, ge=1, description="speaker Lease duration, seconds")
+    renew_period: float = Field(default=10.0, gt=0, description="speaker Lease renewal, seconds")
+    advertise_interval: float = Field(
+        default=liveness.DEFAULT_INTERVAL,
+        ge=0,
+        description="seconds between advertisements on the LAN (a peer silent for 3.5 of them "
+        "is out of the election); 0 turns them off",
+    )
+    advertise_hold: float = Field(
+        default=liveness.DEFAULT_HOLD,
+        ge=0,
+        description="seconds a peer back after silence must be heard before it counts again",
+    )
     ignore_exclude_label: bool = Field(
         default=False, description=f"announce from nodes labelled {election.EXCLUDE_LABEL}"
     )
@@ -87,6 +103,17 @@ class SpeakerMetrics:
         self.live_speakers = Gauge(
             "lbctl_speaker_live_speakers", "Speakers with a live Lease", registry=r
         )
+        self.advertisements = Counter(
+            "lbctl_speaker_advertisements",
+            "Speaker advertisements on the LAN, sent and received",
+            ["direction"],
+            registry=r,
+        )
+        self.peers_out = Gauge(
+            "lbctl_speaker_peers_out",
+            "Speakers with a live Lease that the LAN advertisements leave out of the election",
+            registry=r,
+        )
 
     def count(self, counter: str, label: str) -> None:
         {
@@ -94,6 +121,7 @@ class SpeakerMetrics:
             "replies": self.replies,
             "gratuitous": self.gratuitous,
             "dropped": self.dropped,
+            "advertisements": self.advertisements,
         }[counter].labels(label).inc()
 
 
@@ -142,27 +170,40 @@ class Speaker:
             on_failure=self.metrics.renew_failures.inc,
         )
         self.responder = Responder(count=self.metrics.count)
+        self.peers = liveness.PeerWatch(
+            self.me, interval=settings.advertise_interval or 1.0, hold=settings.advertise_hold
+        )
+        self._peers_lock = threading.Lock()  # the advertiser thread writes, the loop reads
+        self.cluster_macs: dict[str, set[bytes]] = {}  # node → MACs its advertisements came from
+        self.advertiser = (
+            Advertiser(
+                self.me,
+                interval=settings.advertise_interval,
+                on_heard=self._on_heard,
+                accusations=self._accusations,
+                sent=self._sent,
+                alive=self.responder.alive,
+                count=self.metrics.count,
+            )
+            if settings.advertise_interval > 0
+            else None
+        )
         self.writer = ServiceWriter(
             api, may_write=lambda: True, component="lbctl-speaker", host=self.me
         )
         self.links: list[Link] = []
         self._links_known = False  # netlink's first dump has arrived
         self._no_link_since: float | None = None
-        # Out of the election until caches and links are known and a link can announce:
-        # others must not hand us addresses we cannot announce yet.
-        self.own.withdrawn = True
+        # Our Lease says "starting" until caches and links are known and a link can announce:
+        # others see us coming, but hand us no address we cannot announce yet.
+        self.own.starting = True
+        self._settling: str | None = None  # why we do not announce yet, as last logged
         self._wake = threading.Event()
         self._config: config.PoolConfig | None = None
         self._config_text: str | None = None
         self.owned: dict[ipam.IP, tuple[Link, ...]] = {}
         self._needs: dict[ipam.IP, election.AddressNeeds] = {}
         self._owners: dict[ipam.IP, str | None] = {}
-        # Since when our Lease has been fresh (None: it is not). For one renew period after
-        # that, we leave alone the addresses another live node holds, so that it sees our
-        # Lease and stops answering before we start: never two MACs for one address.
-        self._fresh_since: float | None = None
-        self._holding_until: float | None = None
-        self._held: set[ipam.IP] = set()
         self._labelled: dict[ipam.IP, tuple[str, ...]] = {}  # announced{service, ip} series
         self.schedule: GarpSchedule[ipam.IP] = GarpSchedule(config.Garp())
         # Events go out from their own thread: an API server slow or out of reach must never
@@ -176,7 +217,36 @@ class Speaker:
 
     def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
         self.liveness.observe(kind, obj)
+        if kind != "DELETED":
+            self.own.echo(obj)
         self._wake.set()
+
+    def _on_heard(self, beat: packets.Heartbeat, mac: bytes, now: float) -> None:
+        with self._peers_lock:
+            before = self.peers.out(now)
+            self.peers.heard(
+                beat.node,
+                incarnation=beat.incarnation,
+                interval=beat.interval_ms / 1000,
+                accused=beat.accused,
+                now=now,
+            )
+            self.cluster_macs.setdefault(beat.node, set()).add(mac)
+            changed = self.peers.out(now) != before
+        if changed:
+            self._wake.set()
+
+    def _accusations(self, now: float) -> frozenset[str]:
+        with self._peers_lock:
+            return self.peers.accusations(now)
+
+    def _sent(self, now: float) -> None:
+        with self._peers_lock:
+            held = self.me in self.peers.out(now)
+            self.peers.sent(now)
+            changed = (self.me in self.peers.out(now)) != held
+        if changed:
+            self._wake.set()
 
     def _on_links(self, links: list[Link]) -> None:
         self.links, self._links_known = links, True
@@ -208,12 +278,14 @@ class Speaker:
             ready=self.ready,
         )
         targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
+        self.responder.start(stop)
         targets += [
             ("lease", self.own.run),
-            ("responder", self.responder.run),
             ("netlink", lambda s: netlink.follow(self._on_links, s)),
             ("events", self._send_events),
         ]
+        if self.advertiser is not None:
+            targets.append(("advertiser", self.advertiser.run))
         for name, target in targets:
             threading.Thread(target=target, args=(stop,), name=name, daemon=True).start()
         try:
@@ -258,8 +330,14 @@ class Speaker:
             waits.append(at - now)
         if (left := self.liveness.next_expiry()) is not None:
             waits.append(left + 0.01)
-        if self._holding_until is not None:
-            waits.append(self._holding_until - now + 0.01)
+        with self._peers_lock:
+            if (change := self.peers.next_change(now)) is not None:
+                waits.append(change - now + 0.005)
+        joined_for = self.own.joined_for()
+        if self._settling and joined_for is not None:  # the start-up rule's next step
+            for step in (self.settings.renew_period, 2.0 * self.settings.lease_duration):
+                if joined_for < step:
+                    waits.append(step - joined_for + 0.01)
         return max(0.0, min(waits))
 
     def desired(self) -> dict[ipam.IP, tuple[Link, ...]]:
@@ -267,13 +345,7 @@ class Speaker:
         cfg = self._load_config()
         if cfg is not None and self.ready() and self._links_known:
             self._follow_lan(cfg)
-        fresh = self.own.fresh()
-        now = time.monotonic()
-        if not fresh:
-            self._fresh_since = None
-        elif self._fresh_since is None:
-            self._fresh_since = now
-        if cfg is None or not self.ready() or not fresh:
+        if cfg is None or not self.ready() or not self.own.fresh():
             why = (
                 "no valid config"
                 if cfg is None
@@ -284,49 +356,59 @@ class Speaker:
             if self.owned:
                 log.warning("announcing nothing: %s", why)
             return {}
+        settling = election.settling(
+            self.own.joined_for(),
+            starting_peers=self.liveness.starting() - {self.me},
+            wait=self.settings.renew_period,
+            bound=2.0 * self.settings.lease_duration,
+        )
+        if settling != self._settling:
+            if settling:
+                log.info("announcing nothing yet: %s", settling)
+            else:
+                log.info("start-up done: announcing")
+            self._settling = settling
+        if settling:
+            return {}
         # We know first-hand that we are alive (our Lease is fresh), even if our watch of
         # the Leases lags behind, e.g. while TCP retransmits after a link flap.
         live = self.liveness.live() | {self.me}
         self.metrics.live_speakers.set(len(live))
+        # The LAN's word can only take speakers out, never put one in (liveness).
+        with self._peers_lock:
+            self.peers.keep_only(live | self.liveness.starting())
+            out = self.peers.out(time.monotonic())
+        self.metrics.peers_out.set(len((out & live) - {self.me}))
+        if self.me in out:
+            if self.owned:
+                log.warning("a peer does not hear us, or we were silent: announcing nothing")
+            return {}
+        live -= out
         view = ownership.compute(
             cfg,
             service_objs=self.services.items(),
             node_objs=self.nodes.items(),
             slice_objs=self.slices.items(),
             live=live,
+            starting=self.liveness.starting(),
             handling=self.handling,
             honour_exclude_label=not self.settings.ignore_exclude_label,
         )
         self._needs = view.needs
         owners = self._owners = view.owners
-        held: set[ipam.IP] = set()
-        self._holding_until = None
-        assert self._fresh_since is not None
-        until = self._fresh_since + self.settings.renew_period
-        if now < until and any(node == self.me for node in owners.values()):
-            before = ownership.compute(
-                cfg,
-                service_objs=self.services.items(),
-                node_objs=self.nodes.items(),
-                slice_objs=self.slices.items(),
-                live=live - {self.me},
-                handling=self.handling,
-                honour_exclude_label=not self.settings.ignore_exclude_label,
+        if self.advertiser is not None:
+            self.advertiser.set_links(
+                {
+                    link
+                    for pool in cfg.pools
+                    for r in pool.ranges
+                    for link in pick(r.ip(r.first), self.links, cfg.announce.interfaces)
+                }
             )
-            held = ownership.taken_from_others(owners, before.owners, self.me) - set(self.owned)
-            if held:
-                self._holding_until = until
-            if held and held != self._held:
-                log.info(
-                    "joined: taking over %s from their current owners in %.2f s",
-                    ", ".join(map(str, sorted(held, key=str))),
-                    until - now,
-                )
-        self._held = held
         return {
             ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
             for ip, node in owners.items()
-            if node == self.me and ip not in held
+            if node == self.me
         }
 
     def _follow_lan(self, cfg: config.PoolConfig) -> None:
@@ -337,9 +419,9 @@ class Speaker:
         now = time.monotonic()
         if serves_lan(ranges, self.links, cfg.announce.interfaces):
             self._no_link_since = None
-            if self.own.withdrawn:
+            if self.own.withdrawn or self.own.starting:
                 log.info("a link to announce on is up: joining the election")
-                self.own.rejoin()
+                self.own.join()
             return
         if self._no_link_since is None:
             self._no_link_since = now

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lbctl import config
+from lbctl import config, ownership
 from lbctl.allocator import Allocator, Outcome
 from lbctl.kube import services
 
@@ -36,10 +36,18 @@ class PoolRow:
 
 
 @dataclass(frozen=True)
+class NodeRow:
+    node: str
+    eligible: bool
+    reason: str  # why it may not announce, "" when it may
+
+
+@dataclass(frozen=True)
 class Report:
     config_error: str | None
     services: list[ServiceRow]
     pools: list[PoolRow]
+    nodes: list[NodeRow] = field(default_factory=list)  # with a speaker view only
 
 
 def parse_config(
@@ -52,7 +60,7 @@ def parse_config(
         return None, str(exc)
 
 
-SpeakerView = Callable[[list[Mapping[str, Any]], config.PoolConfig], Mapping[Any, str | None]]
+SpeakerView = Callable[[list[Mapping[str, Any]], config.PoolConfig], ownership.Ownership]
 
 
 def build(
@@ -83,7 +91,8 @@ def report(
     requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
     for req in requests:
         alloc.restore(req)
-    owners = speaker_view(handled, cfg) if speaker_view and cfg else {}
+    view = speaker_view(handled, cfg) if speaker_view and cfg else None
+    owners = view.owners if view else {}
     rows = []
     for req in requests:
         decision = alloc.decide(req)
@@ -105,7 +114,11 @@ def report(
         for family in sorted(pool.families()):
             size, used = pool.size(family), alloc.in_use(pool, family)
             pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used))
-    return Report(error, rows, pools)
+    nodes = [
+        NodeRow(node, why is None, why.value if why else "")
+        for node, why in (view.nodes.items() if view else ())
+    ]
+    return Report(error, rows, pools, nodes)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -146,4 +159,12 @@ def render(report: Report, output: str = "table") -> str:
             [[p.pool, p.family, str(p.size), str(p.used), str(p.free)] for p in report.pools],
         )
     )
+    if report.nodes:
+        parts.append("")
+        parts.append(
+            _table(
+                ["NODE", "ANNOUNCES", "WHY NOT"],
+                [[n.node, "yes" if n.eligible else "no", n.reason] for n in report.nodes],
+            )
+        )
     return "\n".join(parts) + "\n"

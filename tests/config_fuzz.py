@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -71,3 +72,12 @@ def mutated_text(rng: random.Random) -> str:
         cut = rng.randrange(len(text) + 1)
         text = text[:cut] + rng.choice(["", "[", "\t: :", "{{", "&a *b"]) + text[cut:]
     return text
+
+
+# Known-good inputs of every kind the commands take: our config, and the sources convert reads
+# (tests/data/convert holds files in the shapes users publish). Fuzzers cut and splice them.
+DATA = Path(__file__).parent / "data"
+SAMPLES: list[str] = [
+    yaml.safe_dump(GOOD),
+    *sorted(f.read_text() for f in (DATA / "convert").glob("*.yaml")),
+]

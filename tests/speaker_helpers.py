@@ -14,6 +14,7 @@ from kube_helpers import check_findings, wait_for
 from kubernetes import client
 
 from lbctl import election
+from lbctl.kube import speakers
 from lbctl.lab import failover, lan, procs
 
 
@@ -79,12 +80,17 @@ class SpeakerLan:
         return proc
 
     def live_speakers(self) -> set[str]:
+        """Speakers whose Lease makes them candidates (not those still starting)."""
         leases = (
             client.CoordinationV1Api(self.core.api_client)
             .list_namespaced_lease(self.namespace)
             .items
         )
-        return {lease.spec.holder_identity for lease in leases}
+        return {
+            lease.spec.holder_identity
+            for lease in leases
+            if speakers.JOINING not in (lease.metadata.annotations or {})
+        }
 
     def start_all(self, *extra: str, wrapper: tuple[str, ...] = ()) -> None:
         for host in self.nodes:

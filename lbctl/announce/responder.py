@@ -3,6 +3,10 @@
 No address is added to any interface: requests are read from AF_PACKET sockets and answered
 from user space with the MAC of the interface they arrived on. The set of owned addresses is
 swapped atomically; an address leaves it, and stops being answered, at once.
+
+Only the answering thread closes a socket it may be reading (``set_owned`` retires sockets, the
+thread closes them between two ``select`` calls), and ``close`` stops that thread before it
+closes anything: no descriptor is ever closed, or reused by another socket, under a reader.
 """
 
 from __future__ import annotations
@@ -88,9 +92,18 @@ class Responder:
         self._count = count
         self._owned: Owned = {}
         self._ports: dict[int, _Port] = {}
-        self._lock = threading.Lock()
+        self._retired: list[_Port] = []  # no longer used; the answering thread closes them
+        self._lock = threading.Lock()  # ports, retired, closed; held while sending
+        self._closed = False
+        self._thread: threading.Thread | None = None  # the thread inside ``run``
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)  # a full pipe already wakes the thread
+
+    def _wake(self) -> None:
+        """Make ``run`` look again (called under the lock, before the pipe is closed)."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"x")
 
     # --- ownership ---
 
@@ -101,11 +114,13 @@ class Responder:
         """Answer exactly for ``owned`` from now on, each address on its links."""
         owned = {ip: links for ip, links in owned.items() if links}
         with self._lock:
+            if self._closed:
+                return
             wanted = {link.index: link for links in owned.values() for link in links}
             for index in list(self._ports):
                 port = self._ports[index]
                 if index not in wanted or wanted[index].mac != port.link.mac:
-                    port.close()
+                    self._retired.append(port)  # the answering thread may be reading it
                     del self._ports[index]
             for index, link in wanted.items():
                 if index not in self._ports:
@@ -122,7 +137,14 @@ class Responder:
                     and any(link.index == index for link in links)
                 }
                 self._join(port, groups)
-        os.write(self._wake_w, b"x")
+            if self._thread is None:  # nobody reads: close what is retired now
+                self._close_retired()
+            self._wake()
+
+    def _close_retired(self) -> None:
+        for port in self._retired:
+            port.close()
+        self._retired.clear()
 
     def _open(self, link: Link) -> _Port:
         arp = _packet_socket(link.name, packets.ETH_P_ARP)
@@ -159,35 +181,65 @@ class Responder:
 
     def announce(self, ip: ipam.IP, link: Link) -> int:
         """Gratuitous ARP (both forms) or an unsolicited NA for ``ip`` on ``link``."""
-        port = self._ports.get(link.index)
-        if port is None:
-            return 0
-        if isinstance(ip, ipaddress.IPv4Address):
-            frames = packets.gratuitous_arp(port.mac, ip)
-        else:
-            frames = [packets.unsolicited_na(port.mac, ip, link.link_local)]
         sent = 0
-        for frame in frames:
-            try:
-                port.arp.send(frame)
-                sent += 1
-            except OSError as exc:
-                log.warning("gratuitous send on %s: %s", link.name, exc)
+        with self._lock:  # the socket is not closed while we send
+            port = self._ports.get(link.index)
+            if port is None or self._closed:
+                return 0
+            if isinstance(ip, ipaddress.IPv4Address):
+                frames = packets.gratuitous_arp(port.mac, ip)
+            else:
+                frames = [packets.unsolicited_na(port.mac, ip, link.link_local)]
+            for frame in frames:
+                try:
+                    port.arp.send(frame)
+                    sent += 1
+                except OSError as exc:
+                    log.warning("gratuitous send on %s: %s", link.name, exc)
         self._count("gratuitous", f"IPv{ip.version}")
         return sent
 
     # --- answering ---
 
+    def alive(self) -> bool:
+        """Whether the answering thread runs (advertisements say so to the peers)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def start(self, stop: threading.Event) -> threading.Thread:
+        """Answer in a thread of our own until ``stop`` is set or ``close`` is called."""
+        thread = threading.Thread(target=self.run, args=(stop,), name="responder", daemon=True)
+        thread.start()
+        return thread
+
     def run(self, stop: threading.Event) -> None:
+        with self._lock:
+            if self._closed or self._thread is not None:
+                return
+            self._thread = threading.current_thread()
+        try:
+            self._answer(stop)
+        finally:
+            with self._lock:
+                self._thread = None
+                self._close_retired()
+
+    def _answer(self, stop: threading.Event) -> None:
         while not stop.is_set():
             with self._lock:
+                if self._closed:
+                    return
+                self._close_retired()
                 ports = list(self._ports.values())
+                wake = self._wake_r
             socks = {p.arp.fileno(): (p, True) for p in ports}
             socks.update({p.ns.fileno(): (p, False) for p in ports})
             try:
-                ready, _, _ = select.select([self._wake_r, *socks], [], [], 0.5)
-            except (OSError, ValueError):
-                continue  # a socket closed under us: rebuild the set
+                ready, _, _ = select.select([wake, *socks], [], [], 0.5)
+            except (OSError, ValueError) as exc:  # not expected: nothing is closed under us
+                log.warning("waiting for frames: %s", exc)
+                stop.wait(0.1)
+                continue
             for fd in ready:
                 if fd == self._wake_r:
                     with contextlib.suppress(BlockingIOError):
@@ -232,11 +284,24 @@ class Responder:
         port.arp.send(reply)
         self._count("replies", family)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop answering, stop the answering thread, then close every socket and the pipe."""
         with self._lock:
-            for port in self._ports.values():
+            if self._closed:
+                return
+            self._closed = True
+            self._owned = {}
+            self._wake()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():  # never close under a reader: leave it to the process exit
+                log.warning("the responder thread did not stop; its sockets stay open")
+                return
+        with self._lock:
+            for port in [*self._ports.values(), *self._retired]:
                 port.close()
             self._ports.clear()
-            self._owned = {}
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+            self._retired.clear()
+            os.close(self._wake_r)
+            os.close(self._wake_w)

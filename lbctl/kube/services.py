@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lbctl import ipam
+from lbctl import election, ipam
 from lbctl.allocator import FamilyPolicy, Port, ServiceKey, ServiceRequest
 
 LB_CLASS = "lbctl.io/l2"
@@ -194,6 +194,25 @@ def announced(obj: Obj, handling: Handling) -> Announced | None:
 def node_labels(node: Obj) -> tuple[str, dict[str, str]]:
     meta = _dict(node.get("metadata"))
     return str(meta.get("name", "")), _str_map(meta.get("labels"))
+
+
+def node_info(node: Obj) -> election.NodeInfo:
+    """What eligibility needs of a Node: labels, deletion, conditions, taint keys."""
+    meta = _dict(node.get("metadata"))
+    status, spec = _dict(node.get("status")), _dict(node.get("spec"))
+    conditions = {
+        str(c.get("type")): str(c.get("status"))
+        for c in map(_dict, _list(status.get("conditions")))
+        if c.get("type")
+    }
+    taints = frozenset(str(t.get("key")) for t in map(_dict, _list(spec.get("taints"))))
+    return election.NodeInfo(
+        str(meta.get("name", "")),
+        _str_map(meta.get("labels")),
+        deleting=bool(meta.get("deletionTimestamp")),
+        conditions=conditions,
+        taints=taints,
+    )
 
 
 def node_addresses(node: Obj) -> dict[ipam.IP, str]:

@@ -8,11 +8,18 @@ A Lease counts as live while its record has changed within its duration, measure
 speaker's monotonic clock from when the change was seen (no wall-clock comparison between
 machines). A speaker that cannot renew its own Lease for its duration stops announcing: by
 then the others may have taken its addresses.
+
+A speaker writes its Lease as soon as it runs, annotated ``lbctl.io/joining`` while it is
+*starting* (caches not synced, links not known): a starting speaker is no candidate for any
+address, but the others can see that it is coming. Once ready it removes the annotation (it
+``join``s) and is a candidate for everyone at once; it announces only when the start-up rule
+(``election.settling``) allows: one renew period after joining, and no peer still starting.
 """
 
 from __future__ import annotations
 
 import datetime
+import enum
 import logging
 import threading
 import time
@@ -28,6 +35,13 @@ log = logging.getLogger(__name__)
 PREFIX = "lbctl-speaker-"
 LABEL = "app.kubernetes.io/component"
 LABEL_VALUE = "speaker-lease"
+JOINING = "lbctl.io/joining"  # annotation on a starting speaker's Lease
+
+
+class LeaseState(enum.Enum):
+    LIVE = "live"  # a candidate: joined and renewing
+    STARTING = "starting"  # renewing, but not ready yet: no candidate
+    EXPIRED = "expired"
 
 
 def lease_name(node: str) -> str:
@@ -68,8 +82,13 @@ class OwnLease:
         self._mono = monotonic
         self._on_failure = on_failure
         self._renewed_at: float | None = None
+        # The start-up clock: our first write as a candidate since we (re)joined or our Lease
+        # went stale (its renewTime), and when our Lease watch brought that write back to us.
+        self._joined_write: datetime.datetime | None = None
+        self._joined_at: float | None = None
         self.released = False
         self.withdrawn = False  # out of the election for now (no link to announce on)
+        self.starting = False  # renewed with the joining annotation until ``join``
         self._lock = threading.Lock()  # a renewal never recreates a Lease just withdrawn
 
     def fresh(self) -> bool:
@@ -77,6 +96,36 @@ class OwnLease:
         # Stop a little before the others can consider us dead (they wait a full duration
         # from when they saw our renewal, which is after we sent it).
         return at is not None and self._mono() - at < self.timings.duration * 0.9
+
+    def joined_for(self) -> float | None:
+        """Seconds since our Lease watch brought back our first write as a candidate (since we
+        (re)joined, or since our Lease went stale, e.g. an API outage); None before that.
+
+        Counting from the echo, not from the write, means the watch is live and caught up: from
+        then on, every live peer's renewal reaches us within one renew period."""
+        at = self._joined_at
+        return None if at is None else self._mono() - at
+
+    def echo(self, obj: Mapping[str, Any]) -> None:
+        """Called with every speaker Lease the watch brings: notes when ours comes back."""
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        wrote = self._joined_write
+        if (
+            wrote is None
+            or self._joined_at is not None
+            or meta.get("name") != lease_name(self.node)
+        ):
+            return
+        if _starting(meta):
+            return
+        try:
+            renewed = datetime.datetime.fromisoformat(
+                str(spec.get("renewTime")).replace("Z", "+00:00")
+            )
+        except ValueError:
+            return
+        if renewed >= wrote:
+            self._joined_at = self._mono()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.released:
@@ -92,20 +141,33 @@ class OwnLease:
 
     def _renew(self) -> bool:
         started = self._mono()
-        body = {
+        starting = self.starting
+        stale = not self.fresh()  # never written, withdrawn, or not renewed in time
+        now = _now()
+        body: dict[str, Any] = {
             "metadata": {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}},
             "spec": {
                 "holderIdentity": self.node,
-                "renewTime": _now().isoformat(),
+                "renewTime": now.isoformat(),
                 "leaseDurationSeconds": self.timings.duration,
             },
         }
+        # Merge patch: null removes the annotation once we have joined.
+        patch = {
+            **body,
+            "metadata": {
+                **body["metadata"],
+                "annotations": {JOINING: "true" if starting else None},
+            },
+        }
+        if starting:
+            body["metadata"]["annotations"] = {JOINING: "true"}
         # A renewal stuck in TCP retransmits must not outlive the lease it renews.
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
         try:
             try:
                 self._coord.patch_namespaced_lease(
-                    lease_name(self.node), self.namespace, body, _request_timeout=timeout
+                    lease_name(self.node), self.namespace, patch, _request_timeout=timeout
                 )
             except ApiException as exc:
                 if exc.status != 404:
@@ -116,7 +178,21 @@ class OwnLease:
             self._on_failure()
             return False
         self._renewed_at = started
+        if not starting and (stale or self._joined_write is None):
+            # A new start-up: peers may have come, gone or expired meanwhile in our view.
+            self._joined_write, self._joined_at = now, None
         return True
+
+    def join(self) -> None:
+        """Ready (caches synced, a link to announce on): become a candidate, from now on.
+
+        Also ends a withdrawal; the start-up rule counts from this moment either way."""
+        with self._lock:
+            if self.released or not (self.starting or self.withdrawn):
+                return
+            self.starting = self.withdrawn = False
+            self._joined_write = self._joined_at = None
+            self._renew()
 
     def withdraw(self) -> None:
         """Leave the election until ``rejoin``: delete our Lease so others take over now."""
@@ -126,13 +202,6 @@ class OwnLease:
             self.withdrawn = True
             self._delete()
 
-    def rejoin(self) -> None:
-        with self._lock:
-            if not self.withdrawn or self.released:
-                return
-            self.withdrawn = False
-            self._renew()
-
     def release(self) -> None:
         """Delete our Lease so the others take over at once (graceful shutdown, drain)."""
         with self._lock:
@@ -140,7 +209,7 @@ class OwnLease:
             self._delete()
 
     def _delete(self) -> None:
-        self._renewed_at = None
+        self._renewed_at = self._joined_at = self._joined_write = None
         try:
             self._coord.delete_namespaced_lease(
                 lease_name(self.node),
@@ -152,10 +221,15 @@ class OwnLease:
             log.warning("deleting lease %s: %s", lease_name(self.node), exc)
 
 
+def _starting(meta: Mapping[str, Any]) -> bool:
+    annotations = meta.get("annotations")
+    return isinstance(annotations, Mapping) and JOINING in annotations
+
+
 def lease_states(
     lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime
-) -> dict[str, bool]:
-    """Every speaker Lease's node → live or expired, judged from one reading by wall clock (for
+) -> dict[str, LeaseState]:
+    """Every speaker Lease's node → its state, judged from one reading by wall clock (for
     one-shot readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
     states = {}
     for obj in lease_objs:
@@ -169,7 +243,10 @@ def lease_states(
             live = renewed + datetime.timedelta(seconds=float(str(duration))) > now
         except (TypeError, ValueError):
             live = False
-        states[name[len(PREFIX) :]] = live
+        state = LeaseState.EXPIRED
+        if live:
+            state = LeaseState.STARTING if _starting(meta) else LeaseState.LIVE
+        states[name[len(PREFIX) :]] = state
     return states
 
 
@@ -180,6 +257,7 @@ class Liveness:
         self._mono = monotonic
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[tuple[Any, ...], float, float]] = {}  # node → record
+        self._starting: set[str] = set()  # nodes whose Lease says they are still starting
 
     def observe(self, kind: str, obj: dict[str, Any]) -> None:
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
@@ -190,17 +268,31 @@ class Liveness:
         with self._lock:
             if kind == "DELETED":
                 self._seen.pop(node, None)
+                self._starting.discard(node)
                 return
+            if _starting(meta):
+                self._starting.add(node)
+            else:
+                self._starting.discard(node)
             record = (spec.get("holderIdentity"), spec.get("renewTime"))
             duration = float(spec.get("leaseDurationSeconds") or 0)
             old = self._seen.get(node)
             if old is None or old[0] != record:
                 self._seen[node] = (record, self._mono(), duration)
 
-    def live(self) -> set[str]:
+    def _renewing(self) -> set[str]:
         now = self._mono()
+        return {node for node, (_, at, duration) in self._seen.items() if now - at < duration}
+
+    def live(self) -> set[str]:
+        """The candidates: speakers renewing their Lease that have joined."""
         with self._lock:
-            return {node for node, (_, at, duration) in self._seen.items() if now - at < duration}
+            return self._renewing() - self._starting
+
+    def starting(self) -> set[str]:
+        """Speakers renewing their Lease that are still starting (no candidates yet)."""
+        with self._lock:
+            return self._renewing() & self._starting
 
     def next_expiry(self) -> float | None:
         """Seconds until the next live speaker would expire without renewing."""

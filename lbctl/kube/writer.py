@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl import reconcile
+from lbctl import reconcile, repeats
 from lbctl.kube import services
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class ServiceWriter:
         self.component = component
         self.host = host
         self._on_write = on_write
+        self.repeats = repeats.Repeats()
 
     def _guard(self, kind: str) -> None:
         if not self._may_write():
@@ -116,26 +117,66 @@ class ServiceWriter:
         return str(patched.metadata.resource_version)
 
     def event(self, obj: Mapping[str, Any], event: reconcile.Event, kind: str = "Service") -> None:
+        """Record ``event`` on ``obj``; the same Event again counts up the one already created
+        (``count``, ``lastTimestamp``), as Kubernetes' recorder does. Best effort."""
         if not self._may_write():
             return
-        self._on_write("event")
         meta = obj["metadata"]
+        message = event.message[:1000]
+        key = repeats.EventKey(
+            self.component,
+            self.host,
+            kind,
+            str(meta["namespace"]),
+            str(meta["name"]),
+            str(meta.get("uid") or ""),
+            event.type.value,
+            event.reason,
+            message,
+        )
         now = datetime.datetime.now(datetime.UTC)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                name=f"{meta['name']}.{secrets.token_hex(8)}", namespace=meta["namespace"]
-            ),
+        try:
+            again = self.repeats.next(key)
+            if again is not None:
+                try:
+                    self._on_write("event")
+                    self._core.patch_namespaced_event(
+                        again.name,
+                        key.namespace,
+                        {"count": again.count, "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    )
+                    return
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                    self.repeats.forget(key)  # expired (the server's event TTL): a new one
+            name = f"{meta['name']}.{secrets.token_hex(8)}"
+            self._on_write("event")
+            self._core.create_namespaced_event(key.namespace, self._new_event(meta, key, name, now))
+            self.repeats.created(key, name)
+        except Exception as exc:  # events are best effort: never block the real work
+            log.warning("event %s on %s/%s: %s", event.reason, key.namespace, key.name, exc)
+
+    def _new_event(
+        self,
+        meta: Mapping[str, Any],
+        key: repeats.EventKey,
+        name: str,
+        now: datetime.datetime,
+    ) -> client.CoreV1Event:
+        return client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=name, namespace=key.namespace),
             involved_object=client.V1ObjectReference(
-                kind=kind,
+                kind=key.kind,
                 api_version="v1",
-                name=meta["name"],
-                namespace=meta["namespace"],
+                name=key.name,
+                namespace=key.namespace,
                 uid=meta.get("uid"),
                 resource_version=meta.get("resourceVersion"),
             ),
-            reason=event.reason,
-            message=event.message[:1000],
-            type=event.type.value,
+            reason=key.reason,
+            message=key.message,
+            type=key.type,
             source=client.V1EventSource(component=self.component, host=self.host or None),
             first_timestamp=now,
             last_timestamp=now,
@@ -143,7 +184,3 @@ class ServiceWriter:
             reporting_component=self.component,
             reporting_instance=self.host or self.component,
         )
-        try:
-            self._core.create_namespaced_event(meta["namespace"], body)
-        except Exception as exc:  # events are best effort: never block the real work
-            log.warning("event %s on %s/%s: %s", event.reason, meta["namespace"], meta["name"], exc)

@@ -16,6 +16,16 @@ class ProcessError(RuntimeError):
     """A child process failed to start or died early; the message carries its log's tail."""
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit(143) in the main thread, so ``finally`` blocks stop the
+    children a long run (a benchmark) started, instead of the process dying around them."""
+
+    def leave(signum: int, _: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free now; the caller binds it soon after."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

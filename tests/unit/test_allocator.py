@@ -313,6 +313,22 @@ ROWS = [
         ["203.0.113.1"],
         None,
     ),
+    (
+        "avoidBuggyIPs refuses a requested .0 of its pool",
+        [],
+        svc("a", labels={"tier": "web"}, requested_ips=ips("203.0.113.0")),
+        Outcome.PENDING,
+        [],
+        Reason.BUGGY_IP,
+    ),
+    (
+        "avoidBuggyIPs takes a kept .0 away and hands out the next good address",
+        [],
+        svc("a", labels={"tier": "web"}, requested_pool="web", current=ips("203.0.113.0")),
+        Outcome.ALLOCATED,
+        ["203.0.113.1"],
+        None,
+    ),
 ]
 
 
@@ -335,6 +351,110 @@ def test_rules(
     assert [str(i) for i in decision.ips] == expected
     assert (decision.problem.reason if decision.problem else None) is reason
     assert alloc.assigned(subject.key) == decision.ips
+
+
+BUGGY = config.parse_yaml("pools: [{name: lan, avoidBuggyIPs: true, addresses: [198.18.4.0/24]}]")
+PLAIN = config.parse_yaml("pools: [{name: lan, addresses: [198.18.3.0/24, 198.18.4.0/24]}]")
+
+
+BUGGY_ROWS = [
+    ("a requested .0 of a pool that avoids buggy IPs is refused", "198.18.4.0", Reason.BUGGY_IP),
+    ("a requested .255 of it is refused", "198.18.4.255", Reason.BUGGY_IP),
+    ("a requested .1 of it is given", "198.18.4.1", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "requested", "reason"), BUGGY_ROWS, ids=[r[0] for r in BUGGY_ROWS]
+)
+def test_avoid_buggy_ips_applies_to_requested_addresses(
+    title: str, requested: str, reason: Reason | None
+) -> None:
+    d = Allocator(BUGGY).decide(svc("a", requested_ips=ips(requested)))
+    assert (d.problem.reason if d.problem else None) is reason
+    assert d.ips == (() if reason else ips(requested))
+    if reason:
+        assert d.problem is not None and "avoidBuggyIPs" in d.problem.message
+
+
+def test_a_kept_buggy_address_is_released_with_a_reason_when_the_pool_starts_avoiding_them() -> (
+    None
+):
+    alloc = Allocator(PLAIN)
+    held = svc("a", requested_pool="lan", current=ips("198.18.3.0"))
+    assert alloc.decide(held).outcome is Outcome.KEPT
+    alloc.set_config(
+        config.parse_yaml("pools: [{name: lan, avoidBuggyIPs: true, addresses: [198.18.3.0/24]}]")
+    )
+    d = alloc.decide(held)
+    assert d.ips == ips("198.18.3.1")
+    assert [(str(c.ip), c.reason) for c in d.cleared] == [("198.18.3.0", Reason.BUGGY_IP)]
+
+
+def test_restore_does_not_claim_a_buggy_address() -> None:
+    assert Allocator(BUGGY).restore(svc("a", current=ips("198.18.4.255"))) == ()
+
+
+# --- who loses when two holders stop being able to share ---------------------------------
+
+LOCAL = {"cluster_traffic": False, "selector": (("app", "backend"),)}
+S3 = svc("s3", age=3, sharing_key="share", ports=tcp(80), current=ips("198.51.100.11"), **LOCAL)
+S4 = svc("s4", age=4, sharing_key="share", ports=tcp(443), current=ips("198.51.100.11"), **LOCAL)
+
+# Each row: the Service that changes (s3 is the older), how, and what it ends with; the other
+# one changed nothing and keeps 198.51.100.11 in every row.
+CHANGES = [
+    (
+        "the older s3 changes its sharing key: s3 moves",
+        S3,
+        {"sharing_key": "other"},
+        ["198.51.100.10"],
+    ),
+    (
+        "the older s3 changes its selector: s3 moves",
+        S3,
+        {"selector": (("app", "x"),)},
+        ["198.51.100.10"],
+    ),
+    ("the older s3 takes a port s4 uses: s3 moves", S3, {"ports": tcp(80, 443)}, ["198.51.100.10"]),
+    (
+        "the younger s4 changes its sharing key: s4 moves",
+        S4,
+        {"sharing_key": "other"},
+        ["198.51.100.10"],
+    ),
+    (
+        "s3 requesting the shared address changes its key: s3 is refused, in use",
+        S3,
+        {"sharing_key": "other", "requested_ips": ips("198.51.100.11")},
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "changer", "change", "gets"), CHANGES, ids=[r[0] for r in CHANGES]
+)
+def test_the_service_that_changes_into_a_conflict_is_refused_not_the_bystander(
+    title: str, changer: ServiceRequest, change: dict[str, object], gets: list[str]
+) -> None:
+    alloc = Allocator(CFG)
+    for s in (S3, S4):
+        assert alloc.decide(s).outcome is Outcome.KEPT
+    bystander = S4 if changer is S3 else S3
+    d = alloc.decide(replace(changer, **change))  # type: ignore[arg-type]
+    assert [str(i) for i in d.ips] == gets
+    assert d.evicted == ()
+    assert [(str(c.ip), c.reason) for c in d.cleared] == [("198.51.100.11", Reason.IN_USE)]
+    assert alloc.assigned(bystander.key) == ips("198.51.100.11")
+    assert alloc.decide(bystander).outcome is Outcome.KEPT  # and it stays so when re-decided
+
+
+def test_restore_lets_compatible_sharers_all_reclaim_their_address() -> None:
+    alloc = Allocator(CFG)
+    assert alloc.restore(S3) == ips("198.51.100.11")
+    assert alloc.restore(S4) == ips("198.51.100.11")
+    assert alloc.holders(ip("198.51.100.11")) == {S3.key, S4.key}
 
 
 def test_a_node_address_is_never_handed_out() -> None:

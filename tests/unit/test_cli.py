@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
+from unittest import mock
 
+import config_fuzz
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lbctl import cli
 
@@ -77,3 +83,70 @@ def test_convert_refuses_garbage_with_exit_1(
     f.write_text("{{{ not yaml")
     assert cli.main(["convert", "--from", "kube-vip", str(f)]) == 1
     assert capsys.readouterr().err.startswith(f"{f}: ")
+
+
+# --- no traceback, whatever the input ----------------------------------------------------
+
+
+def test_validate_a_non_utf8_file_says_so_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes(b"pools: [{name: caf\xe9, addresses: [198.51.100.1]}]\n")
+    assert cli.main(["validate", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"{f}: not UTF-8 text: byte 0xe9 at offset 18\n"
+
+
+def test_validate_refuses_a_key_given_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "twice.yaml"
+    f.write_text(GOOD + "pools: []\n")
+    assert cli.main(["validate", str(f)]) == 1
+    assert "line 2, column 1: duplicate key 'pools' (first at line 1)" in capsys.readouterr().err
+
+
+def run_cli(argv: list[str], data: bytes, tmp_path: Path, via_stdin: bool) -> int:
+    """``lbctl ARGV FILE`` on ``data``, from a file or standard input; the exit status.
+
+    Any exception escapes and fails the test: that is what a user would see as a traceback.
+    """
+    if via_stdin:
+        stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+        with mock.patch.object(sys, "stdin", stdin):
+            return cli.main([*argv, "-"])
+    f = tmp_path / "input.yaml"
+    f.write_bytes(data)
+    return cli.main([*argv, str(f)])
+
+
+COMMANDS = [["validate"], ["convert", "--from", "metallb"], ["convert", "--from", "kube-vip"]]
+inputs = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.randoms(use_true_random=False).map(lambda r: config_fuzz.mutated_text(r).encode()),
+    st.sampled_from(config_fuzz.SAMPLES).flatmap(
+        lambda text: st.integers(0, len(text)).flatmap(
+            lambda cut: st.binary(max_size=8).map(
+                lambda junk: text[:cut].encode() + junk + text[cut:].encode()
+            )
+        )
+    ),
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(argv=st.sampled_from(COMMANDS), data=inputs, via_stdin=st.booleans())
+def test_no_command_prints_a_traceback_on_any_input(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    data: bytes,
+    via_stdin: bool,
+) -> None:
+    assert run_cli(argv, data, tmp_path, via_stdin) in (0, 1, 2)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err

@@ -75,7 +75,8 @@ pools:
     assert sel.matches({"tier": "web", "env": "prod"})
     assert not sel.matches({"tier": "web", "env": "dev"})
     assert not sel.matches({"env": "prod"})
-    assert sel.requirements[1].operator is Operator.NOT_IN
+    (only,) = sel.selectors
+    assert only.requirements[1].operator is Operator.NOT_IN
 
 
 BAD = [
@@ -172,6 +173,14 @@ BAD = [
     ("- just a list", "the config must be a mapping with a 'pools' key, not list"),
     ("", "the config must be a mapping with a 'pools' key, not empty"),
     ("pools: [", "not valid YAML at line 1"),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], name: b}]",
+        "not valid YAML at line 1, column 46: duplicate key 'name' (first at line 1)",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1]}]\nannounce: {}\nannounce: {interfaces: []}",
+        "not valid YAML at line 3, column 1: duplicate key 'announce' (first at line 2)",
+    ),
 ]
 
 

@@ -52,31 +52,124 @@ def test_the_owner_is_always_a_candidate(cands: list[str], ip: ipaddress.IPv4Add
 
 
 LIVE = {"n1", "n2"}
+NOT_READY = {"Ready": "False", "NetworkUnavailable": "False"}
+
+# Each row: the node, the announce selector, whether the exclude label counts, and why not.
+ELIGIBILITY = [
+    ("a live node may announce", NodeInfo("n1", {}), Selector(), True, None),
+    (
+        "a node without a live speaker may not",
+        NodeInfo("n3", {}),
+        Selector(),
+        True,
+        Ineligible.NO_SPEAKER,
+    ),
+    (
+        "a live speaker whose Node object is gone may not",
+        NodeInfo("n1", {}, exists=False),
+        Selector(),
+        True,
+        Ineligible.NO_NODE,
+    ),
+    (
+        "a Node being deleted may not",
+        NodeInfo("n1", {}, deleting=True),
+        Selector(),
+        True,
+        Ineligible.DELETING,
+    ),
+    (
+        "a Node whose network is unavailable may not",
+        NodeInfo("n1", {}, conditions={"NetworkUnavailable": "True", "Ready": "True"}),
+        Selector(),
+        True,
+        Ineligible.NETWORK_UNAVAILABLE,
+    ),
+    (
+        "a Node whose network condition cleared may again",
+        NodeInfo("n1", {}, conditions={"NetworkUnavailable": "False"}),
+        Selector(),
+        True,
+        None,
+    ),
+    (
+        "a Node the cluster autoscaler is removing may not",
+        NodeInfo("n1", {}, taints=frozenset({election.TO_BE_DELETED_TAINT})),
+        Selector(),
+        True,
+        Ineligible.TO_BE_DELETED,
+    ),
+    (
+        "a Node an administrator marked out of service (shut down) may not",
+        NodeInfo("n1", {}, taints=frozenset({election.OUT_OF_SERVICE_TAINT})),
+        Selector(),
+        True,
+        Ineligible.OUT_OF_SERVICE,
+    ),
+    (
+        "a NotReady Node with a live speaker still may (the Lease is the proof of life)",
+        NodeInfo("n1", {}, conditions=NOT_READY),
+        Selector(),
+        True,
+        None,
+    ),
+    (
+        "a Node whose Ready is Unknown (kubelet silent) still may while its speaker is live",
+        NodeInfo("n1", {}, conditions={"Ready": "Unknown"}),
+        Selector(),
+        True,
+        None,
+    ),
+    (
+        "a cordoned Node still may (lbctl drain is the way to move addresses off)",
+        NodeInfo("n1", {}, taints=frozenset({"node.kubernetes.io/unschedulable"})),
+        Selector(),
+        True,
+        None,
+    ),
+    (
+        "a drained node may not",
+        NodeInfo("n1", {election.DRAIN_LABEL: "true"}),
+        Selector(),
+        True,
+        Ineligible.DRAINED,
+    ),
+    (
+        "a node labelled for exclusion may not",
+        NodeInfo("n1", {election.EXCLUDE_LABEL: ""}),
+        Selector(),
+        True,
+        Ineligible.EXCLUDED,
+    ),
+    (
+        "the exclude label can be ignored",
+        NodeInfo("n1", {election.EXCLUDE_LABEL: ""}),
+        Selector(),
+        False,
+        None,
+    ),
+    (
+        "a node the selector leaves out may not",
+        NodeInfo("n1", {}),
+        Selector.of({"lb": "yes"}),
+        True,
+        Ineligible.NODE_SELECTOR,
+    ),
+    (
+        "a node the selector picks may",
+        NodeInfo("n1", {"lb": "yes"}),
+        Selector.of({"lb": "yes"}),
+        True,
+        None,
+    ),
+]
 
 
 @pytest.mark.parametrize(
-    ("node", "selector", "honour", "why"),
-    [
-        (NodeInfo("n1", {}), Selector(), True, None),
-        (NodeInfo("n3", {}), Selector(), True, Ineligible.NO_SPEAKER),
-        (NodeInfo("n1", {election.DRAIN_LABEL: "true"}), Selector(), True, Ineligible.DRAINED),
-        (NodeInfo("n1", {election.EXCLUDE_LABEL: ""}), Selector(), True, Ineligible.EXCLUDED),
-        (NodeInfo("n1", {election.EXCLUDE_LABEL: ""}), Selector(), False, None),
-        (NodeInfo("n1", {}), Selector.of({"lb": "yes"}), True, Ineligible.NODE_SELECTOR),
-        (NodeInfo("n1", {"lb": "yes"}), Selector.of({"lb": "yes"}), True, None),
-    ],
-    ids=[
-        "a live node may",
-        "no live speaker",
-        "drained",
-        "excluded by label",
-        "the exclude label can be ignored",
-        "not selected",
-        "selected",
-    ],
+    ("title", "node", "selector", "honour", "why"), ELIGIBILITY, ids=[r[0] for r in ELIGIBILITY]
 )
 def test_node_eligibility(
-    node: NodeInfo, selector: Selector, honour: bool, why: Ineligible | None
+    title: str, node: NodeInfo, selector: Selector, honour: bool, why: Ineligible | None
 ) -> None:
     assert (
         election.node_ineligible(node, live=LIVE, selector=selector, honour_exclude_label=honour)
@@ -89,3 +182,35 @@ def test_local_policy_limits_candidates_to_nodes_with_ready_endpoints() -> None:
     assert election.assign([need], NODES) == {IPS[0]: "node3"}
     nobody = AddressNeeds(IPS[1], ("default/web",), local_nodes=frozenset())
     assert election.assign([nobody], NODES) == {IPS[1]: None}
+
+
+# Each row: seconds since this speaker joined (None: not yet), peers still starting, and
+# whether it may announce (wait: one renew period of 1 s; bound: 8 s).
+SETTLING = [
+    ("a speaker that has not joined may not announce", None, set(), False),
+    ("a speaker that joined half a renew period ago may not", 0.5, set(), False),
+    ("a speaker that joined a renew period ago, alone, may", 1.0, set(), True),
+    ("a speaker waits for a peer that is still starting", 2.0, {"n2"}, False),
+    ("it stops waiting for a peer that takes longer than the bound", 8.0, {"n2"}, True),
+    ("a peer that finished starting (a candidate now) is no reason to wait", 1.5, set(), True),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "joined_for", "starting", "may"), SETTLING, ids=[r[0] for r in SETTLING]
+)
+def test_the_start_up_rule(
+    title: str, joined_for: float | None, starting: set[str], may: bool
+) -> None:
+    why = election.settling(joined_for, starting_peers=starting, wait=1.0, bound=8.0)
+    assert (why is None) is may
+    if starting and not may:
+        assert "n2" in str(why)
+
+
+def test_a_starting_speaker_is_no_candidate_and_says_so() -> None:
+    node = NodeInfo("n3", {})
+    assert (
+        election.node_ineligible(node, live=LIVE, selector=Selector(), starting={"n3"})
+        is Ineligible.STARTING
+    )

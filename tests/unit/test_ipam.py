@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 
 import pytest
 from hypothesis import given
@@ -100,3 +101,98 @@ def test_first_free_agrees_with_a_plain_scan(
         (v for v in range(rng.first, rng.last + 1) if v not in used and v not in skipped), None
     )
     assert ipam.UsedSet(used).first_free(rng, skipped.__contains__) == expected
+
+
+# --- merge and partition ----------------------------------------------------------------
+
+
+def r(text: str) -> ipam.Range:
+    return ipam.parse_range(text)
+
+
+@pytest.mark.parametrize(
+    ("ranges", "merged"),
+    [
+        pytest.param([], [], id="nothing"),
+        pytest.param(["10.0.0.0/28", "10.0.0.16/28"], ["10.0.0.0/27"], id="adjacent ranges join"),
+        pytest.param(
+            ["10.0.0.5-10.0.0.9", "10.0.0.1-10.0.0.6"], ["10.0.0.1-10.0.0.9"], id="overlaps join"
+        ),
+        pytest.param(
+            ["2001:db8::/127", "10.0.0.9", "10.0.0.1"],
+            ["10.0.0.1", "10.0.0.9", "2001:db8::/127"],
+            id="gaps stay, IPv4 first, each family ascending",
+        ),
+    ],
+)
+def test_merge(ranges: list[str], merged: list[str]) -> None:
+    assert [str(x) for x in ipam.merge(r(t) for t in ranges)] == merged
+
+
+@pytest.mark.parametrize(
+    ("holders", "pieces"),
+    [
+        pytest.param(
+            {"a": ["10.0.0.0/29"], "g": ["10.0.0.0/29"]},
+            [("10.0.0.0/29", {"a", "g"})],
+            id="equal sets: one piece held by both",
+        ),
+        pytest.param(
+            {"a": ["10.0.0.0/28"], "g": ["10.0.0.8-10.0.0.31"]},
+            [
+                ("10.0.0.0/29", {"a"}),
+                ("10.0.0.8/29", {"a", "g"}),
+                ("10.0.0.16/28", {"g"}),
+            ],
+            id="an overlap splits into three",
+        ),
+        pytest.param(
+            {"a": ["10.0.0.1", "10.0.0.3"], "b": ["10.0.0.2"]},
+            [("10.0.0.1", {"a"}), ("10.0.0.2", {"b"}), ("10.0.0.3", {"a"})],
+            id="interleaved sets stay in address order",
+        ),
+        pytest.param(
+            {"a": ["2001:db8::/64", "10.0.0.0/30"], "b": ["2001:db8::/65"]},
+            [
+                ("10.0.0.0/30", {"a"}),
+                ("2001:db8::/65", {"a", "b"}),
+                ("2001:db8:0:0:8000::/65", {"a"}),
+            ],
+            id="families apart; an IPv6 /64 costs nothing",
+        ),
+    ],
+)
+def test_partition(holders: dict[str, list[str]], pieces: list[tuple[str, set[str]]]) -> None:
+    got = ipam.partition({k: [r(t) for t in v] for k, v in holders.items()})
+    assert [(str(rng), set(keys)) for rng, keys in got] == pieces
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from("abcd"),
+        st.lists(st.tuples(st.integers(0, 63), st.integers(0, 63)), max_size=4),
+        max_size=4,
+    )
+)
+def test_partition_gives_each_address_exactly_its_holders(
+    spans: dict[str, list[tuple[int, int]]],
+) -> None:
+    base = int(ipaddress.IPv4Address("10.0.0.0"))
+    holders = {
+        k: [ipam.Range(4, base + min(a, b), base + max(a, b)) for a, b in v]
+        for k, v in spans.items()
+    }
+    pieces = ipam.partition(holders)
+    seen: dict[int, frozenset[str]] = {}
+    for rng, keys in pieces:
+        assert keys
+        for value in range(rng.first, rng.last + 1):
+            assert value not in seen
+            seen[value] = keys
+    for value in range(base, base + 64):
+        expected = frozenset(
+            k for k, rs in holders.items() if any(value in range(x.first, x.last + 1) for x in rs)
+        )
+        assert seen.get(value, frozenset()) == expected
+    for (a, ka), (b, kb) in itertools.pairwise(pieces):
+        assert a.last < b.first and (ka != kb or a.last + 1 < b.first)

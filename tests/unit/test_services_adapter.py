@@ -137,6 +137,29 @@ def test_node_addresses() -> None:
     }
 
 
+def test_node_info_reads_conditions_taints_and_deletion() -> None:
+    node = {
+        "metadata": {
+            "name": "n1",
+            "labels": {"a": "b"},
+            "deletionTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "effect": "NoSchedule"}]},
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "Unknown"},
+                {"type": "NetworkUnavailable", "status": "True"},
+                {"status": "True"},
+            ]
+        },
+    }
+    info = services.node_info(node)
+    assert (info.name, dict(info.labels), info.deleting) == ("n1", {"a": "b"}, True)
+    assert dict(info.conditions) == {"Ready": "Unknown", "NetworkUnavailable": "True"}
+    assert info.taints == {"ToBeDeletedByClusterAutoscaler"}
+    assert info.exists
+
+
 # Keys the adapter reads, so random documents reach its branches.
 FIELDS = [
     "metadata",
@@ -164,6 +187,10 @@ FIELDS = [
     "LoadBalancer",
     "IPv6",
     "InternalIP",
+    "conditions",
+    "taints",
+    "key",
+    "deletionTimestamp",
 ]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.sampled_from(FIELDS) | st.text(max_size=8),
@@ -180,3 +207,4 @@ def test_any_json_is_read_without_raising(obj: dict[str, Any]) -> None:
     services.Handling().handles(obj)
     services.request_of(obj)
     services.node_addresses(obj)
+    services.node_info(obj)

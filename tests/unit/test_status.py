@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lbctl import status
+from lbctl import config, ownership, status
+from lbctl.kube import services
 
 
 def svc(name: str, ip: str | None = None, age: int = 0, **ann: str) -> dict[str, Any]:
@@ -52,3 +53,43 @@ def test_a_config_error_is_shown() -> None:
     report = status.build([svc("a")], {"config.yaml": "pools: nope"})
     assert report.config_error and "pools: Input should be a valid list" in report.config_error
     assert '"config_error"' in status.render(report, "json")
+
+
+def node(name: str, **conditions: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": t, "status": v} for t, v in conditions.items()]},
+    }
+
+
+def test_status_shows_why_each_node_may_not_announce() -> None:
+    nodes = [
+        node("n1"),
+        node("n2", NetworkUnavailable="True"),
+        node("n3"),
+        node("n4", Ready="False"),
+    ]
+
+    def view(objs: list[Any], cfg: config.PoolConfig) -> ownership.Ownership:
+        return ownership.compute(
+            cfg,
+            service_objs=objs,
+            node_objs=nodes,
+            slice_objs=[],
+            live={"n1", "n2", "n4", "gone"},
+            handling=services.Handling(),
+        )
+
+    report = status.build([svc("a", "198.51.100.1")], CONFIG, nodes, speaker_view=view)
+    why = {n.node: (n.eligible, n.reason) for n in report.nodes}
+    assert why == {
+        "n1": (True, ""),
+        "n2": (False, "condition NetworkUnavailable is True"),
+        "n3": (False, "no live speaker"),
+        "n4": (True, ""),  # NotReady: its live speaker is what counts
+        "gone": (False, "no Node object"),
+    }
+    assert report.services[0].announced_by[0] in ("n1", "n4")
+    text = status.render(report)
+    assert "NODE  ANNOUNCES  WHY NOT" in text
+    assert "n2    no         condition NetworkUnavailable is True" in text

@@ -1,0 +1,152 @@
+"""Fast liveness of peer speakers from their advertisements on the LAN (pure: time is an argument).
+
+Semantics from VRRPv3 (RFC 5798): every speaker advertises on each link it may announce on,
+every ``interval`` (100 ms by default, §5.2.7 "Max Advertise Interval"); a receiver declares a
+peer down when it has heard nothing from it for the peer's own Master_Down_Interval (§6.1):
+``3 * interval + skew``, where the skew here is half an interval (VRRP derives it from a
+priority we do not have). The Lease stays the source of truth for membership: this module can
+only take peers *out* of the election, never put one in. Three rules on top of VRRP's timing:
+
+- **Hold-down.** A peer that was down must be heard without a gap for ``hold`` seconds before
+  it counts again, so a flapping link does not move addresses back and forth.
+- **Accusations.** Each advertisement lists the peers its sender does not hear (its direct
+  observations only). A peer accused by any peer we hear is out for us too, so every speaker
+  drops it together, and an accused speaker withdraws itself: when A stops hearing B while C
+  still hears B, B's addresses move once, to the same heir everywhere, instead of B and A both
+  answering. Accusations from a peer we do not hear (down or in hold-down) do not count: after
+  a LAN partition heals, the two sides' mutual accusations are ignored and the hold-down
+  converges them.
+- **Never heard is not down.** A peer we have never heard (an old speaker, another segment,
+  one that died before we started) is left to its Lease.
+- **We hold ourselves down too.** When our own advertisements stopped for longer than our down
+  interval (the process was frozen, every link was down), our peers have taken us out and hold
+  us down; we leave ourselves out for the same hold time, so a node that wakes up does not
+  answer beside the heirs of its addresses with a stale view.
+
+Shapes: node names are strings; times are seconds on one monotonic clock the caller supplies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+DEFAULT_INTERVAL = 0.1  # seconds between advertisements
+DEFAULT_HOLD = 1.0  # seconds a returning peer must be heard without a gap
+
+
+def down_interval(interval: float) -> float:
+    """RFC 5798 §6.1 Master_Down_Interval with a skew of half an interval: 3.5 * interval."""
+    return 3.5 * interval
+
+
+@dataclass
+class _Peer:
+    incarnation: int
+    interval: float  # seconds, as the peer advertises it
+    run_start: float  # first advertisement of the current unbroken run
+    last: float  # last advertisement heard
+    held: bool  # the current run follows a time down: the hold-down applies
+    accused: frozenset[str]
+
+
+class PeerWatch:
+    """What this speaker (``me``) hears of its peers' advertisements.
+
+    ``heard`` records one advertisement; ``out(now)`` is the set the election must leave out.
+    Not thread-safe: the caller serialises calls.
+    """
+
+    def __init__(
+        self, me: str, *, interval: float = DEFAULT_INTERVAL, hold: float = DEFAULT_HOLD
+    ) -> None:
+        self.me = me
+        self.interval = interval  # our own advertisement interval
+        self.hold = hold
+        self._peers: dict[str, _Peer] = {}
+        self._last_sent: float | None = None
+        self._held_until = float("-inf")
+
+    def sent(self, now: float) -> None:
+        """We advertised at ``now``; after a gap past our down interval, hold ourselves down."""
+        if self._last_sent is not None and now - self._last_sent > down_interval(self.interval):
+            self._held_until = now + self.hold
+        self._last_sent = now
+
+    def heard(
+        self,
+        node: str,
+        *,
+        incarnation: int,
+        interval: float,
+        accused: Iterable[str] = (),
+        now: float,
+    ) -> None:
+        """An advertisement from ``node``; our own (looped back or from another link) is ignored.
+
+        ``interval`` is clamped to [10 ms, 10 s] so a forged value cannot stall or race us.
+        """
+        if node == self.me:
+            return
+        interval = min(max(interval, 0.01), 10.0)
+        peer = self._peers.get(node)
+        accused = frozenset(accused)
+        if peer is None:
+            self._peers[node] = _Peer(incarnation, interval, now, now, False, accused)
+            return
+        gap = now - peer.last
+        restarted = incarnation != peer.incarnation
+        if restarted or gap > down_interval(peer.interval):
+            # A new run after silence (or a restarted speaker): it must prove itself.
+            peer.run_start, peer.held = now, True
+        peer.incarnation, peer.interval, peer.last, peer.accused = (
+            incarnation,
+            interval,
+            now,
+            accused,
+        )
+
+    def down(self, now: float) -> frozenset[str]:
+        """Peers heard before that are silent past their down interval or still held down."""
+        return frozenset(name for name, peer in self._peers.items() if not self._up(peer, now))
+
+    def _up(self, peer: _Peer, now: float) -> bool:
+        if now - peer.last > down_interval(peer.interval):
+            return False
+        return not peer.held or now - peer.run_start >= self.hold
+
+    def out(self, now: float) -> frozenset[str]:
+        """Whom the election leaves out: peers down for us, and whoever a peer we hear accuses
+        (ourselves included: an accused speaker withdraws)."""
+        down = self.down(now)
+        accused: set[str] = {self.me} if now < self._held_until else set()
+        for name, peer in self._peers.items():
+            if name not in down:
+                accused |= peer.accused
+        return down | accused
+
+    def accusations(self, now: float) -> frozenset[str]:
+        """What our own advertisements list: the peers we hear nothing from (direct only)."""
+        return frozenset(
+            name
+            for name, peer in self._peers.items()
+            if now - peer.last > down_interval(peer.interval)
+        )
+
+    def keep_only(self, nodes: Iterable[str]) -> None:
+        """Forget peers that are no longer members (their Lease is gone)."""
+        keep = set(nodes)
+        for name in [n for n in self._peers if n not in keep]:
+            del self._peers[name]
+
+    def next_change(self, now: float) -> float | None:
+        """The earliest time after ``now`` at which ``down`` can change with no new input: a
+        peer's down interval running out, or its hold-down ending. None when nothing is due."""
+        due = [self._held_until] if self._held_until > now else []
+        for peer in self._peers.values():
+            silent_at = peer.last + down_interval(peer.interval)
+            if silent_at > now:
+                due.append(silent_at)
+            if peer.held and peer.run_start + self.hold > now:
+                due.append(peer.run_start + self.hold)
+        return min(due, default=None)
