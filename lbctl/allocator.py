@@ -6,10 +6,17 @@ Rules, in order, per address family the Service wants:
 
 1. keep the current address if it is still valid (in an admissible pool, matching what is
    asked for, not a node's address, not a ``.0`` / ``.255`` of a pool that avoids them, not
-   held incompatibly by another Service);
+   reserved for another Service, not held incompatibly by another Service);
 2. else the requested address, if it is valid;
 3. else, with a sharing key, an address already held under that key that sharing allows;
 4. else the first free address of the first admissible auto-assign pool (or the requested pool).
+
+Reservations (``config.Reservation``): a Service that requests no address, and no pool other
+than its reservation's, is treated as if it requested its reserved address of each family it
+uses. An address reserved for one Service is never given to another, automatically, by
+request or by sharing; a Service that held it before the reservation existed (a holding this
+allocator recorded, or a status restored at start-up) keeps it until it lets it go, and the
+named Service waits for it (``InUse``).
 
 Who loses an address two Services may not share: an address this allocator already gave a
 Service is a settled holding, so a Service that *changes* into a conflict with a settled holder
@@ -28,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import NewType
 
 from lbctl import ipam
-from lbctl.config import Pool, PoolConfig
+from lbctl.config import Pool, PoolConfig, Reservation
 
 ServiceKey = NewType("ServiceKey", str)  # "namespace/name"
 
@@ -96,6 +103,7 @@ class Reason(enum.Enum):
     IN_USE = "InUse"
     EXHAUSTED = "PoolExhausted"
     NO_POOL_FOR_FAMILY = "NoPoolForFamily"
+    RESERVED = "Reserved"
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,8 @@ class Allocator:
 
     def _first_free(self, pool: Pool, family: int) -> ipam.IP | None:
         reserved = {int(ip) for ip in self.reserved if ip.version == family}
+        if self.config is not None:
+            reserved |= self.config.reserved_values(family)
 
         def skip(value: int) -> bool:
             return value in reserved or (
@@ -300,7 +310,7 @@ class Allocator:
         before = {ip: self._holders[ip][svc.key] for ip in self.assigned(svc.key)}
         touched = set(self._touched)
         held = frozenset(self.release(svc.key))
-        decision = _Plan(self, self.config, svc, held).run()
+        decision = _Plan(self, self.config, svc, held, settled=held).run()
         for key in decision.evicted:
             for ip in decision.ips:
                 self._drop(key, ip)
@@ -323,7 +333,8 @@ class Allocator:
         if self.config is None:
             return ()
         self.release(svc.key)
-        plan = _Plan(self, self.config, svc, frozenset())
+        # A status read at start-up is a holding as settled as one this allocator made.
+        plan = _Plan(self, self.config, svc, frozenset(), settled=frozenset(svc.current))
         kept = tuple(  # restoring never evicts: a conflicting holder, in any order, wins
             ip
             for ip in dict.fromkeys(svc.current)
@@ -342,11 +353,16 @@ class _Plan:
         config: PoolConfig,
         svc: ServiceRequest,
         held: frozenset[ipam.IP],
+        *,
+        settled: frozenset[ipam.IP],
     ) -> None:
         self.alloc = alloc
         self.config = config
         self.svc = svc
         self.held = held  # what the allocator had recorded for this Service before
+        # Addresses this Service may keep though they are reserved for another: it held them
+        # before (recorded, or restored from status at start-up). A reservation takes nothing.
+        self.settled = settled
         self.me = _holder(svc)
         self.cleared: list[Cleared] = []
         self.wait_addresses: set[ipam.IP] = set()
@@ -373,6 +389,16 @@ class _Plan:
         pool = self.config.pool_of(ip)
         if pool is None:
             return None, Problem(Reason.NOT_IN_ANY_POOL, f"{ip} is in no configured pool")
+        reservation = self.config.reservation_of(ip)
+        if (
+            reservation is not None
+            and reservation.service != self.svc.key
+            and ip not in self.settled
+        ):
+            return pool, Problem(
+                Reason.RESERVED,
+                f"{ip} is reserved for {reservation.service} ({reservation.label})",
+            )
         why = self.admission(pool)
         if why:
             return pool, Problem(Reason.NOT_ADMITTED, f"{ip}: {why}")
@@ -394,9 +420,16 @@ class _Plan:
         unrecorded_claim = ip in self.svc.current and ip not in self.held
         for other in self.alloc._holders.get(ip, {}).values():
             conflict = sharing_conflict(self.me, other)
-            if conflict is not None and not (unrecorded_claim and self.me.age < other.age):
+            if conflict is not None and not (
+                unrecorded_claim and self.claim_rank(ip, self.me) < self.claim_rank(ip, other)
+            ):
                 return pool, Problem(Reason.IN_USE, f"{ip}: " + conflict.format(other=other.key))
         return pool, None
+
+    def claim_rank(self, ip: ipam.IP, holder: _Holder) -> tuple[bool, tuple[str, str]]:
+        """Who wins two unrecorded claims on ``ip``: the Service it is reserved for, then age."""
+        reservation = self.config.reservation_of(ip)
+        return (reservation is None or reservation.service != holder.key, holder.age)
 
     def conflicting(self, ip: ipam.IP) -> list[ServiceKey]:
         return [
@@ -456,10 +489,23 @@ class _Plan:
                         ip, Reason.NOT_REQUESTED, f"{ip} is not wanted by the Service's IP families"
                     )
                 )
+        # Explicit requests win: a Service that names addresses, or another pool, does not use
+        # its reservations (they stay kept for it all the same).
+        reserved: dict[int, Reservation] = (
+            {}
+            if svc.requested_ips
+            else {
+                r.address.version: r
+                for r in self.config.reservations_for(svc.key)
+                if svc.requested_pool in (None, r.pool)
+            }
+        )
         chosen: list[tuple[ipam.IP, str]] = []
         problems: list[Problem] = []
         for family in families:
-            got = self.choose(family, current.get(family), requested.get(family))
+            got = self.choose(
+                family, current.get(family), requested.get(family), reserved.get(family)
+            )
             if isinstance(got, Problem):
                 problems.append(got)
             else:
@@ -470,14 +516,23 @@ class _Plan:
         return self.finish(chosen, problems[0] if problems else None)
 
     def choose(
-        self, family: int, current: ipam.IP | None, requested: ipam.IP | None
+        self,
+        family: int,
+        current: ipam.IP | None,
+        requested: ipam.IP | None,
+        reservation: Reservation | None = None,
     ) -> tuple[ipam.IP, str] | Problem:
+        if requested is None and reservation is not None:
+            requested = reservation.address
         if current is not None:
             pool, problem = self.check_ip(current)
             if problem is None and requested not in (None, current):
-                problem = Problem(
-                    Reason.NOT_REQUESTED, f"{current} is not the requested {requested}"
+                what = (
+                    f"its reserved {requested} ({reservation.label})"
+                    if reservation is not None
+                    else f"the requested {requested}"
                 )
+                problem = Problem(Reason.NOT_REQUESTED, f"{current} is not {what}")
             if problem is None and pool is not None:
                 return current, pool.name
             assert problem is not None
@@ -487,7 +542,12 @@ class _Plan:
             if problem:
                 if problem.reason is Reason.IN_USE:
                     self.wait_addresses.add(requested)
-                return problem
+                if reservation is None:
+                    return problem
+                why = problem.message.removeprefix(f"{requested}: ")
+                return Problem(
+                    problem.reason, f"reserved address {requested} ({reservation.label}): {why}"
+                )
             assert pool is not None
             return requested, pool.name
         shared = self.shared_address(family)

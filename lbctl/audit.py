@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lbctl import allocator, ipam, ownership, status
+from lbctl import allocator, config, ipam, ownership, status
 from lbctl.kube import services
 
 
@@ -25,6 +25,7 @@ class Kind(enum.StrEnum):
     SPEAKER_DOWN = "SpeakerDown"  # a speaker's Lease has expired (not released)
     NO_LIVE_SPEAKER = "NoLiveSpeaker"  # no live, eligible speaker can announce an address
     NO_READY_ENDPOINT = "NoReadyEndpoint"  # Local policy and no node has a ready endpoint
+    RESERVATION_NOT_ADMITTED = "ReservationNotAdmitted"  # its pool refuses the namespace
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def check(
     parsed = cfg, error = status.parse_config(configmap_data)
     if cfg is None:
         return [*findings, Finding(Kind.CONFIG_ERROR, "config", str(error))]
+    findings += [
+        Finding(Kind.RESERVATION_NOT_ADMITTED, res.label, why)
+        for res, why in config.unusable_reservations(cfg)
+    ]
 
     for req in requests:
         for ip in req.current:

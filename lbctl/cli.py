@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lbctl import audit, config, settings, strict_yaml
+from lbctl import audit, config, logs, settings, strict_yaml
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -30,22 +30,13 @@ def _binaries(args: argparse.Namespace) -> int:
     return assets.main(download=args.download)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pyroute2 logs every netlink message at debug: far too much to be useful.
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
-
-
 def _run_component(
     cfg: settings.CommonSettings, agent: str, run: Callable[[Any, threading.Event], None]
 ) -> int:
     """Logging, an API client named after us, SIGTERM/SIGINT to stop; then run."""
     from lbctl.kube import client as kclient
 
-    _setup_logging(cfg.log_level)
+    logs.setup(cfg.log_level, cfg.log_format)
     api, choice = kclient.api_client(cfg.kubeconfig)
     api.user_agent = agent
     logging.getLogger("lbctl").info("credentials from %s", choice.source.value)
@@ -315,6 +306,11 @@ def _validate(args: argparse.Namespace) -> int:
             f"pool {pool.name}: {len(pool.ranges)} range(s), {sizes}"
             f"{'' if pool.auto_assign else ', manual only'}"
         )
+    for res in parsed.reservations:
+        print(f"{res.label}: {res.address} (pool {res.pool}) kept for {res.service}")
+    # Valid, and the controller takes it; but these Services will be refused their address.
+    for res, why in config.unusable_reservations(parsed):
+        print(f"{name}: warning: {res.label}: {why}", file=sys.stderr)
     print(f"{name}: valid")
     return 0
 
@@ -358,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version").set_defaults(run=_version)
     binaries = sub.add_parser(
         "binaries",
-        help="find, or build from the Go module proxy, the Kubernetes and etcd binaries "
+        help="find, or build from the Go module proxy, the Kubernetes, etcd and helm binaries "
         "the lab and tests use",
     )
     binaries.add_argument(

@@ -2,8 +2,10 @@
 
 Invariants of a ``PoolConfig``: pool names are unique DNS-1123 labels; every address entry is a
 valid unicast range of one family; no two ranges overlap, within or between pools; selectors
-and interface names are well formed. Any violation is a ``ConfigError`` whose lines name the
-field path (``pools[1].addresses[0]: ...``).
+and interface names are well formed; every reservation is one address inside a pool (not a
+``.0`` / ``.255`` its pool avoids), reserved once, for a ``namespace/name`` that has at most one
+reservation per IP family. Any violation is a ``ConfigError`` whose lines name the field path
+(``pools[1].addresses[0]: ...``).
 
 Two questions the controller and the speakers ask are answered here, from plain values:
 ``Pool.admits_namespace`` (may Services of this namespace get the pool) and
@@ -16,6 +18,7 @@ import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
@@ -26,6 +29,7 @@ from lbctl.selectors import AnyOf, Operator, Selector
 CONFIG_KEY = "config.yaml"
 MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB anyway
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")  # a Service's name
 INTERFACE_NAME = re.compile(r"^[^/\s:\x00-\x1f\x7f]{1,15}$")
 
 
@@ -121,9 +125,15 @@ class RawAnnounce(_Raw):
     garp: RawGarp = RawGarp()
 
 
+class RawReservation(_Raw):
+    address: str
+    service: str  # namespace/name
+
+
 class RawConfig(_Raw):
     pools: list[RawPool]
     announce: RawAnnounce = RawAnnounce()
+    reservations: list[RawReservation] = []
 
 
 # --- checked layer -----------------------------------------------------------------------
@@ -230,9 +240,29 @@ class Announce:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """``reservations[index]``: ``address`` is kept for the Service ``service``, whether or not
+    that Service exists; no other Service is given it."""
+
+    address: ipam.IP
+    service: str  # "namespace/name"
+    pool: str  # the pool the address lies in
+    index: int  # its place in the config's list, to name it in messages
+
+    @property
+    def label(self) -> str:
+        return f"reservations[{self.index}]"
+
+    @property
+    def namespace(self) -> str:
+        return self.service.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
 class PoolConfig:
     pools: tuple[Pool, ...]  # ordered by (priority, name): the order auto-assignment tries
     announce: Announce = field(default_factory=Announce)
+    reservations: tuple[Reservation, ...] = ()  # in config order
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
@@ -250,6 +280,36 @@ class PoolConfig:
         if pool is None:
             return Silence.NOT_IN_POOL
         return pool.announcing(node_labels, self.announce)
+
+    @cached_property
+    def _reservation_by_ip(self) -> dict[ipam.IP, Reservation]:
+        return {r.address: r for r in self.reservations}
+
+    @cached_property
+    def _reservations_by_service(self) -> dict[str, tuple[Reservation, ...]]:
+        out: dict[str, tuple[Reservation, ...]] = {}
+        for r in self.reservations:
+            out[r.service] = (*out.get(r.service, ()), r)
+        return out
+
+    def reservation_of(self, ip: ipam.IP) -> Reservation | None:
+        """The reservation of ``ip``, if it has one."""
+        return self._reservation_by_ip.get(ip)
+
+    def reservations_for(self, service: str) -> tuple[Reservation, ...]:
+        """The reservations naming ``service`` ("namespace/name"): at most one per family."""
+        return self._reservations_by_service.get(service, ())
+
+    @cached_property
+    def _reserved_by_family(self) -> dict[int, frozenset[int]]:
+        return {
+            v: frozenset(int(r.address) for r in self.reservations if r.address.version == v)
+            for v in (4, 6)
+        }
+
+    def reserved_values(self, version: int) -> frozenset[int]:
+        """The reserved addresses of one family, as integers (what auto-assignment skips)."""
+        return self._reserved_by_family[version]
 
 
 def _path(loc: Sequence[int | str]) -> str:
@@ -389,6 +449,7 @@ def check(raw: RawConfig) -> PoolConfig:
         problems.append((second.split(" ", 1)[0], f"overlaps {first}"))
     _interfaces(raw.announce.interfaces, "announce.interfaces", problems)
     node_selector = check_selector(raw.announce.nodeSelector, "announce.nodeSelector", problems)
+    reservations = _reservations(raw.reservations, pools, problems)
     if problems:
         raise ConfigError(problems)
     g = raw.announce.garp
@@ -399,7 +460,110 @@ def check(raw: RawConfig) -> PoolConfig:
             node_selector,
             Garp(g.rounds, g.intervalMs, g.refreshSeconds),
         ),
+        reservations=reservations,
     )
+
+
+def _reservations(
+    raws: Sequence[RawReservation], pools: Sequence[Pool], problems: list[tuple[str, str]]
+) -> tuple[Reservation, ...]:
+    """The ``reservations`` entries, checked against the pools and each other."""
+    out: list[Reservation] = []
+    by_ip: dict[ipam.IP, int] = {}
+    by_service: dict[tuple[str, int], int] = {}  # (service, family) → index
+    for i, raw in enumerate(raws):
+        path = f"reservations[{i}]"
+        text = raw.address.strip()
+        ip: ipam.IP | None = None
+        if "/" in text or "-" in text:
+            problems.append((f"{path}.address", f"{text!r} must be one address, not a range"))
+        else:
+            try:
+                ip = ipam.parse_ip(text)
+            except ValueError as exc:
+                problems.append((f"{path}.address", str(exc)))
+        pool = next((p for p in pools if p.contains(ip)), None) if ip is not None else None
+        if ip is not None and pool is None:
+            problems.append((f"{path}.address", f"{ip} is in no pool"))
+        elif ip is not None and pool is not None and pool.avoid_buggy_ips and ipam.is_buggy(ip):
+            problems.append(
+                (
+                    f"{path}.address",
+                    f"{ip} ends in .0 or .255 and pool {pool.name!r} has avoidBuggyIPs",
+                )
+            )
+        elif ip is not None and ip in by_ip:
+            problems.append(
+                (f"{path}.address", f"{ip} is reserved twice (also reservations[{by_ip[ip]}])")
+            )
+        elif ip is not None:
+            by_ip[ip] = i
+        service = _service_key(raw.service, f"{path}.service", problems)
+        if ip is None or pool is None or service is None:
+            continue
+        same = by_service.setdefault((service, ip.version), i)
+        if same != i:
+            problems.append(
+                (
+                    f"{path}.service",
+                    f"{service} has an IPv{ip.version} reservation already (reservations[{same}]):"
+                    " a Service holds one address per IP family",
+                )
+            )
+        out.append(Reservation(ip, service, pool.name, i))
+    return tuple(out)
+
+
+def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> str | None:
+    """``namespace/name`` with a valid namespace and Service name, or a problem."""
+    namespace, slash, name = text.partition("/")
+    if not slash or "/" in name:
+        problems.append((path, f"{text!r} must be namespace/name"))
+        return None
+    if not DNS1123_LABEL.match(namespace):
+        problems.append((path, f"{namespace!r} is not a namespace name"))
+        return None
+    if not DNS1035_LABEL.match(name):
+        problems.append(
+            (
+                path,
+                f"{name!r} is not a Service name (a DNS-1035 label: lower-case letters, digits "
+                "and '-', starting with a letter, at most 63)",
+            )
+        )
+        return None
+    return text
+
+
+def unusable_reservations(cfg: PoolConfig) -> list[tuple[Reservation, str]]:
+    """Reservations their pool can be seen to refuse from the config alone, and why.
+
+    A valid config, but the named Service will be refused its address (``NotAdmitted``).
+    """
+    out = []
+    for r in cfg.reservations:
+        pool = cfg.pool(r.pool)
+        why = namespace_refusal(pool, r.namespace) if pool is not None else None
+        if why:
+            out.append((r, f"{why}: {r.service} will be refused {r.address}"))
+    return out
+
+
+def namespace_refusal(pool: Pool, namespace: str) -> str | None:
+    """Why ``pool`` refuses every Service of ``namespace``, judged from the name alone; None
+    when it admits them, or when only the namespace's labels could tell (a
+    ``namespaceSelector`` on other labels than ``kubernetes.io/metadata.name``)."""
+    selector = pool.namespace_selector
+    if selector is not None and any(
+        r.key != NAMESPACE_NAME_LABEL for s in selector.selectors for r in s.requirements
+    ):
+        return None
+    if pool.admits_namespace(namespace, {}):
+        return None
+    what = [f"namespaces {', '.join(sorted(pool.namespaces))}"] if pool.namespaces else []
+    if selector is not None:
+        what.append(f"namespaces matching {selector}")
+    return f"pool {pool.name!r} admits only {' or '.join(what)}"
 
 
 def _label_order(label: str) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ valid config exists, and every Service's status has been restored into the alloc
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import socket
@@ -19,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from lbctl import config, reconcile, waiters
-from lbctl.allocator import Allocator, PoolFamily, ServiceKey
+from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey
 from lbctl.kube import leader, services
 from lbctl.kube.informer import Informer, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
@@ -99,6 +100,8 @@ class Controller:
         self._expected: dict[str, int] = {}  # key → resourceVersion our last write left
         self.waiters = waiters.Waiters()  # pending Services, by what could unblock them
         self._handoffs: list[PoolFamily] = []  # hand-offs whose waiter was just decided
+        self._pending: dict[str, Reason] = {}  # Services without an address, and why
+        self._exported: dict[str, set[str]] = {}  # key → addresses in address_assigned
         self._last_events: dict[str, tuple[reconcile.Event, ...]] = {}
         self._seen_at: dict[str, float] = {}
         self.metrics.config_stale.set(1)
@@ -194,6 +197,10 @@ class Controller:
             w.join()
         log.info("%s: no longer leading", self.settings.identity)
         self._restored = self._leading_ready = False
+        with self._lock:
+            self._pending.clear()
+            self._exported.clear()
+            self.metrics.forget_allocations()
 
     def _work(self, stop: threading.Event) -> None:
         """One worker: decisions one at a time under the lock, API writes in parallel."""
@@ -247,11 +254,12 @@ class Controller:
                 self._requeue_all()
         else:
             todo = self._reconcile(key)
+            self._export_addresses(key)
         # Wake the pending Services this change may have unblocked, and only those.
         handoffs, self._handoffs = self._handoffs, []
         for waiter in waiters.woken(self.waiters, self.allocator, handoffs):
             self.queue.add(waiter)
-        self._update_pool_metrics()
+        self._update_metrics()
         return todo
 
     def _requeue_all(self) -> None:
@@ -299,6 +307,8 @@ class Controller:
             return False
         self.metrics.config_stale.set(0)
         self.allocator.set_config(parsed)
+        self.metrics.addresses_total.clear()  # refilled at once; a removed pool drops out
+        self.metrics.addresses_in_use.clear()
         log.info("config loaded: %d pool(s)", len(parsed.pools))
         return True
 
@@ -372,6 +382,12 @@ class Controller:
         for evicted in decision.evicted:
             self.queue.add(evicted)
         self._handoffs += self.waiters.record(skey, request.age, decision.wait)
+        if decision.outcome is Outcome.PENDING:
+            self._pending[key] = decision.problem.reason if decision.problem else Reason.BAD_REQUEST
+        elif decision.outcome is Outcome.UNCHANGED_NO_CONFIG and not request.current:
+            self._pending[key] = Reason.NO_CONFIG
+        else:
+            self._pending.pop(key, None)
         self.metrics.allocations.labels(decision.outcome.value).inc()
         log.debug(
             "%s: %s %s%s",
@@ -417,12 +433,27 @@ class Controller:
 
     def _release(self, key: ServiceKey) -> None:
         self._expected.pop(key, None)
+        self._pending.pop(key, None)
         self._last_events.pop(key, None)
         self._seen_at.pop(key, None)
         self._handoffs += self.waiters.remove(key)
         self.allocator.release(key)  # what it frees wakes its waiters (``_handle``)
 
-    def _update_pool_metrics(self) -> None:
+    def _export_addresses(self, key: str) -> None:
+        """``lbctl_allocator_address_assigned`` for one Service: what the allocator holds."""
+        now = {str(ip) for ip in self.allocator.assigned(ServiceKey(key))}
+        before = self._exported.pop(key, set())
+        for ip in before - now:
+            self.metrics.address_assigned.remove(key, ip)
+        for ip in now - before:
+            self.metrics.address_assigned.labels(key, ip).set(1)
+        if now:
+            self._exported[key] = now
+
+    def _update_metrics(self) -> None:
+        counts = collections.Counter(self._pending.values())
+        for reason in Reason:
+            self.metrics.services_pending.labels(reason.value).set(counts[reason])
         cfg = self.allocator.config
         if cfg is None:
             return

@@ -161,6 +161,22 @@ def assign(
     return {need.ip: owner(need.ip, candidates(need, eligible_nodes)) for need in needs}
 
 
+START_WAIT_MAX = 1.0  # seconds: the start-up wait, whatever the renew period
+START_BOUND_MAX = 10.0  # seconds: the longest wait for peers still starting
+
+
+def settle_times(renew_period: float, lease_duration: float) -> tuple[float, float]:
+    """The start-up rule's ``wait`` and ``bound`` for a speaker's Lease timings.
+
+    ``wait`` covers peers that started with us but wrote their Lease a moment after our join
+    (our watch brings every earlier write before the echo of ours): one renew period, but no
+    more than a second, since Lease writes reach us through the watch at once, not at the
+    renew period (10 s by default) that only judges expiry. ``bound`` caps the wait for a peer
+    still starting: two lease durations, at most ten seconds.
+    """
+    return min(renew_period, START_WAIT_MAX), min(2.0 * lease_duration, START_BOUND_MAX)
+
+
 def settling(
     joined_for: float | None, *, starting_peers: Collection[str], wait: float, bound: float
 ) -> str | None:
@@ -169,19 +185,19 @@ def settling(
     A speaker that starts beside others (cluster boot, several restarts at once) must not
     announce before it has seen them: with a partial view it would win addresses that are not
     its own, answer beside their owner for a moment, and a client that took its gratuitous ARP
-    ignores the owner's for a second (Linux's ``locktime``). So it waits one renew period
-    (``wait``) after joining, counted from when its Lease watch brought its own joined Lease
-    back (so the watch is live and caught up): every live peer renews within it, and a peer
-    that started with it has written its Lease by then. The same holds after our Lease went
-    stale (an API outage): peers may have come, gone or expired meanwhile in our view. Then,
-    while a peer is still starting (its Lease says so), it waits for that peer to join, up to
-    ``bound`` after joining: the peers that start together all begin with the same view. A
-    lone restart waits ``wait`` only.
+    ignores the owner's for a second (Linux's ``locktime``). So it waits a moment (``wait``,
+    ``settle_times``) after joining, counted from when its Lease watch brought its own joined
+    Lease back (so the watch is live and caught up, and every Lease written before it has
+    arrived): a peer that started with it has written its Lease by then. The same holds after
+    our Lease went stale (an API outage): peers may have come, gone or expired meanwhile in our
+    view. Then, while a peer is still starting (its Lease says so), it waits for that peer to
+    join, up to ``bound`` after joining: the peers that start together all begin with the same
+    view. A lone restart waits ``wait`` only.
     """
     if joined_for is None:
         return "not joined yet (caches, links, or our Lease not back through the watch)"
     if joined_for < wait:
-        return "just joined: waiting one renew period to see every speaker"
+        return "just joined: waiting a moment to see every speaker"
     if starting_peers and joined_for < bound:
         return f"waiting for {', '.join(sorted(starting_peers))} to finish starting"
     return None

@@ -18,10 +18,14 @@ only take peers *out* of the election, never put one in. Three rules on top of V
   converges them.
 - **Never heard is not down.** A peer we have never heard (an old speaker, another segment,
   one that died before we started) is left to its Lease.
-- **We hold ourselves down too.** When our own advertisements stopped for longer than our down
-  interval (the process was frozen, every link was down), our peers have taken us out and hold
-  us down; we leave ourselves out for the same hold time, so a node that wakes up does not
-  answer beside the heirs of its addresses with a stale view.
+- **We hold ourselves down too, and say so.** When our own advertisements stopped for longer
+  than our down interval (the process was frozen, every link was down), when a link we
+  advertise on went down, or when a peer we hear accuses us, we leave ourselves out for the
+  hold time and our advertisements say we are *yielding* (VRRP's priority 0, RFC 5798 §6.4.3:
+  "take over now"), so every peer drops us at once and a node that wakes up, or whose link
+  flaps, never answers beside the heirs of its addresses. Repeated triggers within
+  ``DAMP_WINDOW`` double the hold each time, up to ``MAX_HOLD_FACTOR`` times it (dampening, as
+  for flapping routes): a flapping link moves its addresses once, not back and forth.
 
 Shapes: node names are strings; times are seconds on one monotonic clock the caller supplies.
 """
@@ -33,6 +37,8 @@ from dataclasses import dataclass
 
 DEFAULT_INTERVAL = 0.1  # seconds between advertisements
 DEFAULT_HOLD = 1.0  # seconds a returning peer must be heard without a gap
+DAMP_WINDOW = 10.0  # seconds over which our own hold triggers add up
+MAX_HOLD_FACTOR = 8  # our own hold grows to at most this many holds
 
 
 def down_interval(interval: float) -> float:
@@ -48,6 +54,7 @@ class _Peer:
     last: float  # last advertisement heard
     held: bool  # the current run follows a time down: the hold-down applies
     accused: frozenset[str]
+    yielding: bool = False  # it says it is out of the election (priority 0)
 
 
 class PeerWatch:
@@ -66,12 +73,26 @@ class PeerWatch:
         self._peers: dict[str, _Peer] = {}
         self._last_sent: float | None = None
         self._held_until = float("-inf")
+        self._triggers: list[float] = []  # when we held ourselves down, within DAMP_WINDOW
+
+    def _hold_self(self, now: float) -> None:
+        self._triggers = [t for t in self._triggers if now - t <= DAMP_WINDOW] + [now]
+        factor = min(2 ** (len(self._triggers) - 1), MAX_HOLD_FACTOR)
+        self._held_until = max(self._held_until, now + self.hold * factor)
 
     def sent(self, now: float) -> None:
         """We advertised at ``now``; after a gap past our down interval, hold ourselves down."""
         if self._last_sent is not None and now - self._last_sent > down_interval(self.interval):
-            self._held_until = now + self.hold
+            self._hold_self(now)
         self._last_sent = now
+
+    def link_lost(self, now: float) -> None:
+        """A link we advertise on went down: our peers may miss us; hold ourselves down."""
+        self._hold_self(now)
+
+    def yielding(self, now: float) -> bool:
+        """Whether we hold ourselves out of the election now (our advertisements say so)."""
+        return now < self._held_until
 
     def heard(
         self,
@@ -80,6 +101,7 @@ class PeerWatch:
         incarnation: int,
         interval: float,
         accused: Iterable[str] = (),
+        yielding: bool = False,
         now: float,
     ) -> None:
         """An advertisement from ``node``; our own (looped back or from another link) is ignored.
@@ -92,19 +114,28 @@ class PeerWatch:
         peer = self._peers.get(node)
         accused = frozenset(accused)
         if peer is None:
-            self._peers[node] = _Peer(incarnation, interval, now, now, False, accused)
+            peer = self._peers[node] = _Peer(
+                incarnation, interval, now, now, False, accused, yielding
+            )
+            self._accused_by(peer, now)
             return
         gap = now - peer.last
         restarted = incarnation != peer.incarnation
         if restarted or gap > down_interval(peer.interval):
             # A new run after silence (or a restarted speaker): it must prove itself.
             peer.run_start, peer.held = now, True
-        peer.incarnation, peer.interval, peer.last, peer.accused = (
+        peer.incarnation, peer.interval, peer.last, peer.accused, peer.yielding = (
             incarnation,
             interval,
             now,
             accused,
+            yielding,
         )
+        self._accused_by(peer, now)
+
+    def _accused_by(self, peer: _Peer, now: float) -> None:
+        if self.me in peer.accused and self._up(peer, now):
+            self._hold_self(now)
 
     def down(self, now: float) -> frozenset[str]:
         """Peers heard before that are silent past their down interval or still held down."""
@@ -116,14 +147,16 @@ class PeerWatch:
         return not peer.held or now - peer.run_start >= self.hold
 
     def out(self, now: float) -> frozenset[str]:
-        """Whom the election leaves out: peers down for us, and whoever a peer we hear accuses
-        (ourselves included: an accused speaker withdraws)."""
+        """Whom the election leaves out: peers down for us, peers that say they yield,
+        whoever a peer we hear accuses, and ourselves while we yield."""
         down = self.down(now)
-        accused: set[str] = {self.me} if now < self._held_until else set()
+        out: set[str] = {self.me} if self.yielding(now) else set()
         for name, peer in self._peers.items():
             if name not in down:
-                accused |= peer.accused
-        return down | accused
+                out |= peer.accused
+                if peer.yielding:
+                    out.add(name)
+        return down | out
 
     def accusations(self, now: float) -> frozenset[str]:
         """What our own advertisements list: the peers we hear nothing from (direct only)."""

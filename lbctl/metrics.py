@@ -48,6 +48,28 @@ class ControllerMetrics:
         )
         self.writes = Counter("lbctl_api_writes", "Writes to the API server", ["kind"], registry=r)
         self.leader = Gauge("lbctl_leader", "1 while this replica holds the lease", registry=r)
+        self.address_assigned = Gauge(
+            "lbctl_allocator_address_assigned",
+            "1 for each address the leader has given a Service (join with lbctl_speaker_announced)",
+            ["service", "ip"],
+            registry=r,
+        )
+        self.services_pending = Gauge(
+            "lbctl_services_pending",
+            "Services the leader handles that have no address, by reason",
+            ["reason"],
+            registry=r,
+        )
+
+    def forget_allocations(self) -> None:
+        """A replica that stops leading stops reporting what the leader knows."""
+        for gauge in (
+            self.addresses_total,
+            self.addresses_in_use,
+            self.address_assigned,
+            self.services_pending,
+        ):
+            gauge.clear()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -96,8 +118,11 @@ def serve(
     *,
     healthy: Callable[[], bool],
     ready: Callable[[], bool],
-) -> _Server:
-    """Start serving in a daemon thread; ``shutdown()`` on the result stops it."""
+) -> _Server | None:
+    """Start serving in a daemon thread; ``shutdown()`` on the result stops it. Port 0 turns
+    the endpoint off (None)."""
+    if port == 0:
+        return None
     server = _Server((address, port), _Handler)
     server.registry, server.healthy, server.ready = registry, healthy, ready
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

@@ -350,7 +350,8 @@ class Heartbeat:
 
     ``node`` is the sender's node name; ``incarnation`` a random number per speaker start;
     ``interval_ms`` its advertisement interval (the receiver's down interval derives from it);
-    ``accused`` the peers the sender currently hears no advertisement from. On the wire, after
+    ``accused`` the peers the sender currently hears no advertisement from; ``yielding`` that
+    the sender holds itself out of the election (flag bit 0, VRRP's priority 0). On the wire, after
     the Ethernet header: ``_HB``, then the node name and the accused names, each as one length
     byte and UTF-8, the accused preceded by their count.
     """
@@ -360,6 +361,7 @@ class Heartbeat:
     seq: int
     interval_ms: int
     accused: frozenset[str] = frozenset()
+    yielding: bool = False
 
 
 def _name(text: str) -> bytes:
@@ -375,7 +377,8 @@ def build_heartbeat(mac: bytes, beat: Heartbeat) -> bytes:
     Raises ValueError for a node name that is empty or longer than 253 bytes.
     """
     accused = sorted(beat.accused)[:MAX_ACCUSED]
-    body = _HB.pack(_HB_MAGIC, 1, 0, beat.interval_ms, beat.incarnation, beat.seq)
+    flags = 1 if beat.yielding else 0
+    body = _HB.pack(_HB_MAGIC, 1, flags, beat.interval_ms, beat.incarnation, beat.seq)
     body += _name(beat.node) + bytes([len(accused)]) + b"".join(_name(n) for n in accused)
     return _pad(_ETH.pack(BROADCAST, mac, HEARTBEAT_ETHERTYPE) + body)
 
@@ -401,7 +404,7 @@ def parse_heartbeat(frame: bytes) -> Heartbeat | Drop:
     _, src, ethertype = _ETH.unpack_from(frame)
     if ethertype != HEARTBEAT_ETHERTYPE:
         return Drop.NOT_HEARTBEAT
-    magic, version, _, interval, incarnation, seq = _HB.unpack_from(frame, _ETH.size)
+    magic, version, flags, interval, incarnation, seq = _HB.unpack_from(frame, _ETH.size)
     if magic != _HB_MAGIC or version != 1 or interval == 0 or _multicast_or_zero(src):
         return Drop.BAD_HEARTBEAT
     node, offset = _read_name(frame, _ETH.size + _HB.size)
@@ -418,4 +421,4 @@ def parse_heartbeat(frame: bytes) -> Heartbeat | Drop:
         if isinstance(name, Drop):
             return name
         accused.append(name)
-    return Heartbeat(node, incarnation, seq, interval, frozenset(accused))
+    return Heartbeat(node, incarnation, seq, interval, frozenset(accused), bool(flags & 1))

@@ -8,12 +8,13 @@ precedence over the environment, so one declaration serves both.
 from __future__ import annotations
 
 import argparse
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lbctl.kube import services
+from lbctl.logs import LogFormat
 
 
 class CommonSettings(BaseSettings):
@@ -27,6 +28,9 @@ class CommonSettings(BaseSettings):
     )
     namespace: str = Field(default="lbctl-system", description="namespace of lbctl's own objects")
     log_level: str = Field(default="info", description="debug, info, warning or error")
+    log_format: LogFormat = Field(
+        default="text", description="text, or json: one object a line (Loki, Elasticsearch)"
+    )
 
 
 class PoolSettings(CommonSettings):
@@ -53,6 +57,8 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseSettings]) -> Non
             kwargs["action"] = argparse.BooleanOptionalAction
         elif annotation in (int, float):
             kwargs["type"] = annotation
+        elif get_origin(annotation) is Literal:
+            kwargs["choices"] = list(get_args(annotation))
         parser.add_argument(_flag(name), **kwargs)
 
 

@@ -4,8 +4,8 @@ Every speaker computes the same owner for every address from the same inputs (``
 the owner answers ARP/NDP for it on the right interfaces (``announce.responder``) and sends
 gratuitous rounds after taking over and a periodic refresh (``garp``). Nothing is announced
 before the caches have synced, without a valid config, while our own Lease is not fresh, or
-before the start-up rule allows (``election.settling``: a renew period after joining, and no
-peer still starting).
+before the start-up rule allows (``election.settling``: a moment after joining, and no peer
+still starting).
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ class SpeakerSettings(PoolSettings):
     ignore_exclude_label: bool = Field(
         default=False, description=f"announce from nodes labelled {election.EXCLUDE_LABEL}"
     )
+    pod_name: str = Field(default="", description="this speaker's Pod (downward API)")
+    pod_uid: str = Field(
+        default="", description="its uid: the Pod owns the speaker's Lease, which goes with it"
+    )
     metrics_address: str = Field(default="0.0.0.0", description="metrics/probes address")
     metrics_port: int = Field(
         default=7473, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
@@ -63,8 +67,16 @@ class SpeakerSettings(PoolSettings):
 
 
 class SpeakerMetrics:
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
         r = self.registry = CollectorRegistry()
+        self.info = Gauge(
+            "lbctl_speaker_info",
+            "Always 1; the node label names this speaker's node (join on instance)",
+            ["node"],
+            registry=r,
+        )
+        if node:
+            self.info.labels(node).set(1)
         self.announced = Gauge(
             "lbctl_speaker_announced",
             "1 for each address this node announces",
@@ -136,7 +148,7 @@ class Speaker:
             raise ValueError("the speaker needs its node name: --node-name or LBCTL_NODE_NAME")
         self.api, self.settings = api, settings
         self.me = settings.node_name
-        self.metrics = metrics or SpeakerMetrics()
+        self.metrics = metrics or SpeakerMetrics(settings.node_name)
         self.handling = services.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
         self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
@@ -168,6 +180,11 @@ class Speaker:
             node=self.me,
             timings=speakers.LeaseTimings(settings.lease_duration, settings.renew_period),
             on_failure=self.metrics.renew_failures.inc,
+            pod=(
+                speakers.PodRef(settings.pod_name, settings.pod_uid)
+                if settings.pod_name and settings.pod_uid
+                else None
+            ),
         )
         self.responder = Responder(count=self.metrics.count)
         self.peers = liveness.PeerWatch(
@@ -175,12 +192,13 @@ class Speaker:
         )
         self._peers_lock = threading.Lock()  # the advertiser thread writes, the loop reads
         self.cluster_macs: dict[str, set[bytes]] = {}  # node → MACs its advertisements came from
+        self._advertised: frozenset[Link] = frozenset()  # the links we advertise on
         self.advertiser = (
             Advertiser(
                 self.me,
                 interval=settings.advertise_interval,
                 on_heard=self._on_heard,
-                accusations=self._accusations,
+                state=self._advertised_state,
                 sent=self._sent,
                 alive=self.responder.alive,
                 count=self.metrics.count,
@@ -229,6 +247,7 @@ class Speaker:
                 incarnation=beat.incarnation,
                 interval=beat.interval_ms / 1000,
                 accused=beat.accused,
+                yielding=beat.yielding,
                 now=now,
             )
             self.cluster_macs.setdefault(beat.node, set()).add(mac)
@@ -236,9 +255,9 @@ class Speaker:
         if changed:
             self._wake.set()
 
-    def _accusations(self, now: float) -> frozenset[str]:
+    def _advertised_state(self, now: float) -> tuple[frozenset[str], bool]:
         with self._peers_lock:
-            return self.peers.accusations(now)
+            return self.peers.accusations(now), self.peers.yielding(now)
 
     def _sent(self, now: float) -> None:
         with self._peers_lock:
@@ -249,6 +268,12 @@ class Speaker:
             self._wake.set()
 
     def _on_links(self, links: list[Link]) -> None:
+        up = {link.index for link in links if link.up}
+        was_up = {link.index for link in self.links if link.up}
+        if any(link.index in was_up - up for link in self._advertised):
+            # Our peers may miss our advertisements now: yield, and tell them when we can.
+            with self._peers_lock:
+                self.peers.link_lost(time.monotonic())
         self.links, self._links_known = links, True
         self._wake.set()
 
@@ -335,7 +360,9 @@ class Speaker:
                 waits.append(change - now + 0.005)
         joined_for = self.own.joined_for()
         if self._settling and joined_for is not None:  # the start-up rule's next step
-            for step in (self.settings.renew_period, 2.0 * self.settings.lease_duration):
+            for step in election.settle_times(
+                self.settings.renew_period, self.settings.lease_duration
+            ):
                 if joined_for < step:
                     waits.append(step - joined_for + 0.01)
         return max(0.0, min(waits))
@@ -356,11 +383,14 @@ class Speaker:
             if self.owned:
                 log.warning("announcing nothing: %s", why)
             return {}
+        wait, bound = election.settle_times(
+            self.settings.renew_period, self.settings.lease_duration
+        )
         settling = election.settling(
             self.own.joined_for(),
             starting_peers=self.liveness.starting() - {self.me},
-            wait=self.settings.renew_period,
-            bound=2.0 * self.settings.lease_duration,
+            wait=wait,
+            bound=bound,
         )
         if settling != self._settling:
             if settling:
@@ -397,14 +427,13 @@ class Speaker:
         self._needs = view.needs
         owners = self._owners = view.owners
         if self.advertiser is not None:
-            self.advertiser.set_links(
-                {
-                    link
-                    for pool in cfg.pools
-                    for r in pool.ranges
-                    for link in pick(r.ip(r.first), self.links, cfg.announce.interfaces)
-                }
+            self._advertised = frozenset(
+                link
+                for pool in cfg.pools
+                for r in pool.ranges
+                for link in pick(r.ip(r.first), self.links, cfg.announce.interfaces)
             )
+            self.advertiser.set_links(self._advertised)
         return {
             ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
             for ip, node in owners.items()

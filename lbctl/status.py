@@ -1,4 +1,4 @@
-"""``lbctl status``: what each handled Service holds, why any is pending, how full pools are (pure).
+"""``lbctl status``: what each Service holds, why any is pending, pools, reservations (pure).
 
 The reasons come from a dry run of the controller's own allocator over the same inputs, so the
 answer is the rule that actually applies, not a guess from old Events.
@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lbctl import config, ownership
-from lbctl.allocator import Allocator, Outcome
+from lbctl import config, ipam, ownership
+from lbctl.allocator import Allocator, Decision, Outcome, ServiceRequest, wanted_families
 from lbctl.kube import services
 
 
@@ -31,8 +31,20 @@ class PoolRow:
     pool: str
     family: str
     size: int
-    used: int
-    free: int
+    used: int  # held by Services
+    free: int  # neither held nor reserved: what auto-assignment can still give
+    reserved: int = 0  # held by no Service, kept for the Service reserving it
+
+
+@dataclass(frozen=True)
+class ReservationRow:
+    reservation: str  # "reservations[0]", as messages name it
+    address: str
+    pool: str
+    service: str  # the Service it is kept for
+    in_use: bool  # that Service's status holds it
+    held_by: list[str]  # every Service whose status holds it
+    note: str  # why it is not in use ("" when it is)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class Report:
     services: list[ServiceRow]
     pools: list[PoolRow]
     nodes: list[NodeRow] = field(default_factory=list)  # with a speaker view only
+    reservations: list[ReservationRow] = field(default_factory=list)
 
 
 def parse_config(
@@ -94,8 +107,9 @@ def report(
     view = speaker_view(handled, cfg) if speaker_view and cfg else None
     owners = view.owners if view else {}
     rows = []
+    decisions: dict[str, Decision] = {}
     for req in requests:
-        decision = alloc.decide(req)
+        decision = decisions[req.key] = alloc.decide(req)
         actual = [str(ip) for ip in req.current]
         if decision.outcome is Outcome.PENDING:
             state = "pending" if not actual else "stale"
@@ -109,16 +123,78 @@ def report(
         announced = [owners.get(ip) or "<nobody>" for ip in req.current] if speaker_view else []
         pools_of = ",".join(dict.fromkeys(decision.pools))
         rows.append(ServiceRow(req.key, actual, pools_of, state, reason, announced))
+    kept: dict[tuple[str, int], int] = {}  # reserved addresses no Service holds
+    for res in cfg.reservations if cfg else ():
+        if not alloc.holders(res.address):
+            where = (res.pool, res.address.version)
+            kept[where] = kept.get(where, 0) + 1
     pools = []
     for pool in cfg.pools if cfg else ():
         for family in sorted(pool.families()):
             size, used = pool.size(family), alloc.in_use(pool, family)
-            pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used))
+            n = kept.get((pool.name, family), 0)
+            pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used - n, n))
     nodes = [
         NodeRow(node, why is None, why.value if why else "")
         for node, why in (view.nodes.items() if view else ())
     ]
-    return Report(error, rows, pools, nodes)
+    reservations = _reservations(cfg, requests, decisions, rows) if cfg else []
+    return Report(error, rows, pools, nodes, reservations)
+
+
+def _reservations(
+    cfg: config.PoolConfig,
+    requests: list[ServiceRequest],
+    decisions: Mapping[str, Decision],
+    rows: list[ServiceRow],
+) -> list[ReservationRow]:
+    """Each reservation: who holds its address now, and why its Service does not, if not."""
+    by_key: dict[str, ServiceRequest] = {r.key: r for r in requests}
+    row_of = {r.service: r for r in rows}
+    holders: dict[ipam.IP, list[str]] = {}
+    for req in requests:
+        for ip in req.current:
+            holders.setdefault(ip, []).append(req.key)
+    refused = dict(config.unusable_reservations(cfg))
+    out = []
+    for res in cfg.reservations:
+        held_by = holders.get(res.address, [])
+        in_use = res.service in held_by
+        note = "" if in_use else _why_unused(res, by_key.get(res.service), held_by, refused)
+        if not note and not in_use:
+            row, decision = row_of[res.service], decisions[res.service]
+            if res.address in decision.ips:
+                note = f"not in {res.service}'s status yet: is the controller up?"
+            else:
+                note = row.reason or f"{res.service} holds {', '.join(row.addresses)}"
+        out.append(
+            ReservationRow(
+                res.label, str(res.address), res.pool, res.service, in_use, held_by, note
+            )
+        )
+    return out
+
+
+def _why_unused(
+    res: config.Reservation,
+    req: ServiceRequest | None,
+    held_by: list[str],
+    refused: Mapping[config.Reservation, str],
+) -> str:
+    """Why ``res`` does not give its Service the address, when the reason is not a decision."""
+    if held_by:
+        return f"held by {', '.join(held_by)}; {res.service} gets it once released"
+    if res in refused:
+        return refused[res]
+    if req is None:
+        return f"no LoadBalancer Service {res.service}: kept free for it"
+    if req.requested_ips:
+        return f"{res.service} requests {', '.join(map(str, req.requested_ips))} instead"
+    if req.requested_pool not in (None, res.pool):
+        return f"{res.service} requests pool {req.requested_pool!r} instead"
+    if res.address.version not in wanted_families(req):
+        return f"{res.service} does not use IPv{res.address.version}"
+    return ""
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -155,10 +231,32 @@ def render(report: Report, output: str = "table") -> str:
     parts.append("")
     parts.append(
         _table(
-            ["POOL", "FAMILY", "SIZE", "USED", "FREE"],
-            [[p.pool, p.family, str(p.size), str(p.used), str(p.free)] for p in report.pools],
+            ["POOL", "FAMILY", "SIZE", "USED", "FREE", "RESERVED"],
+            [
+                [p.pool, p.family, str(p.size), str(p.used), str(p.free), str(p.reserved)]
+                for p in report.pools
+            ],
         )
     )
+    if report.reservations:
+        parts.append("")
+        parts.append(
+            _table(
+                ["RESERVATION", "ADDRESS", "POOL", "FOR", "IN USE", "HELD BY", "NOTE"],
+                [
+                    [
+                        r.reservation,
+                        r.address,
+                        r.pool,
+                        r.service,
+                        "yes" if r.in_use else "no",
+                        ",".join(r.held_by) or "-",
+                        r.note,
+                    ]
+                    for r in report.reservations
+                ],
+            )
+        )
     if report.nodes:
         parts.append("")
         parts.append(

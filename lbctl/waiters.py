@@ -10,9 +10,10 @@ itself, the config or the Nodes, and each of those re-decides it anyway.
 - A change of an address's holders (one left, one came, one changed its sharing key, ports,
   traffic policy or selector) wakes the Services that asked for that address, and the Services
   waiting for a full pool that could share an address under one of its holders' sharing keys.
-- An address freed in a full pool is handed to that pool's waiters one at a time, oldest first:
-  the oldest is woken, and only once it has been decided, if the pool still has a free address
-  of that family, the next one is. A freed address costs one decision, not one per waiter.
+- An address freed in a full pool (and reserved for nobody) is handed to that pool's waiters
+  one at a time, oldest first: the oldest is woken, and only once it has been decided, if the
+  pool still has a free address of that family, the next one is. A freed address costs one
+  decision, not one per waiter.
 
 No I/O, no clock; the controller calls it under its lock.
 """
@@ -127,7 +128,11 @@ def woken(waiters: Waiters, alloc: Allocator, handoffs: Iterable[PoolFamily] = (
     for ip in touched:
         out.update(dict.fromkeys(sorted(waiters.touched(ip, alloc.sharing_keys(ip)))))
     for ip in touched:
-        pool = alloc.config.pool_of(ip) if alloc.config and not alloc.holders(ip) else None
+        pool = (
+            alloc.config.pool_of(ip)
+            if alloc.config and not alloc.holders(ip) and not alloc.config.reservation_of(ip)
+            else None  # still held, or kept for its reservation: no use to a pool's waiters
+        )
         if pool is not None and (key := waiters.freed((pool.name, ip.version))) is not None:
             out[key] = None
     for pf in handoffs:

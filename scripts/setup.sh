@@ -12,8 +12,9 @@ setup_system() {
   # The real-node lab adds containerd, runc and the CNI plugins (the nodes), buildah and
   # mmdebstrap (the images, no registry needed) and gcc (the pause binary).
   for tool in ip:iproute2 tcpdump:tcpdump curl:curl arping:arping iptables:iptables \
-              conntrack:conntrack openssl:openssl ping:iputils-ping nsenter:util-linux \
-              containerd:containerd runc:runc buildah:buildah mmdebstrap:mmdebstrap gcc:gcc; do
+              conntrack:conntrack openssl:openssl ping:iputils-ping promtool:prometheus \
+              nsenter:util-linux containerd:containerd runc:runc buildah:buildah \
+              mmdebstrap:mmdebstrap gcc:gcc; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
   done
   [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
@@ -21,7 +22,14 @@ setup_system() {
     say "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # The prometheus package (promtool and the server the alert tests run on loopback) would
+    # start a server on :9090 for good; deny service starts for this install (policy-rc.d).
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
   fi
 }
 

@@ -22,6 +22,10 @@ GOOD: dict[str, Any] = {
         {"name": "spare", "addresses": ["203.0.113.0/28"], "avoidBuggyIPs": True},
     ],
     "announce": {"interfaces": ["eth0"], "garp": {"rounds": 5, "intervalMs": 1100}},
+    "reservations": [
+        {"address": "203.0.113.5", "service": "default/web"},
+        {"address": "2001:db8:1::5", "service": "default/web"},
+    ],
 }
 
 ODD_VALUES: list[Any] = [

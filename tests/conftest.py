@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from kubernetes import client, config
 
 from lbctl.lab import assets, controlplane, lan, plan
 
 TESTS = Path(__file__).parent
+
+# Shared, noisy machines: property tests assert behaviour, never a per-example time limit.
+hypothesis.settings.register_profile("lbctl", deadline=None)
+hypothesis.settings.load_profile("lbctl")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -52,6 +58,43 @@ def binaries() -> dict[str, Path]:
     except assets.AssetError as exc:
         missing(f"control-plane binaries unavailable: {exc}")
         raise AssertionError("unreachable") from exc
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The real helm (v3), built once from the Go module proxy like the control plane."""
+    try:
+        return assets.ensure([assets.HELM])[assets.HELM]
+    except assets.AssetError as exc:
+        missing(f"helm unavailable: {exc}")
+        raise AssertionError("unreachable") from exc
+
+
+def _debian_tool(name: str) -> Path:
+    found = shutil.which(name)
+    if found is None:
+        missing(f"{name} not installed (Debian package prometheus; scripts/setup.sh installs it)")
+        raise AssertionError("unreachable")
+    return Path(found)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    return _debian_tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_server() -> Path:
+    """A real Prometheus (Debian's), for tests that scrape the lab."""
+    return _debian_tool("prometheus")
+
+
+@pytest.fixture(scope="session")
+def netns_privileges() -> None:
+    """Root and network namespaces, for fixtures that build a LAN once for many tests."""
+    reason = lan.missing_privileges()
+    if reason:
+        missing(reason)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ Heard = Callable[[packets.Heartbeat, bytes, float], None]  # (advertisement, sou
 
 class Advertiser:
     """Advertise ``me`` every ``interval`` seconds; report each peer advertisement to
-    ``on_heard``; ``accusations(now)`` names the peers our advertisements say we miss."""
+    ``on_heard``; ``state(now)`` is what ours say: the peers we miss, and whether we yield."""
 
     def __init__(
         self,
@@ -39,14 +39,14 @@ class Advertiser:
         *,
         interval: float,
         on_heard: Heard,
-        accusations: Callable[[float], Iterable[str]] = lambda now: (),
+        state: Callable[[float], tuple[frozenset[str], bool]] = lambda now: (frozenset(), False),
         sent: Callable[[float], None] = lambda now: None,
         alive: Callable[[], bool] = lambda: True,
         count: Callable[[str, str], None] = lambda counter, label: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.me, self.interval = me, interval
-        self._on_heard, self._accusations, self._alive = on_heard, accusations, alive
+        self._on_heard, self._state, self._alive = on_heard, state, alive
         self._sent = sent
         self._count, self._clock = count, clock
         self.incarnation = secrets.randbits(32)
@@ -107,12 +107,14 @@ class Advertiser:
     def _send(self, ports: Iterable[tuple[Link, socket.socket]], now: float) -> bool:
         """One advertisement on every link; whether at least one went out."""
         self._seq = (self._seq + 1) & 0xFFFFFFFF
+        accused, yielding = self._state(now)
         beat = packets.Heartbeat(
             self.me,
             self.incarnation,
             self._seq,
             max(1, round(self.interval * 1000)),
-            frozenset(self._accusations(now)),
+            accused,
+            yielding,
         )
         went = False
         for link, sock in ports:

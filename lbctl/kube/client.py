@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import enum
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import urllib3
 from kubernetes import client, config
+
+log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -57,6 +62,25 @@ def api_client(kubeconfig: str | None = None) -> tuple[client.ApiClient, Choice]
     if choice.source is Source.IN_CLUSTER:
         cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)
-        return client.ApiClient(cfg), choice
-    # The client merges a colon-separated KUBECONFIG list itself.
-    return config.new_client_from_config(config_file=choice.path), choice
+        api = client.ApiClient(cfg)
+    else:
+        # The client merges a colon-separated KUBECONFIG list itself.
+        api = config.new_client_from_config(config_file=choice.path)
+    warn_once_if_unverified(api.configuration.verify_ssl, choice)
+    return api, choice
+
+
+def warn_once_if_unverified(verify: bool, choice: Choice) -> bool:
+    """Say once, at start, that TLS is not verified (``insecure-skip-tls-verify``), and keep
+    urllib3 from repeating it on every request (a speaker makes several a second).
+
+    Returns whether the warning was given."""
+    if verify:
+        return False
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    log.warning(
+        "TLS verification of the API server is off (insecure-skip-tls-verify in %s): anyone "
+        "on the path can impersonate it; give the kubeconfig its CA instead",
+        choice.path or choice.source.value,
+    )
+    return True

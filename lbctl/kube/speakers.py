@@ -49,6 +49,18 @@ def lease_name(node: str) -> str:
 
 
 @dataclass(frozen=True)
+class PodRef:
+    """The Pod a speaker runs in (downward API): its Lease's owner, so that the Lease goes with
+    the Pod even when the speaker cannot delete it (an uninstall removes its RBAC first)."""
+
+    name: str
+    uid: str
+
+    def owner_reference(self) -> dict[str, str]:
+        return {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}
+
+
+@dataclass(frozen=True)
 class LeaseTimings:
     duration: int = 4  # seconds (the Lease stores whole seconds)
     renew: float = 1.0
@@ -76,9 +88,11 @@ class OwnLease:
         timings: LeaseTimings,
         monotonic: Callable[[], float] = time.monotonic,
         on_failure: Callable[[], None] = lambda: None,
+        pod: PodRef | None = None,
     ) -> None:
         self._coord = client.CoordinationV1Api(api)
         self.namespace, self.node, self.timings = namespace, node, timings
+        self.pod = pod
         self._mono = monotonic
         self._on_failure = on_failure
         self._renewed_at: float | None = None
@@ -144,8 +158,11 @@ class OwnLease:
         starting = self.starting
         stale = not self.fresh()  # never written, withdrawn, or not renewed in time
         now = _now()
+        metadata: dict[str, Any] = {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}}
+        if self.pod is not None:  # the current Pod replaces a previous one
+            metadata["ownerReferences"] = [self.pod.owner_reference()]
         body: dict[str, Any] = {
-            "metadata": {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}},
+            "metadata": metadata,
             "spec": {
                 "holderIdentity": self.node,
                 "renewTime": now.isoformat(),
@@ -166,8 +183,13 @@ class OwnLease:
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
         try:
             try:
+                # A JSON merge patch: ownerReferences is replaced, never merged by uid.
                 self._coord.patch_namespaced_lease(
-                    lease_name(self.node), self.namespace, patch, _request_timeout=timeout
+                    lease_name(self.node),
+                    self.namespace,
+                    patch,
+                    _request_timeout=timeout,
+                    _content_type="application/merge-patch+json",
                 )
             except ApiException as exc:
                 if exc.status != 404:

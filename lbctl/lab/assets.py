@@ -1,20 +1,24 @@
-"""Kubernetes and etcd binaries for the lab and the tests: find, build or download them (I/O).
+"""Kubernetes, etcd and helm binaries for the lab and the tests: find, build or download them (I/O).
 
 Order of search for each binary, first hit wins:
 
 1. a directory the user names (``LBCTL_ASSETS_DIR``, then ``KUBEBUILDER_ASSETS``, the envtest
    convention), so people with real release binaries never build anything;
-2. the per-version cache, ``${XDG_CACHE_HOME:-~/.cache}/lbctl/kubernetes-<version>/bin`` and
-   ``.../etcd-<version>/bin``;
-3. otherwise it is made: by default **built** with ``go build`` from the ``k8s.io/kubernetes`` and
-   ``go.etcd.io/etcd/server/v3`` modules served by the Go module proxy; with ``download=True``
-   (``lbctl binaries --download``, never the default) the official release files are fetched and
-   checked against their published SHA-512 (Kubernetes) and SHA-256 (etcd) sums.
+2. the per-version cache, ``${XDG_CACHE_HOME:-~/.cache}/lbctl/kubernetes-<version>/bin``,
+   ``.../etcd-<version>/bin`` and ``.../helm-<version>/bin``;
+3. otherwise it is made: by default **built** with ``go build`` from the ``k8s.io/kubernetes``,
+   ``go.etcd.io/etcd/server/v3`` and ``helm.sh/helm/v3`` modules served by the Go module proxy;
+   with ``download=True`` (``lbctl binaries --download``, never the default) the official release
+   files are fetched and checked against their published SHA-512 (Kubernetes) and SHA-256 (etcd,
+   helm) sums.
+
+The control plane (:data:`ALL`) is what every test session needs; :data:`TOOLS` (helm) only the
+tests of the Helm chart, so a session that does not ask for it never builds it.
 
 Whatever is made lands in the cache only whole: written beside it, checked, then renamed.
-The versions are settings: ``LBCTL_KUBE_VERSION`` (default :data:`DEFAULT_KUBE_VERSION`) and
+The versions are settings: ``LBCTL_KUBE_VERSION`` (default :data:`DEFAULT_KUBE_VERSION`),
 ``LBCTL_ETCD_VERSION`` (default :data:`DEFAULT_ETCD_VERSION`, the etcd that Kubernetes release
-requires in its own ``go.mod``).
+requires in its own ``go.mod``) and ``LBCTL_HELM_VERSION`` (default :data:`DEFAULT_HELM_VERSION`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from pathlib import Path
 DEFAULT_KUBE_VERSION = "v1.34.4"
 # kubelets from 1.35 on refuse cgroup v1 (these machines have it); 1.34 only warns.
 DEFAULT_ETCD_VERSION = "v3.6.4"  # what k8s.io/kubernetes v1.34.x requires (go.etcd.io/etcd/*)
+DEFAULT_HELM_VERSION = "v3.22.0"  # the newest Helm 3 release (go list -m -versions helm.sh/helm/v3)
 
 KUBE_MODULE = "k8s.io/kubernetes"
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
@@ -53,10 +58,15 @@ KUBERNETES = (
     "kubectl",
 )
 ETCD = "etcd"
-ALL = (*KUBERNETES, ETCD)
+ALL = (*KUBERNETES, ETCD)  # the control plane: every test session and the lab
+HELM_MODULE = "helm.sh/helm/v3"
+HELM = "helm"
+TOOLS = (HELM,)  # built only when asked for (the chart's tests, ``lbctl binaries``)
+KNOWN = (*ALL, *TOOLS)
 
 DOWNLOAD_URL = "https://dl.k8s.io"  # {base}/release/{version}/bin/linux/{arch}/{name}[.sha512]
 ETCD_DOWNLOAD_URL = "https://github.com/etcd-io/etcd/releases/download"  # {base}/{v}/...tar.gz
+HELM_DOWNLOAD_URL = "https://get.helm.sh"  # {base}/helm-{v}-linux-{arch}.tar.gz[.sha256sum]
 
 _VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
@@ -91,6 +101,14 @@ def etcd_version(env: Mapping[str, str] | None = None) -> str:
     return _version(os.environ if env is None else env, "LBCTL_ETCD_VERSION", DEFAULT_ETCD_VERSION)
 
 
+def helm_version(env: Mapping[str, str] | None = None) -> str:
+    """``LBCTL_HELM_VERSION`` or :data:`DEFAULT_HELM_VERSION`, e.g. ``v3.22.0`` (Helm 3 only)."""
+    value = _version(os.environ if env is None else env, "LBCTL_HELM_VERSION", DEFAULT_HELM_VERSION)
+    if not value.startswith("v3."):
+        raise AssetError(f"LBCTL_HELM_VERSION={value!r}: the chart is tested with Helm 3 (v3.x.y)")
+    return value
+
+
 def cache_root(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -101,6 +119,8 @@ def cache_dir(name: str, env: Mapping[str, str] | None = None) -> Path:
     """The cache folder for binary ``name``, keyed by the version it comes from."""
     if name == ETCD:
         return cache_root(env) / f"etcd-{etcd_version(env)}" / "bin"
+    if name == HELM:
+        return cache_root(env) / f"helm-{helm_version(env)}" / "bin"
     return cache_root(env) / f"kubernetes-{kube_version(env)}" / "bin"
 
 
@@ -186,6 +206,25 @@ def version_ldflags(kube: str) -> str:
     return " ".join(flags)
 
 
+def required_version(go_mod: str, module: str) -> str | None:
+    """The version of ``module`` that a go.mod requires, or None."""
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", go_mod, re.M)
+    return match[1] if match else None
+
+
+def helm_ldflags(helm: str, client_go: str | None) -> str:
+    """What Helm's Makefile passes: its version, and the Kubernetes minor its client-go speaks
+    (the default ``.Capabilities.KubeVersion`` of ``helm template`` and ``helm lint``)."""
+    flags = ["-s", "-w", f"-X {HELM_MODULE}/internal/version.version={helm}"]
+    flags.append(f"-X {HELM_MODULE}/internal/version.gitTreeState=clean")
+    match = _VERSION.match(client_go or "")
+    if match:  # client-go v0.37.0 goes with Kubernetes 1.37
+        for package in ("pkg/lint/rules", "pkg/chartutil"):
+            flags.append(f"-X {HELM_MODULE}/{package}.k8sVersionMajor=1")
+            flags.append(f"-X {HELM_MODULE}/{package}.k8sVersionMinor={match[2]}")
+    return " ".join(flags)
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -201,9 +240,9 @@ def ensure(
     Raises :class:`AssetError` naming the failed step and showing the end of its output.
     """
     env = dict(os.environ if env is None else env)
-    unknown = sorted(set(names) - set(ALL))
+    unknown = sorted(set(names) - set(KNOWN))
     if unknown:
-        raise AssetError(f"unknown binaries: {', '.join(unknown)} (known: {', '.join(ALL)})")
+        raise AssetError(f"unknown binaries: {', '.join(unknown)} (known: {', '.join(KNOWN)})")
     found = locate(names, env)
     for name in names:
         if name in found.paths:
@@ -211,19 +250,23 @@ def ensure(
     missing = [n for n in names if n not in found.paths]
     if not missing:
         return found.paths
-    kube = [n for n in missing if n != ETCD]
+    kube = [n for n in missing if n in KUBERNETES]
     if download:
         fetch = Downloader(env=env, progress=progress)
         if kube:
             fetch.kubernetes(kube)
         if ETCD in missing:
             fetch.etcd()
+        if HELM in missing:
+            fetch.helm()
     else:
         build = Builder(env=env, progress=progress)
         if kube:
             build.kubernetes()
         if ETCD in missing:
             build.etcd()
+        if HELM in missing:
+            build.helm()
     found = locate(names, env)
     still = [n for n in names if n not in found.paths]
     if still:
@@ -400,6 +443,19 @@ class Builder:
             raise AssetError(f"step 'build etcd {version}' left {len(built)} binaries in {out}")
         _install({ETCD: built[0]}, cache_dir(ETCD, self.env), self.progress)
 
+    def helm(self) -> None:
+        version = helm_version(self.env)
+        served = self._served_go_mod(HELM_MODULE, version)
+        self.progress(f"build helm {version} (a few minutes on 2 cores from a cold Go cache)")
+        out = self._build(
+            f"helm {version}",
+            self.work / f"helm-{version}",
+            build_go_mod("lbctl.local/build/helm", {HELM_MODULE: version}),
+            [f"{HELM_MODULE}/cmd/helm"],
+            helm_ldflags(version, required_version(served, "k8s.io/client-go")),
+        )
+        _install({HELM: out / HELM}, cache_dir(HELM, self.env), self.progress)
+
 
 # --- downloading release files ---------------------------------------------------------------
 
@@ -463,33 +519,43 @@ class Downloader:
                 files[name].write_bytes(data)
             _install(files, cache_dir(names[0], self.env), self.progress)
 
+    def _from_tarball(self, url: str, sums_url: str, member: str, name: str) -> None:
+        filename = url.rsplit("/", 1)[1]
+        data = self._checked(url, sums_url, filename, "sha256")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                found = tar.extractfile(member)
+                binary = found.read() if found else None
+        except (tarfile.TarError, KeyError, OSError) as exc:
+            raise AssetError(f"step 'unpack {filename}' failed: {exc}") from exc
+        if not binary:
+            raise AssetError(f"step 'unpack {filename}' failed: no {member} inside")
+        with tempfile.TemporaryDirectory(prefix="lbctl-download-") as tmp:
+            (Path(tmp) / name).write_bytes(binary)
+            _install({name: Path(tmp) / name}, cache_dir(name, self.env), self.progress)
+
     def etcd(self) -> None:
         version = etcd_version(self.env)
         base = (self.env.get("LBCTL_ETCD_DOWNLOAD_URL") or ETCD_DOWNLOAD_URL).rstrip("/")
         stem = f"etcd-{version}-linux-{_arch()}"
-        data = self._checked(
+        self._from_tarball(
             f"{base}/{version}/{stem}.tar.gz",
             f"{base}/{version}/SHA256SUMS",
-            f"{stem}.tar.gz",
-            "sha256",
+            f"{stem}/{ETCD}",
+            ETCD,
         )
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                member = tar.extractfile(f"{stem}/{ETCD}")
-                binary = member.read() if member else None
-        except (tarfile.TarError, KeyError, OSError) as exc:
-            raise AssetError(f"step 'unpack {stem}.tar.gz' failed: {exc}") from exc
-        if not binary:
-            raise AssetError(f"step 'unpack {stem}.tar.gz' failed: no {stem}/{ETCD} inside")
-        with tempfile.TemporaryDirectory(prefix="lbctl-download-") as tmp:
-            (Path(tmp) / ETCD).write_bytes(binary)
-            _install({ETCD: Path(tmp) / ETCD}, cache_dir(ETCD, self.env), self.progress)
+
+    def helm(self) -> None:
+        base = (self.env.get("LBCTL_HELM_DOWNLOAD_URL") or HELM_DOWNLOAD_URL).rstrip("/")
+        url = f"{base}/helm-{helm_version(self.env)}-linux-{_arch()}.tar.gz"
+        self._from_tarball(url, f"{url}.sha256sum", f"linux-{_arch()}/{HELM}", HELM)
 
 
 def main(*, download: bool = False) -> int:
-    """``lbctl binaries``: make sure every binary is there and print where."""
+    """``lbctl binaries``: make sure every binary (the control plane and helm) is there and
+    print where."""
     try:
-        paths = ensure(ALL, download=download)
+        paths = ensure(KNOWN, download=download)
     except AssetError as exc:
         _stderr(str(exc))
         return 1

@@ -19,6 +19,14 @@ from pathlib import Path
 from lbctl.lab import procs
 
 ADMIN_TOKEN_USER = "lbctl-admin"
+KCM_CONTROLLERS = (
+    "endpoint",
+    "endpointslice",
+    "endpointslicemirroring",
+    "namespace",
+    "serviceaccount",
+    "serviceaccount-token",
+)
 SERVICE_CIDRS = ("10.96.0.0/16", "fd00:10:96::/112")  # virtual ClusterIPs: never a traffic target
 
 
@@ -387,16 +395,17 @@ class ControlPlane:
             "kube-apiserver /readyz", self.ready, timeout=90, interval=0.2, watch=[self._apiserver]
         )
 
-    def start_controller_manager(self) -> procs.Process:
-        """Endpoint(-slice) and service-account controllers: Pods work without a kubelet."""
+    def start_controller_manager(self, extra: Sequence[str] = ()) -> procs.Process:
+        """Endpoint(-slice) and service-account controllers: Pods work without a kubelet.
+        ``extra`` names more controllers (``garbagecollector`` for ownerReferences)."""
+        controllers = ",".join((*KCM_CONTROLLERS, *extra))
         kcm = procs.Process(
             "kube-controller-manager",
             [
                 str(self.binaries["kube-controller-manager"]),
                 f"--kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
-                "--controllers=endpoint,endpointslice,endpointslicemirroring,namespace,serviceaccount,"
-                "serviceaccount-token",
+                f"--controllers={controllers}",
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 f"--root-ca-file={self.ca_file}",
                 "--bind-address=127.0.0.1",

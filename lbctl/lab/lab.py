@@ -8,8 +8,9 @@ Both kinds build a LAN of three node namespaces and a client on a free documenta
   as real Pods; a demo Deployment behind a ``type: LoadBalancer`` Service.
 - ``up --processes`` (the fast mode for network tests): etcd, kube-apiserver and
   kube-controller-manager; kube-proxy and an lbctl speaker as processes in every node, the
-  lbctl controller beside the API server; demo Pods whose status is set as a kubelet would,
-  serving HTTP in their node.
+  lbctl controller beside the API server, as the ServiceAccounts of lbctl's objects (from
+  deploy/ by default, with ``LBCTL_LAB_INSTALL=helm`` by ``helm install`` of the chart); demo
+  Pods whose status is set as a kubelet would, serving HTTP in their node.
 
 Everything it starts or makes is recorded in a state file, so ``down`` removes exactly that:
 processes by PID, nodes by cgroup and mount path, namespaces and links by name.
@@ -31,11 +32,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lbctl.lab import assets, cluster, controlplane, lan, nodes, plan, procs
 
 NODES = ("node1", "node2", "node3")
 DEMO_NS = "demo"
 LBCTL_NS = "lbctl-system"
+SPEAKER_METRICS_PORT = 7473  # each node has its own address: the default port is free there
 Say = Callable[[str], None]
 
 
@@ -54,6 +58,20 @@ def lab_prefix() -> str:
     return os.environ.get("LBCTL_LAB_PREFIX", "lblab")
 
 
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "lbctl"
+INSTALLS = ("kubectl", "helm")
+
+
+def lab_install() -> str:
+    """How lbctl's objects get into the lab: ``kubectl`` (deploy/rbac.yaml and a ConfigMap,
+    the default) or ``helm`` (``helm install`` of deploy/helm/lbctl), ``LBCTL_LAB_INSTALL``."""
+    value = os.environ.get("LBCTL_LAB_INSTALL") or "kubectl"
+    if value not in INSTALLS:
+        raise LabError(f"LBCTL_LAB_INSTALL={value!r}: expected one of {', '.join(INSTALLS)}")
+    return value
+
+
 @dataclass
 class ProcRecord:
     name: str
@@ -70,6 +88,10 @@ class State:
     apiserver_port: int = 0
     kubeconfig: str = ""
     processes: list[ProcRecord] = field(default_factory=list)
+    # where each component serves /metrics, as host:port from the root namespace:
+    # "controller" on loopback, each node's speaker on its LAN address
+    metrics: dict[str, str] = field(default_factory=dict)
+    install: str = "kubectl"  # how lbctl's objects were installed: kubectl or helm
     kind: str = "processes"  # or "nodes": real kubelets
     real_nodes: list[dict[str, Any]] = field(default_factory=list)  # NodeSpecs, for down
 
@@ -176,10 +198,12 @@ class Lab:
 
     def _up(self) -> None:
         say = self.say
+        install = lab_install()
         say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
-        binaries = assets.ensure(assets.ALL, progress=lambda m: say(f"  {m}"))
+        wanted = (*assets.ALL, assets.HELM) if install == "helm" else assets.ALL
+        binaries = assets.ensure(wanted, progress=lambda m: say(f"  {m}"))
         subnet4, subnet6 = pick_ranges(say)
-        state = State(lab_prefix(), str(subnet4), str(subnet6), [*NODES, "client"])
+        state = State(lab_prefix(), str(subnet4), str(subnet6), [*NODES, "client"], install=install)
         state.save(self.state_file)  # from here on, down knows what to remove
 
         say(f"LAN {subnet4} and {subnet6}: {', '.join(NODES)} and a client")
@@ -220,30 +244,19 @@ class Lab:
                 core.create_namespace({"metadata": {"name": ns}})
         gw = the_lan.plan.subnet4.network_address
         gw6 = the_lan.plan.subnet6.network_address
-        pool = (
-            f"pools:\n  - name: lab\n    addresses: ['{gw + 200}-{gw + 250}', "
-            f"'{gw6 + 0x200}-{gw6 + 0x2FF}']\n"
-        )
-        core.create_namespaced_config_map(
-            LBCTL_NS, {"metadata": {"name": "lbctl-config"}, "data": {"config.yaml": pool}}
-        )
-        say("RBAC from deploy/rbac.yaml: the controller and speakers run as their ServiceAccounts")
-        rbac = Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml"
-        if not rbac.exists():
-            raise LabError(f"{rbac} not found: run the lab from a clone of lbctl")
-        subprocess.run(
-            [
-                str(binaries["kubectl"]),
-                f"--kubeconfig={cp.kubeconfig}",
-                "apply",
-                "-n",
-                LBCTL_NS,
-                "-f",
-                str(rbac),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        pool = {
+            "pools": [
+                {
+                    "name": "lab",
+                    "addresses": [f"{gw + 200}-{gw + 250}", f"{gw6 + 0x200}-{gw6 + 0x2FF}"],
+                }
+            ]
+        }
+        if install == "helm":
+            say("lbctl's objects from the Helm chart: helm install lbctl deploy/helm/lbctl")
+            self._helm_install(binaries[assets.HELM], cp.kubeconfig, pool)
+        else:
+            self._kubectl_install(binaries["kubectl"], core, cp.kubeconfig, pool)
         controller_kubeconfig = cp.write_kubeconfig(
             self.dir / "controller.kubeconfig",
             token=service_account_token(core, LBCTL_NS, "lbctl-controller"),
@@ -301,6 +314,7 @@ class Lab:
             _record(state, proxy, self.state_file)
             self.start_speaker(state, the_lan, host)
         say("the lbctl controller")
+        port = procs.free_port()
         ctl = procs.Process(
             "controller",
             [
@@ -311,10 +325,11 @@ class Lab:
                 f"--kubeconfig={controller_kubeconfig}",
                 "--identity=lab-controller",
                 "--metrics-address=127.0.0.1",
-                "--metrics-port=0",
+                f"--metrics-port={port}",
             ],
             log=self.dir / "controller.log",
         ).start()
+        state.metrics["controller"] = f"127.0.0.1:{port}"
         _record(state, ctl, self.state_file)
 
         say("the demo application: HTTP servers in node1 and node2 behind a LoadBalancer")
@@ -383,10 +398,48 @@ class Lab:
         self._check_http(the_lan, external, timeout=60)
         say(f"the lab is up in {time.monotonic() - started:.0f} s")
 
+    def _kubectl_install(
+        self, kubectl: Path, core: Any, kubeconfig: Path, pool: dict[str, Any]
+    ) -> None:
+        core.create_namespaced_config_map(
+            LBCTL_NS,
+            {"metadata": {"name": "lbctl-config"}, "data": {"config.yaml": yaml.safe_dump(pool)}},
+        )
+        self.say(
+            "RBAC from deploy/rbac.yaml: the controller and speakers run as their ServiceAccounts"
+        )
+        rbac = REPO / "deploy" / "rbac.yaml"
+        if not rbac.exists():
+            raise LabError(f"{rbac} not found: run the lab from a clone of lbctl")
+        subprocess.run(
+            [str(kubectl), f"--kubeconfig={kubeconfig}", "apply", "-n", LBCTL_NS, "-f", str(rbac)],
+            check=True,
+            capture_output=True,
+        )
+
+    def _helm_install(self, helm: Path, kubeconfig: Path, pool: dict[str, Any]) -> None:
+        """The chart's objects (its Deployment and DaemonSet stay without Pods: the lab has no
+        kubelet; its processes play them, with the chart's ServiceAccounts)."""
+        if not (CHART / "Chart.yaml").exists():
+            raise LabError(f"{CHART} not found: run the lab from a clone of lbctl")
+        got = subprocess.run(
+            [str(helm), "install", "lbctl", str(CHART), "-n", LBCTL_NS,
+             "--set-json", f"config={json.dumps(pool)}", f"--kubeconfig={kubeconfig}",
+             # The lab's speakers are processes with one unbound token, not Pods.
+             "--set", "admissionPolicies=false"],
+            capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if got.returncode != 0:
+            raise LabError(f"helm install failed: {got.stderr.strip()}")
+
     def start_speaker(
         self, state: State, the_lan: lan.Lan, host: str, extra: tuple[str, ...] = ()
     ) -> None:
-        """(Re)start the speaker of node ``host``, with extra flags (tests tune timings)."""
+        """(Re)start the speaker of node ``host``, with extra flags (tests tune timings).
+
+        Its metrics listen on the node's LAN address, where a Prometheus in the root namespace
+        reaches them through the bridge."""
+        address = the_lan.host(host).ipv4
         speaker = the_lan.start(
             host,
             "speaker",
@@ -397,10 +450,12 @@ class Lab:
                 "speaker",
                 f"--kubeconfig={self.dir / 'speaker.kubeconfig'}",
                 f"--node-name={host}",
-                "--metrics-address=127.0.0.1",
+                f"--metrics-address={address}",
+                f"--metrics-port={SPEAKER_METRICS_PORT}",
                 *extra,
             ],
         )
+        state.metrics[host] = f"{address}:{SPEAKER_METRICS_PORT}"
         _record(state, speaker, self.state_file)
 
     def _check_http(self, the_lan: lan.Lan, ip: str, timeout: float) -> None:
@@ -420,14 +475,26 @@ class Lab:
     def lan(self) -> lan.Lan:
         return lan.Lan(self._state().lan_plan(), self.dir / "lan")
 
+    def metrics_targets(self) -> dict[str, str]:
+        """Where each component serves /metrics: ``{"controller": "127.0.0.1:P", "node1": ...}``."""
+        return dict(self._state().metrics)
+
     def speaker_pids(self, host: str) -> list[int]:
         return [p.pid for p in self._state().processes if p.name == f"speaker@{host}" and _alive(p)]
 
     def stop_speaker(self, host: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        for pid in self.speaker_pids(host):
+        self.stop(f"speaker@{host}", sig)
+
+    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop a recorded process (``controller``, ``speaker@node1``) as its Pod would be."""
+
+        def pids() -> list[int]:
+            return [p.pid for p in self._state().processes if p.name == name and _alive(p)]
+
+        for pid in pids():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, sig)
-        procs.wait_until(f"speaker@{host} gone", lambda: not self.speaker_pids(host), timeout=10)
+        procs.wait_until(f"{name} gone", lambda: not pids(), timeout=10)
 
     def restart_speaker(self, host: str, *extra: str) -> None:
         self.stop_speaker(host, signal.SIGTERM)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kube_helpers import check_findings
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
@@ -320,3 +321,82 @@ def test_repeated_failovers_under_traffic_leave_exactly_one_mac_answering_each_t
     record_property("return_outages_s", [round(o.seconds or 0, 3) for o in result.after_returns()])
     print(f"{rounds} failovers: client outages {seconds} s")
     assert up.check() == []
+
+
+def test_installed_with_helm_the_demo_answers_and_an_upgrade_and_uninstall_keep_their_word(
+    lab_env: dict[str, str], helm: Path
+) -> None:
+    env = {**lab_env, "LBCTL_LAB_INSTALL": "helm"}
+    up = lab(env, "up")
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "helm install lbctl deploy/helm/lbctl" in up.stdout
+    the_lab = lab_mod.Lab(Path(env["LBCTL_LAB_DIR"]), say=lambda _: None)
+    state = the_lab.state()
+    assert state is not None and state.install == "helm"
+    kubeconfig = Path(state.kubeconfig)
+
+    def helm_run(*args: str) -> str:
+        got = subprocess.run([str(helm), *args, "-n", "lbctl-system",
+                              f"--kubeconfig={kubeconfig}"],
+                             capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        assert got.returncode == 0, got.stderr
+        return got.stdout
+
+    api = config.new_client_from_config(config_file=state.kubeconfig)
+    try:
+        core = client.CoreV1Api(api)
+        ip = lab_mod.wait_external_ip(core, "demo", "demo", timeout=10)
+        assert "hello from the lbctl lab demo" in curl(state.prefix, f"http://{ip}/").stdout
+        assert "deployed" in helm_run("list")
+
+        # Upgrade with a changed pool: a second range. The demo keeps its address and answers;
+        # a Service asking for an address of the new range gets it, so the new pool is in force.
+        pool = yaml.safe_load(
+            core.read_namespaced_config_map("lbctl-config", "lbctl-system").data["config.yaml"]
+        )
+        gw = ipaddress.ip_network(state.subnet4).network_address
+        pool["pools"].append({"name": "more", "addresses": [f"{gw + 180}-{gw + 189}"]})
+        assert "REVISION: 2" in helm_run("upgrade", "lbctl", str(lab_mod.CHART),
+                                         "--set-json", f"config={json.dumps(pool)}")  # fmt: skip
+        core.create_namespaced_service("demo", {
+            "metadata": {"name": "more", "annotations": {"lbctl.io/address-pool": "more"}},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "demo"},
+                     "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+        })  # fmt: skip
+        more = lab_mod.wait_external_ip(core, "demo", "more", timeout=30)
+        assert more == str(gw + 180)
+        assert lab_mod.wait_external_ip(core, "demo", "demo", timeout=5) == ip
+        for address in (more, ip):  # announced and forwarded a moment after the status
+            deadline = time.monotonic() + 30
+            while "hello" not in (got := curl(state.prefix, f"http://{address}/")).stdout:
+                assert time.monotonic() < deadline, f"{address}: {got.stderr}"
+                time.sleep(0.3)
+
+        # Uninstall as the README says: the Services go while the controller runs, then the
+        # components stop (in a cluster their Pods go with the uninstall; a speaker's Lease
+        # then goes with its Pod: tests/integration/test_speaker_lease_owner.py), then helm.
+        for name in ("demo", "more"):
+            core.delete_namespaced_service(name, "demo", _preload_content=False)
+        deadline = time.monotonic() + 30
+        while core.list_namespaced_service("demo").items:
+            assert time.monotonic() < deadline, "Services kept by a finalizer"
+            time.sleep(0.2)
+        for name in ("controller", *(f"speaker@{n}" for n in lab_mod.NODES)):
+            the_lab.stop(name)
+        assert "uninstalled" in helm_run("uninstall", "lbctl")
+        coord = client.CoordinationV1Api(api)
+        rbac = client.RbacAuthorizationV1Api(api)
+        left = {
+            "leases": [x.metadata.name for x in coord.list_namespaced_lease("lbctl-system").items],
+            "configmaps": [x.metadata.name
+                           for x in core.list_namespaced_config_map("lbctl-system").items],
+            "serviceaccounts": [x.metadata.name for x in
+                                core.list_namespaced_service_account("lbctl-system").items
+                                if x.metadata.name != "default"],  # the namespace's own
+            "roles": [x.metadata.name for x in rbac.list_namespaced_role("lbctl-system").items],
+            "clusterroles": [x.metadata.name for x in rbac.list_cluster_role().items
+                             if x.metadata.name.startswith("lbctl")],
+        }  # fmt: skip
+        assert left == {k: [] for k in left}
+    finally:
+        api.close()

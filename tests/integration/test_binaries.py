@@ -22,22 +22,22 @@ def lbctl_binaries(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_complete_assets_directory_means_nothing_is_built(
-    binaries: dict[str, Path], tmp_path: Path
+    binaries: dict[str, Path], helm: Path, tmp_path: Path
 ) -> None:
     kb = tmp_path / "kubebuilder"
     kb.mkdir()
-    for name, path in binaries.items():
+    for name, path in {**binaries, "helm": helm}.items():
         (kb / name).symlink_to(path)
     env = {**os.environ, "KUBEBUILDER_ASSETS": str(kb), "XDG_CACHE_HOME": str(tmp_path / "c")}
     run = lbctl_binaries(env)
     assert run.returncode == 0, run.stderr
-    for name in assets.ALL:
+    for name in assets.KNOWN:
         assert f"{name}: using user binary {kb / name}" in run.stderr
     assert "build Kubernetes" not in run.stderr and not (tmp_path / "c").exists()
 
 
 def test_without_a_cache_it_builds_then_the_second_run_uses_the_cache(
-    binaries: dict[str, Path], tmp_path: Path
+    binaries: dict[str, Path], helm: Path, tmp_path: Path
 ) -> None:
     # A machine without lbctl's cache. Go's own module and build caches stay where they are
     # (warm here), so this takes a minute or two instead of a quarter of an hour; the steps
@@ -56,6 +56,7 @@ def test_without_a_cache_it_builds_then_the_second_run_uses_the_cache(
         f"fetch k8s.io/kubernetes@{version} from the Go module proxy",
         f"build Kubernetes {version}: ",
         f"build etcd {assets.etcd_version(env)}: ",
+        f"build helm {assets.helm_version(env)}: ",
         "cached kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet, "
         "kubectl in",
     ):
@@ -69,8 +70,10 @@ def test_without_a_cache_it_builds_then_the_second_run_uses_the_cache(
         [str(built["kubectl"]), "version", "--client"], capture_output=True, text=True, check=True
     )
     assert f"Client Version: {version}" in kubectl.stdout
+    helm = subprocess.run([str(built["helm"]), "version"], capture_output=True, text=True)
+    assert f'Version:"{assets.helm_version(env)}"' in helm.stdout
     second = lbctl_binaries(env)
     assert second.returncode == 0, second.stderr
-    for name in assets.ALL:
+    for name in assets.KNOWN:
         assert f"{name}: using cache binary" in second.stderr
     assert "build Kubernetes" not in second.stderr

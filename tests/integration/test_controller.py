@@ -182,7 +182,7 @@ def test_exhaust_then_free_hands_the_address_to_the_waiting_service(
     core: client.CoreV1Api, namespace: str, run_controller: Start
 ) -> None:
     put_config(core, namespace, "pools: [{name: one, addresses: [198.51.100.250]}]")
-    run_controller()
+    ctl = run_controller()
     core.create_namespaced_service(namespace, service("first"))
     assert wait_for("first", lambda: ingress(core, namespace, "first")) == ["198.51.100.250"]
     core.create_namespaced_service(namespace, service("second"))
@@ -190,6 +190,11 @@ def test_exhaust_then_free_hands_the_address_to_the_waiting_service(
         "PoolExhausted",
         lambda: [e for e in events(core, namespace, "second") if "PoolExhausted" in e[2]],
     )
+    # What the alerts read: one Service waiting for PoolExhausted, the address held by first.
+    held = f'lbctl_allocator_address_assigned{{ip="198.51.100.250",service="{namespace}/%s"}}'
+    waiting = 'lbctl_services_pending{reason="PoolExhausted"}'
+    wait_for("the pending gauge", lambda: ctl.metric(waiting) == 1)
+    assert ctl.metric(held % "first") == 1 and held % "second" not in metrics(ctl.port)
     core.delete_namespaced_service("first", namespace, _preload_content=False)
     wait_for(
         "first to be gone (finalizer removed)",
@@ -198,6 +203,9 @@ def test_exhaust_then_free_hands_the_address_to_the_waiting_service(
         ),
     )
     assert wait_for("second", lambda: ingress(core, namespace, "second")) == ["198.51.100.250"]
+    wait_for("the pending gauge back to 0", lambda: ctl.metric(waiting) == 0)
+    m = metrics(ctl.port)
+    assert m[held % "second"] == 1 and held % "first" not in m
 
 
 def test_a_type_change_releases_the_address_and_removes_the_finalizer(
@@ -332,6 +340,8 @@ def test_two_controllers_never_both_write(
     for i in range(3):
         wait_for(f"s{i}", lambda i=i: ingress(core, namespace, f"s{i}"))
     assert a.writes() > 0 and b.writes() == 0 and b.metric("lbctl_leader") == 0
+    # Allocation metrics come from the leader alone, so two replicas never double-count.
+    assert not [k for k in metrics(b.port) if k.startswith("lbctl_allocator_")]
     # SIGTERM hands the lease back: the standby takes over without waiting for expiry.
     a.proc.stop()
     wait_for("ctl-b to lead", lambda: b.metric("lbctl_leader") == 1, timeout=5)
@@ -339,6 +349,8 @@ def test_two_controllers_never_both_write(
     assert wait_for("after", lambda: ingress(core, namespace, "after"))
     ips = [ingress(core, namespace, f"s{i}")[0] for i in range(3)]
     assert len(set(ips + ingress(core, namespace, "after"))) == 4
+    assigned = [k for k in metrics(b.port) if k.startswith("lbctl_allocator_address_assigned")]
+    assert len([k for k in assigned if f'service="{namespace}/' in k]) == 4
 
 
 def test_lbctl_status_shows_addresses_pending_reasons_and_pools(

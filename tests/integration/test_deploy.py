@@ -62,6 +62,8 @@ def test_the_kustomize_base_is_accepted_by_the_api_server(
         "daemonset.apps/lbctl-speaker",
         "configmap/lbctl-config",
         "clusterrole.rbac.authorization.k8s.io/lbctl-speaker",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/lbctl-speaker-leases",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/lbctl-controller-leases",
     ):
         assert kind in run.stdout
 

@@ -232,8 +232,12 @@ def assert_one_pool_address_each(held: dict[str, list[str]]) -> None:
 
 
 def stand_in_speaker(api: client.ApiClient, ns: str) -> None:
-    """A live speaker Lease: no speakers run here, and ``lbctl check`` would otherwise report
-    every address as one no speaker can announce."""
+    """A live speaker Lease on a Node: no speakers run here, and ``lbctl check`` would otherwise
+    report every address as one no speaker can announce (a Lease without a Node is not
+    eligible either)."""
+    core = client.CoreV1Api(api)
+    if not core.list_node(field_selector="metadata.name=stand-in").items:
+        core.create_node({"metadata": {"name": "stand-in"}})
     client.CoordinationV1Api(api).create_namespaced_lease(
         ns,
         client.V1Lease(

@@ -645,3 +645,340 @@ def test_valid_assignments_never_move_when_decided_again(reqs: list[ServiceReque
         d = alloc.decide(replace(r, current=settled[r.key]))
         assert d.ips == settled[r.key]
         assert d.outcome is (Outcome.KEPT if d.ips else Outcome.PENDING)
+
+
+# --- reservations ------------------------------------------------------------------------
+
+RES = config.parse_yaml("""
+pools:
+  - name: lan
+    addresses: [198.51.100.10-198.51.100.13, "2001:db8:1::/126"]
+  - name: manual
+    addresses: [198.51.100.100-198.51.100.101]
+    autoAssign: false
+  - name: team
+    addresses: [198.51.100.200-198.51.100.201]
+    namespaces: [team-a]
+reservations:
+  - {address: 198.51.100.12, service: default/web}
+  - {address: "2001:db8:1::2", service: default/web}
+  - {address: 198.51.100.101, service: default/db}
+  - {address: 198.51.100.201, service: default/intruder}
+""")
+
+# Each row: earlier Services (decided in order), the Service under test, and what it gets.
+RESERVATION_ROWS = [
+    (
+        "a reserved address is not handed to another Service",
+        [svc("a"), svc("b", age=1)],
+        svc("c", age=2),
+        Outcome.ALLOCATED,
+        ["198.51.100.13"],
+        None,
+    ),
+    (
+        "the named Service gets its reserved address with no annotation",
+        [],
+        svc("web"),
+        Outcome.ALLOCATED,
+        ["198.51.100.12"],
+        None,
+    ),
+    (
+        "the named Service gets its reserved address though lower ones are free",
+        [svc("a")],
+        svc("web", age=1),
+        Outcome.ALLOCATED,
+        ["198.51.100.12"],
+        None,
+    ),
+    (
+        "a Service that asks for another's reserved address is refused",
+        [],
+        svc("a", requested_ips=ips("198.51.100.12")),
+        Outcome.PENDING,
+        [],
+        Reason.RESERVED,
+    ),
+    (
+        "a Service that asks for a reserved address of a manual pool is refused",
+        [],
+        svc("a", requested_ips=ips("198.51.100.101")),
+        Outcome.PENDING,
+        [],
+        Reason.RESERVED,
+    ),
+    (
+        "a reserved address is not shared, even under the holder's sharing key",
+        [svc("web", sharing_key="k", ports=tcp(80))],
+        svc("b", age=1, sharing_key="k", ports=tcp(443)),
+        Outcome.ALLOCATED,
+        ["198.51.100.10"],
+        None,
+    ),
+    (
+        "a reserved address in a manual pool goes to its Service",
+        [],
+        svc("db"),
+        Outcome.ALLOCATED,
+        ["198.51.100.101"],
+        None,
+    ),
+    (
+        "a full pool does not give up a reserved address",
+        [svc("a"), svc("b", age=1), svc("c", age=2)],
+        svc("d", age=3),
+        Outcome.PENDING,
+        [],
+        Reason.EXHAUSTED,
+    ),
+    (
+        "a reservation in a pool that does not admit the Service's namespace is refused",
+        [],
+        svc("intruder"),
+        Outcome.PENDING,
+        [],
+        Reason.NOT_ADMITTED,
+    ),
+    (
+        "a PreferDualStack Service gets its reserved address of each family",
+        [],
+        svc("web", families=(4, 6), family_policy=FamilyPolicy.PREFER_DUAL),
+        Outcome.ALLOCATED,
+        ["198.51.100.12", "2001:db8:1::2"],
+        None,
+    ),
+    (
+        "an IPv6 Service gets its IPv6 reservation and ignores the IPv4 one",
+        [],
+        svc("web", families=(6,)),
+        Outcome.ALLOCATED,
+        ["2001:db8:1::2"],
+        None,
+    ),
+    (
+        "a family without a reservation is allocated as usual",
+        [],
+        svc("db", families=(4, 6), family_policy=FamilyPolicy.REQUIRE_DUAL),
+        Outcome.ALLOCATED,
+        ["198.51.100.101", "2001:db8:1::"],
+        None,
+    ),
+    (
+        "an address the Service requests wins over its reservation",
+        [],
+        svc("web", requested_ips=ips("198.51.100.11")),
+        Outcome.ALLOCATED,
+        ["198.51.100.11"],
+        None,
+    ),
+    (
+        "a requested pool that holds the reservation gives the reserved address",
+        [],
+        svc("db", requested_pool="manual"),
+        Outcome.ALLOCATED,
+        ["198.51.100.101"],
+        None,
+    ),
+    (
+        "a requested pool that does not hold the reservation wins over it",
+        [],
+        svc("web", requested_pool="manual"),
+        Outcome.ALLOCATED,
+        ["198.51.100.100"],
+        None,
+    ),
+    (
+        "the named Service moves from its current address to its reserved one",
+        [],
+        svc("web", current=ips("198.51.100.11")),
+        Outcome.ALLOCATED,
+        ["198.51.100.12"],
+        None,
+    ),
+    (
+        "a hand-edited status that claims another's reserved address is undone",
+        [],
+        svc("a", current=ips("198.51.100.12")),
+        Outcome.ALLOCATED,
+        ["198.51.100.10"],
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "before", "subject", "outcome", "expected", "reason"),
+    RESERVATION_ROWS,
+    ids=[r[0] for r in RESERVATION_ROWS],
+)
+def test_reservation_rules(
+    title: str,
+    before: list[ServiceRequest],
+    subject: ServiceRequest,
+    outcome: Outcome,
+    expected: list[str],
+    reason: Reason | None,
+) -> None:
+    alloc = Allocator(RES)
+    for earlier in before:
+        assert alloc.decide(earlier).outcome is not Outcome.PENDING
+    decision = alloc.decide(subject)
+    assert decision.outcome is outcome
+    assert [str(i) for i in decision.ips] == expected
+    assert (decision.problem.reason if decision.problem else None) is reason
+    assert alloc.assigned(subject.key) == decision.ips
+
+
+# Each row: a Service refused because of a reservation, and the words its Event carries.
+REFUSALS = [
+    (
+        "another Service is told whose reservation it asked for",
+        svc("a", requested_ips=ips("198.51.100.12")),
+        "198.51.100.12 is reserved for default/web (reservations[0])",
+    ),
+    (
+        "the named Service is told which reservation its namespace cannot use",
+        svc("intruder"),
+        "reserved address 198.51.100.201 (reservations[3]): pool 'team' admits only "
+        "namespaces team-a",
+    ),
+]
+
+
+@pytest.mark.parametrize(("title", "subject", "message"), REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_refusals_name_the_reservation(title: str, subject: ServiceRequest, message: str) -> None:
+    decision = Allocator(RES).decide(subject)
+    assert decision.problem is not None and decision.problem.message == message
+
+
+def test_a_hand_edited_claim_on_a_reserved_address_is_cleared_naming_the_reservation() -> None:
+    d = Allocator(RES).decide(svc("a", current=ips("198.51.100.12")))
+    assert [(str(c.ip), c.reason, c.message) for c in d.cleared] == [
+        (
+            "198.51.100.12",
+            Reason.RESERVED,
+            "198.51.100.12 is reserved for default/web (reservations[0])",
+        )
+    ]
+
+
+def test_moving_to_the_reserved_address_says_why() -> None:
+    d = Allocator(RES).decide(svc("web", current=ips("198.51.100.11")))
+    assert [(str(c.ip), c.reason, c.message) for c in d.cleared] == [
+        (
+            "198.51.100.11",
+            Reason.NOT_REQUESTED,
+            "198.51.100.11 is not its reserved 198.51.100.12 (reservations[0])",
+        )
+    ]
+
+
+def test_an_explicit_request_leaves_the_reservation_kept_for_the_service() -> None:
+    alloc = Allocator(RES)
+    assert alloc.decide(svc("web", requested_ips=ips("198.51.100.11"))).ips == ips("198.51.100.11")
+    others = [alloc.decide(svc(n, age=i + 1)).ips for i, n in enumerate("ab")]
+    assert others == [ips("198.51.100.10"), ips("198.51.100.13")]
+    assert alloc.holders(ip("198.51.100.12")) == frozenset()
+
+
+def test_after_delete_and_recreate_it_gets_the_same_address_though_others_came_between() -> None:
+    alloc = Allocator(RES)
+    first = alloc.decide(svc("web"))
+    assert first.ips == ips("198.51.100.12")
+    alloc.release(ServiceKey("default/web"))  # deleted (helm uninstall)
+    between = [alloc.decide(svc(n, age=i + 1)).ips for i, n in enumerate("abc")]
+    assert between == [ips("198.51.100.10"), ips("198.51.100.11"), ips("198.51.100.13")]
+    assert not alloc.has_free("lan", 4)  # what is left is kept for web
+    again = alloc.decide(svc("web", age=9))  # recreated: a new creationTimestamp
+    assert again.outcome is Outcome.ALLOCATED and again.ips == first.ips
+
+
+def test_a_reservation_takes_no_address_away_and_its_service_gets_it_once_released() -> None:
+    without = config.PoolConfig(RES.pools, RES.announce)
+    alloc = Allocator(without)
+    holder = svc("old", current=alloc.decide(svc("old", requested_ips=ips("198.51.100.12"))).ips)
+    alloc.take_touched()
+    alloc.set_config(RES)  # the reservation for default/web arrives while "old" holds it
+    assert alloc.decide(holder).outcome is Outcome.KEPT
+    waiting = alloc.decide(svc("web", age=1))
+    assert waiting.outcome is Outcome.PENDING and waiting.problem is not None
+    assert waiting.problem.reason is Reason.IN_USE
+    assert waiting.problem.message == (
+        "reserved address 198.51.100.12 (reservations[0]): it is held by default/old "
+        "without the same sharing key"
+    )
+    assert waiting.wait is not None and waiting.wait.addresses == {ip("198.51.100.12")}
+    alloc.release(holder.key)
+    assert ip("198.51.100.12") in alloc.take_touched()  # what wakes web in the controller
+    assert alloc.decide(svc("web", age=1)).ips == ips("198.51.100.12")
+    back = alloc.decide(replace(holder, current=(), requested_ips=ips("198.51.100.12")))
+    assert back.problem is not None and back.problem.reason is Reason.RESERVED
+
+
+def test_restore_keeps_a_reserved_address_held_by_another_service_before_the_reservation() -> None:
+    alloc = Allocator(RES)
+    assert alloc.restore(svc("old", current=ips("198.51.100.12"))) == ips("198.51.100.12")
+    assert alloc.decide(svc("old", current=ips("198.51.100.12"))).outcome is Outcome.KEPT
+
+
+@pytest.mark.parametrize(
+    "web_first", [True, False], ids=["web restored first", "web restored last"]
+)
+@pytest.mark.parametrize("web_age", [0, 9], ids=["web older", "web younger"])
+def test_two_status_claims_on_a_reserved_address_go_to_its_service_in_any_order(
+    web_first: bool, web_age: int
+) -> None:
+    alloc = Allocator(RES)
+    web = svc("web", age=web_age, current=ips("198.51.100.12"))
+    other = svc("other", age=5, current=ips("198.51.100.12"))
+    claims = sorted([web, other], key=lambda r: r.age)  # the controller restores oldest first
+    for req in claims:
+        alloc.restore(req)
+    order = [web, other] if web_first else [other, web]
+    for req in order:
+        d = alloc.decide(replace(req, current=req.current))
+        for evicted in d.evicted:
+            assert evicted == other.key
+    final = alloc.decide(replace(other, current=ips("198.51.100.12")))
+    assert final.ips != ips("198.51.100.12")
+    assert alloc.holders(ip("198.51.100.12")) == {web.key}
+
+
+SMALL_RESERVING = config.parse_yaml("""
+pools:
+  - {name: p1, addresses: [198.51.100.1-198.51.100.4, "2001:db8::/126"]}
+  - {name: p2, addresses: [198.51.100.8-198.51.100.9], namespaces: [b]}
+  - {name: p3, addresses: [198.51.100.16], autoAssign: false}
+reservations:  # the same pools as SMALL
+  - {address: 198.51.100.2, service: a/c}
+  - {address: 198.51.100.16, service: b/d}
+  - {address: 198.51.100.8, service: a/e}
+  - {address: "2001:db8::1", service: a/c}
+""")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step_st, max_size=40))
+def test_a_reserved_address_is_only_ever_held_by_its_service(
+    steps: list[tuple],  # type: ignore[type-arg]
+) -> None:
+    alloc = Allocator(SMALL_RESERVING)
+    latest: dict[ServiceKey, ServiceRequest] = {}
+    for step in steps:
+        if step[0] == "release":
+            for ns in "ab":
+                alloc.release(ServiceKey(f"{ns}/{step[1]}"))
+                latest.pop(ServiceKey(f"{ns}/{step[1]}"), None)
+            continue
+        req = step[1]
+        req = replace(
+            req, current=(step[2],) if step[0] == "status-edit" else alloc.assigned(req.key)
+        )
+        latest[req.key] = req
+        for evicted in alloc.decide(req).evicted:
+            latest[evicted] = replace(latest[evicted], current=alloc.assigned(evicted))
+            alloc.decide(latest[evicted])
+        check_invariants(alloc, latest)
+        for r in SMALL_RESERVING.reservations:
+            assert alloc.holders(r.address) <= {r.service}, (r, alloc.holders(r.address))

@@ -60,6 +60,13 @@ def test_lbctl_assets_dir_comes_before_kubebuilder_assets(tmp_path: Path) -> Non
             "kubernetes-v1.34.2",
         ),
         ("etcd is keyed by its own version", {}, "etcd", "etcd-v3.6.4"),
+        ("helm is keyed by its own version", {}, "helm", "helm-v3.22.0"),
+        (
+            "LBCTL_HELM_VERSION picks another helm",
+            {"LBCTL_HELM_VERSION": "v3.21.4"},
+            "helm",
+            "helm-v3.21.4",
+        ),
         (
             "LBCTL_ETCD_VERSION picks another etcd",
             {"LBCTL_ETCD_VERSION": "v3.6.5"},
@@ -79,6 +86,17 @@ def test_the_cache_is_keyed_by_version(
 def test_a_version_that_is_not_a_release_is_refused_with_the_setting_named(bad: str) -> None:
     with pytest.raises(assets.AssetError, match="LBCTL_KUBE_VERSION"):
         assets.kube_version({"LBCTL_KUBE_VERSION": bad})
+
+
+@pytest.mark.parametrize("bad", ["v4.0.0", "v2.17.0", "3.22.0"])
+def test_helm_must_be_a_helm_3_release(bad: str) -> None:
+    with pytest.raises(assets.AssetError, match="LBCTL_HELM_VERSION"):
+        assets.helm_version({"LBCTL_HELM_VERSION": bad})
+
+
+def test_the_control_plane_never_needs_helm_but_lbctl_binaries_makes_it_too() -> None:
+    assert assets.HELM not in assets.ALL
+    assert set(assets.KNOWN) == {*assets.ALL, assets.HELM}
 
 
 def test_a_complete_user_directory_builds_nothing(tmp_path: Path) -> None:
@@ -154,6 +172,29 @@ def test_version_flags_name_the_release_for_the_server_and_the_client() -> None:
         assert f"-X {package}.gitMinor=34" in flags
 
 
+HELM_GO_MOD = """module helm.sh/helm/v3
+
+go 1.26.0
+
+require (
+	github.com/spf13/cobra v1.10.2
+	k8s.io/client-go v0.37.0
+	k8s.io/kubectl v0.37.0
+)
+"""
+
+
+def test_helm_gets_its_version_and_the_kubernetes_minor_of_its_client_go() -> None:
+    client_go = assets.required_version(HELM_GO_MOD, "k8s.io/client-go")
+    assert client_go == "v0.37.0"
+    flags = assets.helm_ldflags("v3.22.0", client_go)
+    assert "-X helm.sh/helm/v3/internal/version.version=v3.22.0" in flags
+    for package in ("pkg/lint/rules", "pkg/chartutil"):
+        assert f"-X helm.sh/helm/v3/{package}.k8sVersionMajor=1" in flags
+        assert f"-X helm.sh/helm/v3/{package}.k8sVersionMinor=37" in flags
+    assert "k8sVersion" not in assets.helm_ldflags("v3.22.0", None)  # helm's own default
+
+
 def test_without_go_the_build_step_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(assets.AssetError, match=r"find go.*LBCTL_ASSETS_DIR.*--download"):
         assets.find_go({"PATH": str(tmp_path)}, usual=tmp_path / "go")
@@ -222,27 +263,50 @@ def etcd_files(binary: bytes) -> Served:
     return {f"/v3.6.4/{stem}.tar.gz": archive, "/v3.6.4/SHA256SUMS": sums.encode()}
 
 
+def helm_files(binary: bytes, *, digest_of: bytes | None = None) -> Served:
+    name = f"helm-v3.22.0-linux-{ARCH}.tar.gz"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"linux-{ARCH}/helm")
+        info.size = len(binary)
+        tar.addfile(info, io.BytesIO(binary))
+    archive = buf.getvalue()
+    digest = hashlib.sha256(archive if digest_of is None else digest_of).hexdigest()
+    return {f"/{name}": archive, f"/{name}.sha256sum": f"{digest}  {name}\n".encode()}
+
+
 def download_env(tmp_path: Path, base: str) -> dict[str, str]:
     return {
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "LBCTL_DOWNLOAD_URL": base,
         "LBCTL_ETCD_DOWNLOAD_URL": base,
+        "LBCTL_HELM_DOWNLOAD_URL": base,
     }
 
 
 def test_download_checks_the_published_sums_and_caches_whole_binaries(
     release_server: Callable[[Served], str], tmp_path: Path
 ) -> None:
-    base = release_server({**kube_files(b"\x7fELF kubectl"), **etcd_files(b"\x7fELF etcd")})
+    base = release_server(
+        {
+            **kube_files(b"\x7fELF kubectl"),
+            **etcd_files(b"\x7fELF etcd"),
+            **helm_files(b"\x7fELF helm"),
+        }
+    )
     env = download_env(tmp_path, base)
     said: list[str] = []
-    paths = assets.ensure(["kubectl", "etcd"], env=env, progress=said.append, download=True)
+    names = ["kubectl", "etcd", "helm"]
+    paths = assets.ensure(names, env=env, progress=said.append, download=True)
     assert paths["kubectl"].read_bytes() == b"\x7fELF kubectl"
     assert paths["etcd"].read_bytes() == b"\x7fELF etcd"
+    assert paths["helm"].read_bytes() == b"\x7fELF helm"
     assert paths["etcd"].parent == assets.cache_dir("etcd", env)
+    assert paths["helm"].parent == assets.cache_dir("helm", env)
     assert any("kubectl: sha512 checked" in line for line in said)
+    assert any(f"helm-v3.22.0-linux-{ARCH}.tar.gz: sha256 checked" in line for line in said)
     again: list[str] = []
-    assets.ensure(["kubectl", "etcd"], env=env, progress=again.append, download=True)
+    assets.ensure(names, env=env, progress=again.append, download=True)
     assert all("using cache binary" in line for line in again)
 
 
@@ -263,6 +327,11 @@ def test_download_checks_the_published_sums_and_caches_whole_binaries(
             "download .*kubectl",
         ),
         ("a missing checksum file is refused", {"/x": b""}, "download .*kubectl"),
+        (
+            "a helm archive whose checksum differs is refused",
+            helm_files(b"\x7fELF tampered", digest_of=b"other"),
+            "verify helm-.*does not match",
+        ),
     ],
 )
 def test_a_bad_download_is_refused_and_nothing_is_cached(
@@ -273,7 +342,8 @@ def test_a_bad_download_is_refused_and_nothing_is_cached(
     tmp_path: Path,
 ) -> None:
     env = download_env(tmp_path, release_server(files))
+    name = "helm" if "helm" in says else "kubectl"
     with pytest.raises(assets.AssetError, match=error):
-        assets.ensure(["kubectl"], env=env, progress=lambda _: None, download=True)
-    cache = assets.cache_dir("kubectl", env)
+        assets.ensure([name], env=env, progress=lambda _: None, download=True)
+    cache = assets.cache_dir(name, env)
     assert not cache.exists() or not any(cache.iterdir()), says

@@ -47,6 +47,16 @@ def endpoint_slice(service: str, node: str) -> dict[str, Any]:
 
 
 CONFIG = {"config.yaml": "pools: [{name: lan, addresses: [198.51.100.1-198.51.100.2]}]"}
+RESERVING = {
+    "config.yaml": """
+pools:
+  - {name: lan, addresses: [198.51.100.1-198.51.100.2]}
+  - {name: team, addresses: [203.0.113.10], namespaces: [team-a]}
+reservations:
+  - {address: 198.51.100.1, service: default/gone}
+  - {address: 203.0.113.10, service: default/api}
+"""
+}
 NODES = [{"metadata": {"name": n}} for n in ("node1", "node2")]
 LIVE = {"node1", "node2"}
 
@@ -133,6 +143,29 @@ CASES = [
         {"config": {"config.yaml": "pools: nope"}},
         [(Kind.CONFIG_ERROR, "config")],
     ),
+    (
+        "a reservation whose pool refuses its namespace, its Service absent",
+        [svc("a", "198.51.100.1")],
+        {"config": RESERVING},
+        [(Kind.RESERVATION_NOT_ADMITTED, "reservations[1]")],
+    ),
+    (
+        "a reservation whose pool refuses its namespace, its Service pending for it",
+        [svc("a", "198.51.100.1"), svc("api", age=1)],
+        {"config": RESERVING},
+        [(Kind.RESERVATION_NOT_ADMITTED, "reservations[1]"), (Kind.PENDING, "default/api")],
+    ),
+    (
+        "a reservation kept for a Service that does not exist is no finding",
+        [svc("b", "198.51.100.2")],
+        {
+            "config": {
+                "config.yaml": "pools: [{name: lan, addresses: [198.51.100.1-198.51.100.2]}]\n"
+                "reservations: [{address: 198.51.100.1, service: default/gone}]"
+            }
+        },
+        [],
+    ),
 ]
 
 
@@ -180,3 +213,10 @@ def test_a_holder_being_deleted_is_named_as_such() -> None:
     findings = audit.check([old, svc("b", "198.51.100.1", 1)], CONFIG, node_objs=NODES, live=LIVE)
     held = [f for f in findings if f.kind is Kind.HELD_TWICE]
     assert len(held) == 1 and "default/a being deleted" in held[0].message
+
+
+def test_a_refused_reservation_is_named_with_its_pool_rule() -> None:
+    (finding,) = audit.check([], RESERVING, node_objs=NODES, live=LIVE)
+    assert finding.message == (
+        "pool 'team' admits only namespaces team-a: default/api will be refused 203.0.113.10"
+    )

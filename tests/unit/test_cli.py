@@ -45,6 +45,36 @@ def test_validate_reports_every_problem_with_its_path_and_exits_1(
     assert f"{f}: pools[0].x: unknown key" in err
 
 
+def test_validate_lists_reservations_and_warns_about_one_its_pool_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "config.yaml"
+    f.write_text(
+        "pools:\n"
+        "  - {name: lan, addresses: [198.51.100.0/28]}\n"
+        "  - {name: team, addresses: [203.0.113.10], namespaces: [team-a]}\n"
+        "reservations:\n"
+        "  - {address: 198.51.100.5, service: default/web}\n"
+        "  - {address: 203.0.113.10, service: default/api}\n"
+    )
+    assert cli.main(["validate", str(f)]) == 0  # the controller takes it as it is
+    out, err = capsys.readouterr()
+    assert "reservations[0]: 198.51.100.5 (pool lan) kept for default/web" in out
+    assert err == (
+        f"{f}: warning: reservations[1]: pool 'team' admits only namespaces team-a: "
+        "default/api will be refused 203.0.113.10\n"
+    )
+
+
+def test_validate_names_a_bad_reservation_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "config.yaml"
+    f.write_text(GOOD + "reservations: [{address: 203.0.113.1, service: default/web}]\n")
+    assert cli.main(["validate", str(f)]) == 1
+    assert f"{f}: reservations[0].address: 203.0.113.1 is in no pool" in capsys.readouterr().err
+
+
 def test_validate_a_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["validate", "/nonexistent/config.yaml"]) == 2
     assert "cannot read" in capsys.readouterr().err

@@ -238,3 +238,179 @@ def test_mutated_configs_parse_or_fail_with_the_field_named(rng: random.Random) 
 def test_random_text_is_a_config_error_or_a_config(text: str) -> None:
     with contextlib.suppress(config.ConfigError):
         config.parse_yaml(text)
+
+
+# --- reservations ------------------------------------------------------------------------
+
+RESERVING = """
+pools:
+  - {name: lan, addresses: [198.51.100.0/28, "2001:db8:1::/64"], avoidBuggyIPs: true}
+  - {name: team, addresses: [203.0.113.10-203.0.113.20], namespaces: [team-a]}
+reservations:
+%s
+"""
+
+
+def test_reservations_are_parsed_with_their_pool_and_place() -> None:
+    cfg = config.parse_yaml(
+        RESERVING
+        % """
+  - {address: 198.51.100.5, service: default/web}
+  - {address: "2001:db8:1::5", service: default/web}
+  - {address: 203.0.113.12, service: team-a/api}
+"""
+    )
+    web4, web6, api = cfg.reservations
+    assert (str(web4.address), web4.service, web4.pool, web4.label) == (
+        "198.51.100.5",
+        "default/web",
+        "lan",
+        "reservations[0]",
+    )
+    assert cfg.reservations_for("default/web") == (web4, web6)
+    assert cfg.reservation_of(ipaddress.ip_address("203.0.113.12")) == api
+    assert cfg.reservation_of(ipaddress.ip_address("203.0.113.13")) is None
+    assert cfg.reserved_values(4) == {int(web4.address), int(api.address)}
+    assert config.unusable_reservations(cfg) == []
+
+
+def test_no_reservations_is_the_default() -> None:
+    assert config.parse_yaml("pools: [{name: a, addresses: [198.51.100.7]}]").reservations == ()
+
+
+def entries(*pairs: tuple[str, object]) -> str:
+    """The YAML list of reservations ``(address, service)``."""
+    return "\n".join(f"  - {{address: '{a}', service: {s}}}" for a, s in pairs)
+
+
+WEB = "default/web"
+
+# Each row: the reservations list, and the error naming the entry.
+BAD_RESERVATIONS = [
+    (entries(("198.51.100.99", WEB)), "reservations[0].address: 198.51.100.99 is in no pool"),
+    (
+        entries(("198.51.100.0/30", WEB)),
+        "reservations[0].address: '198.51.100.0/30' must be one address, not a range",
+    ),
+    (entries(("198.51.100.1-198.51.100.2", WEB)), "must be one address, not a range"),
+    (entries(("nope", WEB)), "reservations[0].address: 'nope' is not an IP address"),
+    (
+        entries(("198.51.100.0", WEB)),
+        "reservations[0].address: 198.51.100.0 ends in .0 or .255 and pool 'lan' has avoidBuggyIPs",
+    ),
+    (
+        entries(("198.51.100.5", "default/a"), ("198.51.100.5", "default/b")),
+        "reservations[1].address: 198.51.100.5 is reserved twice (also reservations[0])",
+    ),
+    (
+        entries(("2001:db8:1::5", "default/a"), ("2001:db8:1:0::5", "default/b")),
+        "reservations[1].address: 2001:db8:1::5 is reserved twice (also reservations[0])",
+    ),
+    (
+        entries(("198.51.100.5", WEB), ("198.51.100.6", WEB)),
+        "reservations[1].service: default/web has an IPv4 reservation already (reservations[0])",
+    ),
+    (entries(("198.51.100.5", "web")), "reservations[0].service: 'web' must be namespace/name"),
+    (entries(("198.51.100.5", "a/b/c")), "reservations[0].service: 'a/b/c' must be namespace/name"),
+    (
+        entries(("198.51.100.5", "Bad_NS/web")),
+        "reservations[0].service: 'Bad_NS' is not a namespace name",
+    ),
+    (
+        entries(("198.51.100.5", "default/9web")),
+        "reservations[0].service: '9web' is not a Service name",
+    ),
+    (entries(("198.51.100.5", "default/")), "reservations[0].service: '' is not a Service name"),
+    (
+        entries(("198.51.100.5", "[default, web]")),
+        "reservations[0].service: Input should be a valid string",
+    ),
+    ("  - {address: 198.51.100.5}", "reservations[0].service: required"),
+    (
+        "  - {address: 198.51.100.5, service: default/web, pool: lan}",
+        "reservations[0].pool: unknown key",
+    ),
+    (
+        "  {address: 198.51.100.5, service: default/web}",
+        "reservations: Input should be a valid list",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("listed", "message"), BAD_RESERVATIONS, ids=[m for _, m in BAD_RESERVATIONS]
+)
+def test_bad_reservations_name_the_entry(listed: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_yaml(RESERVING % listed)
+    assert message in str(info.value)
+
+
+def test_one_service_may_hold_one_reservation_per_family() -> None:
+    cfg = config.parse_yaml(
+        RESERVING
+        % """
+  - {address: 198.51.100.5, service: default/web}
+  - {address: "2001:db8:1::5", service: default/web}
+"""
+    )
+    assert [r.address.version for r in cfg.reservations_for("default/web")] == [4, 6]
+
+
+def test_a_reservation_its_pool_refuses_by_namespace_is_valid_but_said_to_be_unusable() -> None:
+    cfg = config.parse_yaml(
+        RESERVING
+        % """
+  - {address: 203.0.113.12, service: team-a/api}
+  - {address: 203.0.113.13, service: default/web}
+"""
+    )
+    ((reservation, why),) = config.unusable_reservations(cfg)
+    assert reservation.label == "reservations[1]"
+    assert (
+        why == "pool 'team' admits only namespaces team-a: default/web will be refused 203.0.113.13"
+    )
+
+
+NS_POOLS = """
+pools:
+  - {name: listed, addresses: [198.51.100.1], namespaces: [team-a]}
+  - name: all-but
+    addresses: [198.51.100.2]
+    namespaceSelector:
+      matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [team-a]}]
+  - {name: labelled, addresses: [198.51.100.3], namespaceSelector: {matchLabels: {env: prod}}}
+  - name: either
+    addresses: [198.51.100.4]
+    namespaces: [team-a]
+    namespaceSelector: {matchLabels: {env: prod}}
+  - {name: open, addresses: [198.51.100.5]}
+"""
+
+# Each row: the pool, the namespace, and the refusal judged from the namespace's name alone.
+NAMESPACE_REFUSALS = [
+    ("listed", "team-a", None),
+    ("listed", "shop", "pool 'listed' admits only namespaces team-a"),
+    ("all-but", "shop", None),
+    (
+        "all-but",
+        "team-a",
+        "pool 'all-but' admits only namespaces matching kubernetes.io/metadata.name notin (team-a)",
+    ),
+    ("labelled", "shop", None),  # only the namespace's labels can tell
+    ("either", "shop", None),  # namespaces or a selector on labels: cannot tell
+    ("open", "shop", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("pool", "namespace", "why"),
+    NAMESPACE_REFUSALS,
+    ids=[f"{p} for {n}: {w or 'cannot refuse'}" for p, n, w in NAMESPACE_REFUSALS],
+)
+def test_a_namespace_refusal_is_judged_from_the_name_alone(
+    pool: str, namespace: str, why: str | None
+) -> None:
+    checked = config.parse_yaml(NS_POOLS).pool(pool)
+    assert checked is not None
+    assert config.namespace_refusal(checked, namespace) == why

@@ -214,3 +214,20 @@ def test_a_starting_speaker_is_no_candidate_and_says_so() -> None:
         election.node_ineligible(node, live=LIVE, selector=Selector(), starting={"n3"})
         is Ineligible.STARTING
     )
+
+
+# Each row: renew period and lease duration (s), and the start-up wait and bound they give.
+SETTLE_TIMES = [
+    ("the defaults (10 s / 40 s) wait a second and at most ten for starters", 10.0, 40, 1.0, 10.0),
+    ("the tests' timings (0.4 s / 2 s) wait one renew period and two leases", 0.4, 2, 0.4, 4.0),
+    ("tuned failover (0.25 s / 1 s)", 0.25, 1, 0.25, 2.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "renew", "lease", "wait", "bound"), SETTLE_TIMES, ids=[r[0] for r in SETTLE_TIMES]
+)
+def test_the_start_up_rule_times(
+    title: str, renew: float, lease: int, wait: float, bound: float
+) -> None:
+    assert election.settle_times(renew, lease) == (wait, bound)

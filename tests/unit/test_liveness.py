@@ -158,3 +158,40 @@ def test_sending_on_time_never_holds_us_down() -> None:
     for k in range(100):
         watch.sent(k * IV * 1.2)  # late by a fifth each time: still within 3.5 intervals
     assert watch.out(12.0) == set()
+
+
+def test_an_accusation_from_a_peer_we_hear_holds_us_down_after_it_stops() -> None:
+    # Our link flapped: b missed us and said so once; it holds us down for a second, so do we.
+    watch = replay([*steady("b", 0, 1), (1.1, "b", 1, ("a",)), *steady("b", 1.2, 3)])
+    assert "a" in watch.out(1.5) and "a" in watch.out(2.05)
+    assert "a" not in watch.out(2.2)
+
+
+def test_a_peer_that_says_it_yields_is_out_at_once() -> None:
+    watch = replay(steady("b", 0, 1))
+    watch.heard("b", incarnation=1, interval=IV, yielding=True, now=1.05)
+    assert watch.out(1.05) == {"b"}
+    watch.heard("b", incarnation=1, interval=IV, now=1.15)
+    assert watch.out(1.15) == set()
+
+
+@pytest.mark.parametrize(
+    ("says", "losses", "now", "yielding"),
+    [
+        ("one lost link holds us for one hold", [0.0], 0.99, True),
+        ("and no longer", [0.0], 1.01, False),
+        ("a second loss within the window holds us twice as long", [0.0, 2.0], 3.9, True),
+        ("a flapping link holds us for at most eight holds", [0.4 * k for k in range(25)],
+         9.6 + 8.0 - 0.01, True),
+        ("and then lets us back", [0.4 * k for k in range(25)], 9.6 + 8.0 + 0.01, False),
+        ("losses further apart than the window do not add up", [0.0, 11.0], 12.01, False),
+    ],
+)  # fmt: skip
+def test_our_own_holds_are_dampened(
+    says: str, losses: list[float], now: float, yielding: bool
+) -> None:
+    watch = PeerWatch("a", interval=IV, hold=1.0)
+    for t in losses:
+        watch.link_lost(t)
+    assert watch.yielding(now) is yielding, says
+    assert ("a" in watch.out(now)) is yielding

@@ -114,8 +114,11 @@ def test_our_own_announcements_parse_as_claims_by_our_mac() -> None:
     assert packets.parse_claim(packets.unsolicited_na(M, V6)) == Claim(V6, M, probe=False)
 
 
-def test_a_heartbeat_round_trips() -> None:
-    beat = Heartbeat("node-1.example", 0xDEADBEEF, 42, 100, frozenset({"node-2", "node-3"}))
+@pytest.mark.parametrize("yielding", [False, True])
+def test_a_heartbeat_round_trips(yielding: bool) -> None:
+    beat = Heartbeat(
+        "node-1.example", 0xDEADBEEF, 42, 100, frozenset({"node-2", "node-3"}), yielding
+    )
     frame = packets.build_heartbeat(M, beat)
     assert frame[:6] == packets.BROADCAST and frame[6:12] == M
     assert int.from_bytes(frame[12:14], "big") == packets.HEARTBEAT_ETHERTYPE

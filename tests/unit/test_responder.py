@@ -2,7 +2,7 @@
 
 No sockets here (no owned address opens none): these are the ordering rules that keep the
 answering thread from reading a descriptor that ``close`` closed (issue 14, item 4). The same
-under real traffic and SIGTERM is tests/network/test_responder.py.
+under real traffic and SIGTERM is tests/network/test_responder_sigterm.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from lbctl import config, ownership, status
 from lbctl.kube import services
 
@@ -93,3 +95,112 @@ def test_status_shows_why_each_node_may_not_announce() -> None:
     text = status.render(report)
     assert "NODE  ANNOUNCES  WHY NOT" in text
     assert "n2    no         condition NetworkUnavailable is True" in text
+
+
+# --- reservations ------------------------------------------------------------------------
+
+RESERVING = {
+    "config.yaml": """
+pools:
+  - {name: lan, addresses: [198.51.100.1-198.51.100.8, "2001:db8::/126"]}
+  - {name: team, addresses: [203.0.113.1-203.0.113.2], namespaces: [team-a]}
+reservations:
+  - {address: 198.51.100.5, service: default/web}
+  - {address: 198.51.100.6, service: default/gone}
+  - {address: 198.51.100.7, service: default/old-and-new}
+  - {address: 198.51.100.8, service: default/pinned}
+  - {address: "2001:db8::3", service: default/web}
+  - {address: 203.0.113.2, service: default/outsider}
+""",
+}
+
+
+def reservation_report() -> status.Report:
+    return status.build(
+        [
+            svc("web", "198.51.100.5"),
+            svc("old", "198.51.100.7", 1),  # held it before the reservation was written
+            svc("old-and-new", age=2),
+            svc("pinned", "198.51.100.1", 3, **{"lbctl.io/loadBalancerIPs": "198.51.100.1"}),
+            svc("outsider", age=4),
+        ],
+        RESERVING,
+    )
+
+
+# Each row: the reservation, whether it is in use, who holds it, and the note.
+RESERVATION_ROWS = [
+    ("reservations[0]", True, ["default/web"], ""),
+    ("reservations[1]", False, [], "no LoadBalancer Service default/gone: kept free for it"),
+    (
+        "reservations[2]",
+        False,
+        ["default/old"],
+        "held by default/old; default/old-and-new gets it once released",
+    ),
+    ("reservations[3]", False, [], "default/pinned requests 198.51.100.1 instead"),
+    ("reservations[4]", False, [], "default/web does not use IPv6"),
+    (
+        "reservations[5]",
+        False,
+        [],
+        "pool 'team' admits only namespaces team-a: default/outsider will be refused 203.0.113.2",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("reservation", "in_use", "held_by", "note"),
+    RESERVATION_ROWS,
+    ids=[f"{r[0]}: {r[3] or 'in use'}" for r in RESERVATION_ROWS],
+)
+def test_status_lists_each_reservation_whether_it_is_in_use_and_by_whom(
+    reservation: str, in_use: bool, held_by: list[str], note: str
+) -> None:
+    rows = {r.reservation: r for r in reservation_report().reservations}
+    row = rows[reservation]
+    assert (row.in_use, row.held_by, row.note) == (in_use, held_by, note)
+
+
+def test_a_service_waiting_for_its_reserved_address_says_so_in_its_row() -> None:
+    rows = {r.service: r for r in reservation_report().services}
+    assert rows["default/old-and-new"].state == "pending"
+    assert rows["default/old-and-new"].reason == (
+        "reserved address 198.51.100.7 (reservations[2]): it is held by default/old "
+        "without the same sharing key"
+    )
+
+
+def test_a_pending_service_explains_its_unused_reservation() -> None:
+    report = status.build([svc("web", age=0)], {"config.yaml": RESERVING["config.yaml"]})
+    (web,) = [r for r in report.reservations if r.reservation == "reservations[0]"]
+    assert not web.in_use
+    assert web.note == "not in default/web's status yet: is the controller up?"
+
+
+def test_reserved_addresses_nobody_holds_are_not_counted_free() -> None:
+    pools = {(p.pool, p.family): p for p in reservation_report().pools}
+    lan = pools[("lan", "IPv4")]
+    # 8 addresses: web, old and pinned hold 3; .6 (gone's) and .8 (pinned's) are kept free.
+    assert (lan.size, lan.used, lan.reserved, lan.free) == (8, 3, 2, 3)
+    assert (pools[("lan", "IPv6")].reserved, pools[("team", "IPv4")].reserved) == (1, 1)
+
+
+def test_the_reservations_table_is_rendered_and_in_json() -> None:
+    report = reservation_report()
+    text = status.render(report)
+    assert "POOL  FAMILY  SIZE  USED  FREE  RESERVED" in text
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("RESERVATION "))
+    assert lines[header].split() == [
+        "RESERVATION", "ADDRESS", "POOL", "FOR", "IN", "USE", "HELD", "BY", "NOTE",
+    ]  # fmt: skip
+    assert lines[header + 1].split()[:6] == [
+        "reservations[0]", "198.51.100.5", "lan", "default/web", "yes", "default/web",
+    ]  # fmt: skip
+    assert lines[header + 2].split()[4:6] == ["no", "-"]
+    assert '"reservations": [' in status.render(report, "json")
+
+
+def test_no_reservations_no_table() -> None:
+    assert "RESERVATION" not in status.render(status.build([svc("a")], CONFIG))

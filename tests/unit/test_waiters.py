@@ -360,3 +360,24 @@ def test_a_prefer_dual_stack_service_missing_a_family_gets_it_once_an_address_fr
     loop.delete(ServiceKey("default/v6"))
     loop.run()
     assert loop.has("dual") == ["198.51.100.10", "2001:db8::"]
+
+
+def test_a_freed_reserved_address_wakes_its_service_and_none_of_the_pools_waiters() -> None:
+    cfg = config.parse_yaml(
+        "pools: [{name: lan, addresses: [198.51.100.10/31]}]\n"
+        "reservations: [{address: 198.51.100.10, service: default/web}]"
+    )
+    loop = Loop(cfg)
+    loop.put(svc("old", 0, requested_ips=(X,)))  # held X before the reservation: keeps it
+    loop.alloc.set_config(config.PoolConfig(cfg.pools))
+    loop.run()
+    loop.alloc.set_config(cfg)
+    loop.put(svc("other", 1), svc("web", 2), *(svc(f"w{i}", i + 3) for i in range(3)))
+    loop.run()
+    assert loop.has("web") == [] and loop.has("other") == ["198.51.100.11"]
+    assert len(loop.waiters) == 4  # web waits for X; w0-w2 for the full pool
+    loop.decided.clear()
+    loop.delete(ServiceKey("default/old"))
+    loop.run()
+    assert loop.has("web") == ["198.51.100.10"]
+    assert loop.decided == Counter({ServiceKey("default/web"): 1})
