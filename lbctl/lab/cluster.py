@@ -184,6 +184,7 @@ def up(
     """Bring the real-node cluster up on ``the_lan``; every process goes to ``record`` and the
     node plan to ``remember_nodes`` before anything of a node exists (so ``down`` finds it)."""
     started = time.monotonic()
+    nodes.check_no_host_kubelet()
     gateway = str(the_lan.plan.gateway4)
     say("control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler")
     cp = controlplane.ControlPlane(

@@ -625,6 +625,7 @@ class Lab:
             with concurrent.futures.ThreadPoolExecutor(len(specs)) as pool:
                 for left in pool.map(nodes.teardown, specs):
                     problems += left
+            nodes.remove_device_plugin_dir()
         for rec in reversed(state.processes):
             if _alive(rec):
                 with contextlib.suppress(ProcessLookupError, PermissionError):

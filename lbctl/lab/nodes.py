@@ -37,6 +37,11 @@ CLUSTER_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")  # pod addresses: node nam
 CGROUPS = Path("/sys/fs/cgroup")
 CONTAINERD_SHIM_SOCKETS = Path("/run/containerd/s")  # fixed in containerd 1.6, shared
 CONTAINER_LOG_LINKS = Path("/var/log/containers")  # fixed in the kubelet, shared
+# The kubelet's device manager listens at a fixed path, whatever --root-dir says, and empties
+# that directory (but for its checkpoint) when it starts: shared by every kubelet here.
+HOST_KUBELET_DIR = Path("/var/lib/kubelet")
+DEVICE_PLUGINS = HOST_KUBELET_DIR / "device-plugins"
+DEVICE_PLUGIN_FILES = ("kubelet.sock", "kubelet_internal_checkpoint")
 MAX_DIR = 60  # unix socket paths (108 bytes) are made below a node's directory
 
 
@@ -485,6 +490,43 @@ def remove_shared_files(spec: NodeSpec) -> None:
                     link.unlink()
     for d in (CONTAINERD_SHIM_SOCKETS, CONTAINERD_SHIM_SOCKETS.parent):
         with contextlib.suppress(OSError):  # only when empty: other containerds may use it
+            d.rmdir()
+
+
+def check_no_host_kubelet(
+    kubelet_dir: Path = HOST_KUBELET_DIR, device_plugins: Path = DEVICE_PLUGINS
+) -> None:
+    """Refuse a machine that runs a kubelet of its own: the lab's kubelets would empty its
+    device-plugin directory (sockets of its device plugins) at start.
+
+    Only what lab kubelets make there may exist: ``device-plugins/`` with the kubelet's own
+    socket and checkpoint (left by an earlier lab)."""
+    if not kubelet_dir.exists():
+        return
+    other = [p.name for p in kubelet_dir.iterdir() if p != device_plugins]
+    if device_plugins.is_dir():
+        other += [
+            f"device-plugins/{p.name}"
+            for p in device_plugins.iterdir()
+            if p.name not in DEVICE_PLUGIN_FILES
+        ]
+    if other:
+        raise NodeError(
+            f"{kubelet_dir} holds {', '.join(sorted(other))}: this machine has a kubelet of its "
+            "own, and the lab's kubelets would empty its device-plugin directory; run the lab "
+            "on a machine without one"
+        )
+
+
+def remove_device_plugin_dir(
+    kubelet_dir: Path = HOST_KUBELET_DIR, device_plugins: Path = DEVICE_PLUGINS
+) -> None:
+    """What the lab's kubelets left at the fixed device-plugin path, and the directories if
+    nothing else is in them (``check_no_host_kubelet`` made sure nothing else was)."""
+    for name in DEVICE_PLUGIN_FILES:
+        (device_plugins / name).unlink(missing_ok=True)
+    for d in (device_plugins, kubelet_dir):
+        with contextlib.suppress(OSError):
             d.rmdir()
 
 

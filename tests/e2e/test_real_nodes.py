@@ -410,6 +410,7 @@ def test_lab_down_leaves_no_process_namespace_link_mount_cgroup_or_file(real: Re
     for spec in specs:
         assert nodes.leftovers(spec) == []
     assert not real.lab.dir.exists()
+    assert not (nodes.DEVICE_PLUGINS / "kubelet.sock").exists()  # the kubelets' fixed path
     containers = Path("/var/log/containers")
     if containers.is_dir():
         assert [p for p in containers.iterdir() if str(real.lab.dir) in os.readlink(p)] == []

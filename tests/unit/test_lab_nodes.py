@@ -116,3 +116,24 @@ def test_teardown_unmounts_below_the_node_deepest_first_and_nothing_else() -> No
         Path("/tmp/lab/nodes/node1/with space"),
         Path("/tmp/lab/nodes/node1/kubelet"),
     ]
+
+
+def test_a_machine_with_its_own_kubelet_is_refused_and_lab_leftovers_are_not(
+    tmp_path: Path,
+) -> None:
+    kubelet, plugins = tmp_path / "kubelet", tmp_path / "kubelet" / "device-plugins"
+    nodes.check_no_host_kubelet(kubelet, plugins)  # nothing there
+    plugins.mkdir(parents=True)
+    (plugins / "kubelet.sock").touch()
+    (plugins / "kubelet_internal_checkpoint").touch()
+    nodes.check_no_host_kubelet(kubelet, plugins)  # what an earlier lab left
+    (plugins / "nvidia.sock").touch()
+    with pytest.raises(nodes.NodeError, match=r"device-plugins/nvidia\.sock"):
+        nodes.check_no_host_kubelet(kubelet, plugins)
+    (plugins / "nvidia.sock").unlink()
+    (kubelet / "pods").mkdir()
+    with pytest.raises(nodes.NodeError, match="kubelet of its own"):
+        nodes.check_no_host_kubelet(kubelet, plugins)
+    (kubelet / "pods").rmdir()
+    nodes.remove_device_plugin_dir(kubelet, plugins)
+    assert not kubelet.exists()
