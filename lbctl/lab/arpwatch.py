@@ -2,15 +2,16 @@
 
 ``python -m lbctl.lab.arpwatch IP --period 0.2 --duration 30`` (run inside the client's
 namespace, root) broadcasts an ARP request for IP every period from ``eth0`` and prints one JSON
-line per request: ``{"t": <monotonic send time>, "macs": [the MACs that answered it]}``.
-Answers count for the request they follow, until the next one. ``conflicts`` and
-``answered_by`` read those lines (pure).
+line per request: ``{"t": <monotonic send time>, "macs": [the MACs that answered it, in the
+order their answers came]}``. Answers count for the request they follow, until the next one.
+``conflicts`` and ``answered_by`` read those lines (pure).
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import itertools
 import json
 import select
 import socket
@@ -28,7 +29,11 @@ ETH_P_ARP = 0x0806
 @dataclass(frozen=True)
 class Answers:
     t: float  # when the request went out (monotonic seconds)
-    macs: frozenset[str]
+    order: tuple[str, ...]  # the MACs that answered, in the order their answers came
+
+    @property
+    def macs(self) -> frozenset[str]:
+        return frozenset(self.order)
 
 
 def parse(lines: Iterable[str]) -> list[Answers]:
@@ -38,13 +43,35 @@ def parse(lines: Iterable[str]) -> list[Answers]:
             d = json.loads(line)
         except ValueError:  # blank, or cut short when the watcher was stopped
             continue
-        found.append(Answers(float(d["t"]), frozenset(d["macs"])))
+        found.append(Answers(float(d["t"]), tuple(d["macs"])))
     return found
 
 
-def conflicts(answers: Iterable[Answers]) -> list[Answers]:
-    """Requests answered by more than one MAC (pure)."""
-    return [a for a in answers if len(a.macs) > 1]
+def conflicts(answers: Sequence[Answers]) -> list[Answers]:
+    """Requests answered by two MACs at once: two owners, split brain (pure).
+
+    One exception, the handover itself: the old owner answers, stops, and the new owner, which
+    took over while the request still sat in its socket, answers it too. Seen on real nodes: the
+    old speaker logged "no longer announcing" 40 ms before the new one logged "announcing",
+    yet both answered one request. Such a request is answered first by the owner of the request
+    before and last by the owner of the request after (each answered by one MAC alone); any
+    other request with two MACs is a conflict.
+    """
+    found = []
+    for i, a in enumerate(answers):
+        if len(a.macs) < 2:
+            continue
+        before = next((b.order for b in reversed(answers[:i]) if b.order), ())
+        after = next((b.order for b in answers[i + 1 :] if b.order), ())
+        handover = (
+            len(a.order) == 2
+            and len(set(before)) == 1
+            and len(set(after)) == 1
+            and a.order == (before[0], after[0])
+        )
+        if not handover:
+            found.append(a)
+    return found
 
 
 def answered_by(answers: Sequence[Answers]) -> list[tuple[str, float, float]]:
@@ -63,6 +90,12 @@ def answered_by(answers: Sequence[Answers]) -> list[tuple[str, float, float]]:
     return runs
 
 
+def longest_silence(answers: Sequence[Answers]) -> float:
+    """The longest time between two answered requests: how long nobody answered (pure)."""
+    times = [a.t for a in answers if a.order]
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
 def _mac_text(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
@@ -78,7 +111,7 @@ def run(ip: str, ifname: str, period: float, duration: float) -> None:
         while time.monotonic() < end:
             sent = time.monotonic()
             sock.send(request)
-            macs: set[str] = set()
+            macs: list[str] = []
             until = sent + period
             while (left := until - time.monotonic()) > 0:
                 ready, _, _ = select.select([sock], [], [], left)
@@ -89,9 +122,9 @@ def run(ip: str, ifname: str, period: float, duration: float) -> None:
                     continue
                 op = struct.unpack_from("!H", frame, 20)[0]
                 sha, spa = frame[22:28], frame[28:32]
-                if op == 2 and spa == target.packed:
-                    macs.add(_mac_text(sha))
-            print(json.dumps({"t": sent, "macs": sorted(macs)}), flush=True)
+                if op == 2 and spa == target.packed and _mac_text(sha) not in macs:
+                    macs.append(_mac_text(sha))
+            print(json.dumps({"t": sent, "macs": macs}), flush=True)
 
 
 def _own_address(ifname: str) -> str:

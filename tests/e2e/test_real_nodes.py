@@ -338,6 +338,9 @@ def test_a_rolling_update_of_the_speakers_costs_at_most_one_short_outage_never_t
         answers = arpwatch.parse(finish(arp))
         samples = traffic.parse(finish(http))
     assert arpwatch.conflicts(answers) == []
+    silence = arpwatch.longest_silence(answers)
+    record_property("rolling_update_arp_silence_s", round(silence, 2))
+    print(f"rolling update: longest time no node answered ARP {silence:.2f} s")
     gaps = traffic.outages(samples)
     seconds = [round(g.seconds, 3) if g.seconds is not None else None for g in gaps]
     record_property("rolling_update_outages_s", seconds)

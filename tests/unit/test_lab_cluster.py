@@ -82,7 +82,7 @@ def test_the_demo_spreads_three_pods_over_the_nodes_and_names_the_pod() -> None:
 
 
 def answers(*rows: tuple[float, list[str]]) -> list[Answers]:
-    return [Answers(t, frozenset(m)) for t, m in rows]
+    return [Answers(t, tuple(m)) for t, m in rows]
 
 
 @pytest.mark.parametrize(
@@ -98,8 +98,26 @@ def answers(*rows: tuple[float, list[str]]) -> list[Answers]:
         pytest.param(
             [(0, ["a"]), (1, ["a", "b"]), (2, ["b"])],
             [("a", 0, 0), ("b", 2, 2)],
+            0,
+            id="the handover: old owner first, new owner last, in one request",
+        ),
+        pytest.param(
+            [(0, ["a"]), (1, ["b", "a"]), (2, ["b"])],
+            [("a", 0, 0), ("b", 2, 2)],
             1,
-            id="two MACs answering one request is a conflict",
+            id="the old owner answering after the new one is a conflict",
+        ),
+        pytest.param(
+            [(0, ["a"]), (1, ["a", "b"]), (2, ["a", "b"]), (3, ["b"])],
+            [("a", 0, 0), ("b", 3, 3)],
+            2,
+            id="two MACs on consecutive requests is a conflict",
+        ),
+        pytest.param(
+            [(0, ["a"]), (1, ["a", "b"]), (2, ["a"])],
+            [("a", 0, 2)],
+            1,
+            id="a second MAC that does not stay is a conflict",
         ),
     ],
 )
@@ -113,4 +131,10 @@ def test_the_arp_watch_tells_owners_and_conflicts(
 
 def test_arp_watch_lines_parse_and_a_cut_line_is_skipped() -> None:
     lines = ['{"t": 1.5, "macs": ["02:1b:00:00:00:0a"]}', '{"t": 1.7, "ma']
-    assert arpwatch.parse(lines) == [Answers(1.5, frozenset({"02:1b:00:00:00:0a"}))]
+    assert arpwatch.parse(lines) == [Answers(1.5, ("02:1b:00:00:00:0a",))]
+
+
+def test_the_longest_silence_is_between_answered_requests() -> None:
+    got = answers((0, ["a"]), (0.2, []), (0.4, []), (0.6, ["b"]), (0.8, ["b"]))
+    assert arpwatch.longest_silence(got) == pytest.approx(0.6)
+    assert arpwatch.longest_silence(answers((0, []))) == 0.0
