@@ -298,7 +298,11 @@ class Builder:
                 f"--root={work / 'storage'}",
                 f"--runroot={work / 'run'}",
             ]
-            env = {**os.environ, "TMPDIR": str(work)}  # buildah's big temporary files: ours
+            # Everything buildah writes stays in the work dir: its big temporary files, its CNI
+            # lock (else /etc/cni/net.d/cni.lock) and runc's state (else /run/runc).
+            conf = work / "containers.conf"
+            conf.write_text(f'[network]\nnetwork_config_dir = "{work / "cni"}"\n')
+            env = {**os.environ, "TMPDIR": str(work), "CONTAINERS_CONF": str(conf)}
             log = self.dir / "release.log"
             _run("buildah pull (base)", [*store, "pull", f"oci-archive:{base.archive}"],
                  log=log, env=env)  # fmt: skip
@@ -306,6 +310,7 @@ class Builder:
             _run(
                 "buildah bud",
                 [*store, "bud", "--network=host", "--pull=false", "--layers=false", *trust,
+                 f"--runtime-flag=root={work / 'runc'}",
                  f"--tag={full}", str(context)],
                 log=log,
                 env=env,
