@@ -178,6 +178,7 @@ def up(
     pause: images.Image,
     release: images.Image,
     record: Record,
+    install: str = "kubectl",
     remember_nodes: Callable[[list[nodes.NodeSpec]], None],
     say: Say,
 ) -> Cluster:
@@ -248,13 +249,17 @@ def up(
     wait_nodes_ready(core, node_names, timeout=120)
     say(f"  nodes Ready {time.monotonic() - started:.0f} s after start")
 
-    say("the release: kubectl apply -k deploy/ (a lab overlay: the pool only)")
-    overlay_dir = workdir / "overlay"
-    overlay_dir.mkdir(parents=True, exist_ok=True)
-    (overlay_dir / "kustomization.yaml").write_text(
-        overlay(SOURCE / "deploy", overlay_dir, pool_yaml(the_lan.plan))
-    )
-    kubectl(binaries, cp.kubeconfig, "apply", "-k", str(overlay_dir))
+    if install == "helm":
+        say("the release: helm install of deploy/helm/lbctl (values: the pool only)")
+        helm_install(binaries, cp.kubeconfig, pool_yaml(the_lan.plan))
+    else:
+        say("the release: kubectl apply -k deploy/ (a lab overlay: the pool only)")
+        overlay_dir = workdir / "overlay"
+        overlay_dir.mkdir(parents=True, exist_ok=True)
+        (overlay_dir / "kustomization.yaml").write_text(
+            overlay(SOURCE / "deploy", overlay_dir, pool_yaml(the_lan.plan))
+        )
+        kubectl(binaries, cp.kubeconfig, "apply", "-k", str(overlay_dir))
     wait_release_ready(apps, len(node_names), timeout=240)
     took = time.monotonic() - started
     say(f"  lbctl's controller (2 replicas) and speakers Ready {took:.0f} s after start")
@@ -275,6 +280,22 @@ def kubectl(binaries: Mapping[str, Path], kubeconfig: Path, *args: str) -> str:
     if got.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)}: {got.stderr.strip()}")
     return got.stdout
+
+
+def helm_install(binaries: Mapping[str, Path], kubeconfig: Path, pool: str) -> None:
+    """``helm install`` of the chart, as a user would: only the pool set (as values)."""
+    import json
+
+    import yaml
+
+    got = subprocess.run(
+        [str(binaries[assets.HELM]), "install", "lbctl", str(SOURCE / "deploy" / "helm" / "lbctl"),
+         "-n", LBCTL_NS, "--create-namespace", f"--kubeconfig={kubeconfig}",
+         "--set-json", f"config={json.dumps(yaml.safe_load(pool))}"],
+        capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if got.returncode != 0:
+        raise ClusterError(f"helm install failed: {got.stderr.strip()}")
 
 
 def _ready(conditions: Sequence[Any] | None) -> bool:

@@ -360,10 +360,12 @@ class Lab:
     def _up_nodes(self) -> None:
         say = self.say
         started = time.monotonic()
+        install = lab_install()
         say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
-        binaries = assets.ensure(assets.ALL, progress=lambda m: say(f"  {m}"))
+        wanted = (*assets.ALL, assets.HELM) if install == "helm" else assets.ALL
+        binaries = assets.ensure(wanted, progress=lambda m: say(f"  {m}"))
         pause, release = cluster.build_images(say)  # before a LAN range is held: builds are long
-        state = State(lab_prefix(), "", "", [*NODES, "client"], kind="nodes")
+        state = State(lab_prefix(), "", "", [*NODES, "client"], kind="nodes", install=install)
         say("LAN: a free documentation range (waits while other labs hold every one)")
 
         def claimed(the_plan: plan.LanPlan) -> None:  # before anything is built
@@ -387,6 +389,7 @@ class Lab:
             record=lambda proc, argv0: _record(state, proc, self.state_file, argv0),
             remember_nodes=remember,
             say=say,
+            install=install,
         )
         state.apiserver_port, state.kubeconfig = made.cp.port, str(made.cp.kubeconfig)
         state.save(self.state_file)

@@ -1,4 +1,4 @@
-"""The README's first command: ``lbctl lab up`` gives a demo reachable on its EXTERNAL-IP."""
+"""The process lab (`lbctl lab up --processes`): the demo on its EXTERNAL-IP, faults, Helm."""
 
 from __future__ import annotations
 
@@ -327,7 +327,7 @@ def test_installed_with_helm_the_demo_answers_and_an_upgrade_and_uninstall_keep_
     lab_env: dict[str, str], helm: Path
 ) -> None:
     env = {**lab_env, "LBCTL_LAB_INSTALL": "helm"}
-    up = lab(env, "up")
+    up = lab(env, "up", "--processes")  # the chart beside the lab's processes
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     assert "helm install lbctl deploy/helm/lbctl" in up.stdout
     the_lab = lab_mod.Lab(Path(env["LBCTL_LAB_DIR"]), say=lambda _: None)
