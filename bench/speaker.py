@@ -67,7 +67,9 @@ class Bed:
         except client.exceptions.ApiException:
             self.core.create_namespaced_config_map(NS, body)
 
-    def start(self, host: str, lease: tuple[int, float]) -> procs.Process:
+    def start(
+        self, host: str, lease: tuple[int, float], extra: tuple[str, ...] = ()
+    ) -> procs.Process:
         self.n += 1
         proc = self.lan.start(
             host,
@@ -85,6 +87,7 @@ class Bed:
                 "--metrics-port=7473",
                 f"--lease-duration={lease[0]}",
                 f"--renew-period={lease[1]}",
+                *extra,
             ],
         )
         self.speakers[host] = proc
@@ -229,6 +232,96 @@ def failover(bed: Bed, ip: str, trials: int, lease: tuple[int, float], how: str)
     }
 
 
+def watch_first(bed: Bed, ip: str, mac: str, name: str, limit: float) -> procs.Process:
+    """A client process that asks for ``ip`` every 10 ms and logs who answers."""
+    return bed.lan.start(
+        "client",
+        name,
+        [
+            sys.executable,
+            PROBE,
+            "watch",
+            f"--target={ip}",
+            f"--sender-ip={bed.lan.host('client').ipv4}",
+            "--interval=0.01",
+            f"--duration={limit}",
+        ],
+    )
+
+
+def first_answer(watcher: procs.Process, mac: str, after: float) -> float | None:
+    for line in watcher.log.read_text().splitlines():
+        if line.startswith("{"):
+            seen = json.loads(line)
+            if seen["mac"] == mac and seen["t"] > after:
+                return float(seen["t"])
+    return None
+
+
+FAULTS = ("sigkill", "link", "freeze")  # the speaker dies; the link dies; the node freezes
+
+
+def fast_failover(
+    bed: Bed, hosts: list[str], ips: list[str], trials: int, lease: tuple[int, float],
+    extra: tuple[str, ...], how: str, limit: float = 5.0,
+) -> dict[str, Any]:  # fmt: skip
+    """Outage per fault with the LAN advertisements on: from the fault to the heir's first
+    answer. Victims are taken down one after the other (each trial a node that owns one of
+    ``ips`` among the nodes still up), and brought back together every few trials, so the
+    restarts' start-up waits are paid once per round, not once per trial."""
+    outages: list[float] = []
+    one_mac: list[bool] = []
+    while len(outages) < trials:
+        up = list(hosts)
+        victims: list[str] = []
+        while len(outages) < trials and len(up) > 3:
+            ip = ips[len(outages) % len(ips)]  # a new address each time: new owners
+            owner = bed.owner(ip, up)
+            wait(
+                f"{owner} to answer {ip}",
+                lambda o=owner, a=ip: bed.answered_by(a) == {bed.lan.host(o).mac},
+                timeout=60,
+            )
+            survivors = [h for h in up if h != owner]
+            heir_mac = bed.lan.host(bed.owner(ip, survivors)).mac
+            watcher = watch_first(bed, ip, heir_mac, f"w{len(outages)}{how}", limit)
+            time.sleep(0.3)  # the watcher is asking before the fault
+            t0 = time.monotonic()
+            if how == "sigkill":
+                bed.speakers[owner].signal(signal.SIGKILL)
+            elif how == "link":
+                bed.lan.run(owner, ["ip", "link", "set", "eth0", "down"])
+            else:
+                bed.speakers[owner].signal(signal.SIGSTOP)
+            assert watcher.popen is not None
+            watcher.popen.wait(limit + 10)
+            at = first_answer(watcher, heir_mac, t0)
+            outages.append(at - t0 if at is not None else float("inf"))
+            up, victims = survivors, [*victims, owner]
+            one_mac.append(bed.answered_by(ip) == {heir_mac})
+        # Bring the round's victims back: same node names, fresh speakers.
+        for v in victims:
+            bed.speakers[v].signal(signal.SIGCONT)
+            bed.speakers[v].stop()
+            bed.lan.run(v, ["ip", "link", "set", "eth0", "up"])
+            bed.start(v, lease, extra)
+        wait("every speaker answering its own again",
+             lambda: all(bed.answered_by(a) == {bed.lan.host(bed.owner(a, hosts)).mac}
+                         for a in ips[:3]), timeout=90)  # fmt: skip
+    finite = [o for o in outages if o != float("inf")]
+    return {
+        "trials": trials,
+        "lease_duration_s": lease[0],
+        "renew_period_s": lease[1],
+        "flags": list(extra),
+        "p50_s": statistics.median(finite) if finite else None,
+        "p99_s": pct(finite, 0.99),
+        "max_s": max(outages),
+        "missed": len(outages) - len(finite),
+        "one_mac_after_settling": sum(one_mac),
+    }
+
+
 def apiserver_writes(bed: Bed, seconds: float) -> float:
     """Mutating requests per second seen by the API server over ``seconds``."""
 
@@ -260,7 +353,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--out", type=Path, default=Path("bench/results/speaker.json"))
-    ap.add_argument("--only", choices=["drain"], help="run one part alone")
+    ap.add_argument("--only", choices=["drain", "fast"], help="run one part alone")
     args = ap.parse_args()
     procs.exit_on_sigterm()  # a killed run still stops its control plane and LAN
     results: dict[str, Any] = {}
@@ -272,6 +365,10 @@ def main() -> int:
             f"'{bed.lan.plan.subnet6.network_address + 0x1000}/118']}}]\n"
         )
         bed.set_config(pool)
+        if args.only == "fast":
+            results.update(fast_section(bed, args.trials))
+            old = json.loads(args.out.read_text()) if args.out.exists() else {}
+            return _write(args.out, {**old, **results})
         defaults = (4, 1.0)
         bed.hosts, everyone = bed.hosts[:3], bed.hosts  # three speakers for latency, failover
         for h in bed.hosts:
@@ -345,6 +442,56 @@ def main() -> int:
     finally:
         bed.close()
     return _write(args.out, results)
+
+
+def fast_section(bed: Bed, trials: int) -> dict[str, Any]:
+    """Failover with the LAN advertisements: defaults and tuned, beside the Lease-only path,
+    and the API writes per speaker at the defaults."""
+    out: dict[str, Any] = {}
+    ips = [bed.ip4(200 + i) for i in range(40)]
+    for i, ip in enumerate(ips):
+        bed.service(f"fast{i}", [ip])
+    configs = {
+        "defaults": ((40, 10.0), ()),
+        "tuned": ((40, 10.0), ("--advertise-interval=0.03", "--advertise-hold=0.5")),
+    }
+    for label, (lease, extra) in configs.items():
+        for h in bed.hosts:
+            if h in bed.speakers:
+                bed.speakers[h].stop()
+            bed.start(h, lease, extra)
+        wait("every speaker's Lease", lambda: len(live_leases(bed)) == len(bed.hosts), 60)
+        if label == "defaults":
+            time.sleep(5)  # past every start-up wait: the steady state is measured
+            writes = apiserver_writes(bed, 30)
+            out["api_writes_per_s_fast"] = {
+                "speakers": len(bed.hosts),
+                "addresses": len(ips),
+                "writes_per_s": writes,
+                "per_speaker": writes / len(bed.hosts),
+            }
+            print("api/fast", out["api_writes_per_s_fast"], flush=True)
+        for how in FAULTS:
+            key = f"fast_{how}_{label}"
+            out[key] = fast_failover(bed, bed.hosts, ips, trials, lease, extra, how)
+            print(key, out[key], flush=True)
+    # Today's path before advertisements: the Lease alone (4 s / 1 s, advertisements off).
+    lease_only = (4, 1.0)
+    for h in bed.hosts:
+        bed.speakers[h].stop()
+        bed.start(h, lease_only, ("--advertise-interval=0",))
+    wait("every speaker's Lease", lambda: len(live_leases(bed)) == len(bed.hosts), 60)
+    out["lease_only_sigkill"] = fast_failover(
+        bed, bed.hosts, ips, trials, lease_only, ("--advertise-interval=0",), "sigkill",
+        limit=lease_only[0] + 5,
+    )  # fmt: skip
+    print("lease_only_sigkill", out["lease_only_sigkill"], flush=True)
+    return out
+
+
+def live_leases(bed: Bed) -> set[str]:
+    leases = client.CoordinationV1Api(bed.api).list_namespaced_lease(NS).items
+    return {lease.spec.holder_identity for lease in leases}
 
 
 def _write(out: Path, results: dict[str, Any]) -> int:

@@ -26,6 +26,7 @@ class Kind(enum.StrEnum):
     NO_LIVE_SPEAKER = "NoLiveSpeaker"  # no live, eligible speaker can announce an address
     NO_READY_ENDPOINT = "NoReadyEndpoint"  # Local policy and no node has a ready endpoint
     RESERVATION_NOT_ADMITTED = "ReservationNotAdmitted"  # its pool refuses the namespace
+    ADDRESS_CONFLICT = "AddressConflict"  # another host on the LAN uses an assigned address
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ def check(
     slice_objs: Iterable[Mapping[str, Any]] = (),
     live: Collection[str] = (),
     expired: Collection[str] = (),
+    unheard: Collection[str] = (),
     handling: services.Handling | None = None,
+    conflicts: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Finding]:
     handling = handling or services.Handling()
     svcs = [o for o in service_objs if handling.handles(o)]
@@ -54,6 +57,19 @@ def check(
         Finding(Kind.SPEAKER_DOWN, node, "its speaker Lease expired without being released")
         for node in sorted(expired)
         if node in names
+    ]
+    findings += [  # its Lease is still live, but the LAN says it is gone (fast liveness)
+        Finding(Kind.SPEAKER_DOWN, node, "its speaker is not heard on the LAN by a live speaker")
+        for node in sorted(unheard)
+        if node in names
+    ]
+    findings += [
+        Finding(
+            Kind.ADDRESS_CONFLICT,
+            ip,
+            f"another host on the LAN uses it (MAC {mac}, seen by node {node}): not announced",
+        )
+        for ip, (mac, node) in sorted((conflicts or {}).items())
     ]
     requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
     deleting = {services.key_of(o) for o in svcs if services.deleting(o)}

@@ -145,6 +145,7 @@ class _Cluster:
     leases: dict[str, Any]  # speaker node → speakers.LeaseState
     slices: list[Any]
     handling: Any
+    conflicts: dict[str, tuple[str, str]]  # address → (other host's MAC, node that saw it)
 
 
 def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
@@ -178,14 +179,16 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
             .list_endpoint_slice_for_all_namespaces(_request_timeout=timeout)
             .items
         )
+    lease_objs = api.sanitize_for_serialization(leases.items)
     return _Cluster(
         svcs,
         nodes,
         data,
         # Judged by the API server's clock, not ours: a laptop's skew must not kill speakers.
-        speakers.lease_states(api.sanitize_for_serialization(leases.items), _server_now(headers)),
+        speakers.lease_states(lease_objs, _server_now(headers)),
         slices,
         services.Handling(cfg.lb_class, cfg.class_less),
+        speakers.conflicts(lease_objs),
     )
 
 
@@ -241,6 +244,7 @@ def _status(args: argparse.Namespace) -> int:
     report = status.build(
         cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view
     )
+    report = status.with_conflicts(report, cluster.conflicts)
     print(status.render(report, args.output), end="")
     return 0
 
@@ -258,7 +262,9 @@ def _check(args: argparse.Namespace) -> int:
         slice_objs=cluster.slices,
         live={node for node, state in cluster.leases.items() if state is LeaseState.LIVE},
         expired={node for node, state in cluster.leases.items() if state is LeaseState.EXPIRED},
+        unheard={node for node, state in cluster.leases.items() if state is LeaseState.UNHEARD},
         handling=cluster.handling,
+        conflicts=cluster.conflicts,
     )
     findings = [f for f in findings if f.kind.value not in (args.ignore or ())]
     if args.output == "json":

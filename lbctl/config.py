@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from lbctl import ipam, strict_yaml
+from lbctl import conflicts, ipam, strict_yaml
 from lbctl.selectors import AnyOf, Operator, Selector
 
 CONFIG_KEY = "config.yaml"
@@ -119,10 +119,18 @@ class RawGarp(_Raw):
     refreshSeconds: int = Field(default=60, ge=0, le=3600)
 
 
+class RawConflicts(_Raw):
+    probes: int = Field(default=2, ge=0, le=10)  # 0: no probing before announcing
+    intervalMs: int = Field(default=50, ge=10, le=2000)
+    waitMs: int = Field(default=100, ge=10, le=5000)
+    recheckSeconds: int = Field(default=5, ge=1, le=3600)
+
+
 class RawAnnounce(_Raw):
     interfaces: list[str] = []
     nodeSelector: RawSelector = RawSelector()
     garp: RawGarp = RawGarp()
+    conflicts: RawConflicts = RawConflicts()
 
 
 class RawReservation(_Raw):
@@ -237,6 +245,7 @@ class Announce:
     interfaces: tuple[str, ...] = ()
     node_selector: Selector = field(default_factory=Selector)
     garp: Garp = field(default_factory=Garp)
+    conflicts: conflicts.Schedule = field(default_factory=conflicts.Schedule)
 
 
 @dataclass(frozen=True)
@@ -452,13 +461,19 @@ def check(raw: RawConfig) -> PoolConfig:
     reservations = _reservations(raw.reservations, pools, problems)
     if problems:
         raise ConfigError(problems)
-    g = raw.announce.garp
+    g, c = raw.announce.garp, raw.announce.conflicts
     return PoolConfig(
         pools=tuple(sorted(pools, key=lambda p: (p.priority, p.name))),
         announce=Announce(
             tuple(raw.announce.interfaces),
             node_selector,
             Garp(g.rounds, g.intervalMs, g.refreshSeconds),
+            conflicts.Schedule(
+                probes=c.probes,
+                interval=c.intervalMs / 1000,
+                wait=c.waitMs / 1000,
+                recheck=float(c.recheckSeconds),
+            ),
         ),
         reservations=reservations,
     )

@@ -21,7 +21,7 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
-from lbctl import config, election, ipam, liveness, ownership, packets, reconcile
+from lbctl import config, conflicts, election, ipam, liveness, ownership, packets, reconcile
 from lbctl.announce import netlink
 from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
@@ -64,6 +64,10 @@ class SpeakerSettings(PoolSettings):
     metrics_port: int = Field(
         default=7473, ge=0, le=65535, description="metrics/probes port; 0 turns them off"
     )
+
+
+def _mac(mac: bytes | None) -> str:
+    return packets.mac_text(mac) if mac else "unknown"
 
 
 class SpeakerMetrics:
@@ -121,6 +125,18 @@ class SpeakerMetrics:
             ["direction"],
             registry=r,
         )
+        self.probes = Counter(
+            "lbctl_speaker_probes_sent",
+            "ARP probes / DAD Neighbor Solicitations sent before announcing",
+            ["family"],
+            registry=r,
+        )
+        self.conflicts = Gauge(
+            "lbctl_speaker_address_conflicts",
+            "1 for each address this node owns but another host on the LAN uses",
+            ["ip"],
+            registry=r,
+        )
         self.peers_out = Gauge(
             "lbctl_speaker_peers_out",
             "Speakers with a live Lease that the LAN advertisements leave out of the election",
@@ -134,6 +150,7 @@ class SpeakerMetrics:
             "gratuitous": self.gratuitous,
             "dropped": self.dropped,
             "advertisements": self.advertisements,
+            "probes": self.probes,
         }[counter].labels(label).inc()
 
 
@@ -186,7 +203,12 @@ class Speaker:
                 else None
             ),
         )
-        self.responder = Responder(count=self.metrics.count)
+        self.responder = Responder(count=self.metrics.count, on_claim=self._on_claim)
+        # Address conflicts (RFC 5227): claims come from the responder's thread, the loop
+        # decides. ``watched``: the addresses we own, announced or not (probing, conflict).
+        self.guard = conflicts.Guard()
+        self.watched: dict[ipam.IP, tuple[Link, ...]] = {}
+        self._claims: queue.SimpleQueue[tuple[packets.Claim, float]] = queue.SimpleQueue()
         self.peers = liveness.PeerWatch(
             self.me, interval=settings.advertise_interval or 1.0, hold=settings.advertise_hold
         )
@@ -267,6 +289,15 @@ class Speaker:
         if changed:
             self._wake.set()
 
+    def _on_claim(self, claim: packets.Claim, link: Link) -> None:
+        self._claims.put((claim, time.monotonic()))
+        self._wake.set()
+
+    def _cluster_macs(self) -> set[bytes]:
+        with self._peers_lock:
+            macs = {mac for found in self.cluster_macs.values() for mac in found}
+        return macs | {packets.mac_bytes(link.mac) for link in self.links if link.mac}
+
     def _on_links(self, links: list[Link]) -> None:
         up = {link.index for link in links if link.up}
         was_up = {link.index for link in self.links if link.up}
@@ -285,6 +316,7 @@ class Speaker:
             try:
                 self._config = config.parse_configmap(obj.get("data"))
                 self.schedule.garp = self._config.announce.garp
+                self.guard.schedule = self._config.announce.conflicts
             except config.ConfigError as exc:
                 log.error("invalid config, keeping the last good one: %s", exc)
         return self._config
@@ -355,6 +387,8 @@ class Speaker:
             waits.append(at - now)
         if (left := self.liveness.next_expiry()) is not None:
             waits.append(left + 0.01)
+        if (probe_at := self.guard.next_change()) is not None:
+            waits.append(probe_at - now)
         with self._peers_lock:
             if (change := self.peers.next_change(now)) is not None:
                 waits.append(change - now + 0.005)
@@ -409,6 +443,7 @@ class Speaker:
             self.peers.keep_only(live | self.liveness.starting())
             out = self.peers.out(time.monotonic())
         self.metrics.peers_out.set(len((out & live) - {self.me}))
+        self.own.publish(speakers.UNHEARD, ",".join(sorted(out & live)))
         if self.me in out:
             if self.owned:
                 log.warning("a peer does not hear us, or we were silent: announcing nothing")
@@ -459,11 +494,31 @@ class Speaker:
             self.own.withdraw()
 
     def recompute(self) -> None:
+        before = self._owners
         desired = self.desired()
-        if desired == self.owned:
-            return
         now = time.monotonic()
-        self.responder.set_owned(desired)
+        # A takeover from another node of the cluster is announced at once; an address new to
+        # the LAN is probed first (conflicts.Guard).
+        handover = {
+            ip for ip in desired if ip not in self.watched and before.get(ip) not in (None, self.me)
+        }
+        actions = self.guard.own(desired, now, handover=handover)
+        cluster = self._cluster_macs()
+        while not self._claims.empty():
+            claim, at = self._claims.get()
+            actions += self.guard.claim(
+                claim.ip, claim.mac, probe=claim.probe, cluster=cluster, now=at
+            )
+        self.watched = desired
+        announcing = self.guard.announcing()
+        answer = {ip: links for ip, links in desired.items() if ip in announcing}
+        if answer != self.owned or actions:
+            self.responder.set_owned(answer, desired)
+        for action in actions:
+            self._act(action, desired)
+        if answer == self.owned:
+            return
+        desired = answer
         for ip in set(self.owned) - set(desired):
             owner = self._owners.get(ip)
             log.info("%s now belongs to %s", ip, owner or "nobody here")
@@ -502,6 +557,46 @@ class Speaker:
         log.info("no longer announcing %s", ip)
         for svc in self._labelled.pop(ip, ()):
             self.metrics.announced.remove(svc, str(ip))
+
+    def _act(self, action: conflicts.Action, links: dict[ipam.IP, tuple[Link, ...]]) -> None:
+        ip, where = action.ip, links.get(action.ip, ())
+        if action.do is conflicts.Do.PROBE:
+            for link in where:
+                self.responder.probe(ip, link)
+        elif action.do is conflicts.Do.DEFEND:
+            log.warning("%s claimed by %s: defending it once", ip, _mac(action.mac))
+            for link in where:
+                self.responder.announce(ip, link)
+        elif action.do is conflicts.Do.STAND_DOWN:
+            log.warning(
+                "%s is in use by another host (%s): not announcing it", ip, _mac(action.mac)
+            )
+            self.metrics.conflicts.labels(str(ip)).set(1)
+            self._tell(ip, reconcile.EventType.WARNING, "AddressConflict",
+                       f"{ip} is in use by another host on the LAN (MAC {_mac(action.mac)}): "
+                       f"node {self.me} does not announce it until that host is gone")  # fmt: skip
+        elif action.do is conflicts.Do.RESOLVED:
+            log.info("%s: the other host (%s) is gone: announcing it", ip, _mac(action.mac))
+            self.metrics.conflicts.remove(str(ip))
+            self._tell(ip, reconcile.EventType.NORMAL, "AddressConflictResolved",
+                       f"{ip} is no longer in use by {_mac(action.mac)}: announcing it "
+                       f"from node {self.me}")  # fmt: skip
+        if action.do in (conflicts.Do.STAND_DOWN, conflicts.Do.RESOLVED):
+            found = self.guard.conflicts()
+            self.own.publish(
+                speakers.CONFLICTS,
+                ",".join(
+                    f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))
+                ),
+            )
+
+    def _tell(self, ip: ipam.IP, kind: reconcile.EventType, reason: str, message: str) -> None:
+        need = self._needs.get(ip)
+        for svc in need.services if need else ():
+            obj = self.services.get(svc)
+            if obj is not None:
+                with contextlib.suppress(queue.Full):  # best effort: drop, never wait
+                    self._events.put_nowait((obj, reconcile.Event(kind, reason, message)))
 
     def send_due(self) -> None:
         for ip in self.schedule.due(time.monotonic()):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lbctl import config, ipam, ownership
@@ -21,7 +21,7 @@ class ServiceRow:
     service: str
     addresses: list[str]
     pool: str
-    state: str  # "ok", "pending" or "stale" (status differs from what the rules give)
+    state: str  # "ok", "pending", "stale" (status differs from the rules) or "conflict"
     reason: str
     announced_by: list[str] = field(default_factory=list)  # per address: node, or why none
 
@@ -61,6 +61,25 @@ class Report:
     pools: list[PoolRow]
     nodes: list[NodeRow] = field(default_factory=list)  # with a speaker view only
     reservations: list[ReservationRow] = field(default_factory=list)
+
+
+def with_conflicts(report: Report, conflicts: Mapping[str, tuple[str, str]]) -> Report:
+    """The report with every Service whose address another host uses (the speakers'
+    ``lbctl.io/conflicts``) in state ``conflict``, the MAC and the node that saw it in REASON."""
+    if not conflicts:
+        return report
+    rows = []
+    for row in report.services:
+        hit = [ip for ip in row.addresses if ip in conflicts]
+        if hit:
+            said = "; ".join(
+                f"{ip} is in use by another host (MAC {conflicts[ip][0]}, seen by node "
+                f"{conflicts[ip][1]}): not announced"
+                for ip in hit
+            )
+            row = replace(row, state="conflict", reason="; ".join(filter(None, [said, row.reason])))
+        rows.append(row)
+    return replace(report, services=rows)
 
 
 def parse_config(

@@ -52,9 +52,15 @@ def kustomize(kubectl: Path) -> list[dict[str, Any]]:
     return documents(got.stdout)
 
 
+# Kustomize 5.7 does not know these kinds are cluster-scoped and gives them the base's
+# namespace; the API server ignores a namespace on a cluster-scoped object.
+CLUSTER_SCOPED = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+
 def key(obj: dict[str, Any]) -> Key:
     meta = obj["metadata"]
-    return (obj["kind"], meta.get("namespace", ""), meta["name"])
+    namespace = "" if obj["kind"] in CLUSTER_SCOPED else meta.get("namespace", "")
+    return (obj["kind"], namespace, meta["name"])
 
 
 def comparable(objs: Sequence[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
@@ -63,6 +69,8 @@ def comparable(objs: Sequence[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
     out = {}
     for obj in objs:
         obj = yaml.safe_load(yaml.safe_dump(obj))  # a deep copy
+        if obj["kind"] in CLUSTER_SCOPED:
+            obj["metadata"].pop("namespace", None)
         labels = obj["metadata"].get("labels") or {}
         for name in HELM_LABELS:
             labels.pop(name, None)

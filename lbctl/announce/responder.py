@@ -35,15 +35,17 @@ PACKET_MR_MULTICAST = 0
 PACKET_IGNORE_OUTGOING = 23
 SO_ATTACH_FILTER = 26  # not exported by Python's socket module
 
-# Classic BPF: IPv6, next header ICMPv6, ICMPv6 type 135 (NS); everything else stays in the
-# kernel. ldh [12]; jeq 0x86dd; ldb [20]; jeq 58; ldb [54]; jeq 135; ret 65535; ret 0.
+# Classic BPF: IPv6, next header ICMPv6, ICMPv6 type 135 (NS) or 136 (NA, a claim on an
+# address: conflict detection); everything else stays in the kernel.
+# ldh [12]; jeq 0x86dd; ldb [20]; jeq 58; ldb [54]; jeq 135; jeq 136; ret 65535; ret 0.
 _NS_FILTER = [
     (0x28, 0, 0, 12),
-    (0x15, 0, 5, 0x86DD),
+    (0x15, 0, 6, 0x86DD),
     (0x30, 0, 0, 20),
-    (0x15, 0, 3, 58),
+    (0x15, 0, 4, 58),
     (0x30, 0, 0, 54),
-    (0x15, 0, 1, 135),
+    (0x15, 1, 0, 135),
+    (0x15, 0, 1, 136),
     (0x06, 0, 0, 0xFFFF),
     (0x06, 0, 0, 0),
 ]
@@ -58,6 +60,7 @@ def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]
 
 Owned = Mapping[ipam.IP, tuple[Link, ...]]
 Count = Callable[[str, str], None]  # (counter, label): the speaker turns these into metrics
+OnClaim = Callable[[packets.Claim, Link], None]  # a foreign frame claimed a watched address
 
 
 @dataclass
@@ -88,9 +91,13 @@ def _packet_socket(ifname: str, proto: int) -> socket.socket:
 
 
 class Responder:
-    def __init__(self, count: Count = lambda counter, label: None) -> None:
+    def __init__(
+        self, count: Count = lambda counter, label: None, on_claim: OnClaim | None = None
+    ) -> None:
         self._count = count
+        self._on_claim = on_claim
         self._owned: Owned = {}
+        self._watched: Owned = {}  # owned, and the addresses being probed or in conflict
         self._ports: dict[int, _Port] = {}
         self._retired: list[_Port] = []  # no longer used; the answering thread closes them
         self._lock = threading.Lock()  # ports, retired, closed; held while sending
@@ -110,13 +117,15 @@ class Responder:
     def owned(self) -> Owned:
         return self._owned
 
-    def set_owned(self, owned: Owned) -> None:
-        """Answer exactly for ``owned`` from now on, each address on its links."""
+    def set_owned(self, owned: Owned, watched: Owned | None = None) -> None:
+        """Answer exactly for ``owned`` from now on, each address on its links; report claims
+        by other hosts (``on_claim``) on ``watched`` addresses too (default: ``owned``)."""
         owned = {ip: links for ip, links in owned.items() if links}
+        watched = {ip: links for ip, links in (watched or owned).items() if links} | owned
         with self._lock:
             if self._closed:
                 return
-            wanted = {link.index: link for links in owned.values() for link in links}
+            wanted = {link.index: link for links in watched.values() for link in links}
             for index in list(self._ports):
                 port = self._ports[index]
                 if index not in wanted or wanted[index].mac != port.link.mac:
@@ -129,6 +138,7 @@ class Responder:
                     except OSError as exc:
                         log.error("cannot open raw sockets on %s: %s", link.name, exc)
             self._owned = owned  # one reference swap: readers see old or new, never half
+            self._watched = watched
             for index, port in self._ports.items():
                 groups = {
                     packets.solicited_node(ip)
@@ -199,6 +209,25 @@ class Responder:
         self._count("gratuitous", f"IPv{ip.version}")
         return sent
 
+    def probe(self, ip: ipam.IP, link: Link) -> bool:
+        """One RFC 5227 ARP probe or RFC 4862 DAD solicitation for ``ip`` on ``link`` (a
+        watched address); whether it went out."""
+        with self._lock:
+            port = self._ports.get(link.index)
+            if port is None or self._closed:
+                return False
+            if isinstance(ip, ipaddress.IPv4Address):
+                frame = packets.arp_probe(port.mac, ip)
+            else:
+                frame = packets.dad_solicitation(port.mac, ip)
+            try:
+                port.arp.send(frame)
+            except OSError as exc:
+                log.warning("probe on %s: %s", link.name, exc)
+                return False
+        self._count("probes", f"IPv{ip.version}")
+        return True
+
     # --- answering ---
 
     def alive(self) -> bool:
@@ -263,10 +292,15 @@ class Responder:
                 log.warning("frame on %s: %s", port.link.name, exc)
 
     def handle(self, port: _Port, frame: bytes, is_arp: bool) -> None:
+        if self._on_claim is not None:
+            claim = packets.parse_claim(frame)
+            if claim is not None and claim.mac != port.mac and claim.ip in self._watched:
+                self._on_claim(claim, port.link)
         family = "IPv4" if is_arp else "IPv6"
         req = packets.parse_arp(frame) if is_arp else packets.parse_ns(frame)
         if isinstance(req, packets.Drop):
-            if req is not packets.Drop.NOT_REQUEST:  # replies fly past all the time
+            if req not in (packets.Drop.NOT_REQUEST, packets.Drop.NOT_SOLICITATION):
+                # Replies and advertisements fly past all the time (conflict detection reads them)
                 self._count("dropped", req.name.lower())
             return
         self._count("requests", family)

@@ -36,11 +36,18 @@ PREFIX = "lbctl-speaker-"
 LABEL = "app.kubernetes.io/component"
 LABEL_VALUE = "speaker-lease"
 JOINING = "lbctl.io/joining"  # annotation on a starting speaker's Lease
+# The live speakers this speaker leaves out because of the LAN (liveness.PeerWatch.out):
+# comma-separated node names, itself included while it yields. Written only when it changes.
+UNHEARD = "lbctl.io/unheard"
+# The addresses this speaker does not announce because another host on the LAN uses them:
+# comma-separated ``address=MAC``. Written only when it changes.
+CONFLICTS = "lbctl.io/conflicts"
 
 
 class LeaseState(enum.Enum):
     LIVE = "live"  # a candidate: joined and renewing
     STARTING = "starting"  # renewing, but not ready yet: no candidate
+    UNHEARD = "unheard"  # renewing, but a live speaker does not hear it on the LAN
     EXPIRED = "expired"
 
 
@@ -103,7 +110,9 @@ class OwnLease:
         self.released = False
         self.withdrawn = False  # out of the election for now (no link to announce on)
         self.starting = False  # renewed with the joining annotation until ``join``
+        self.published: dict[str, str] = {}  # our annotations (UNHEARD, CONFLICTS) to write
         self._lock = threading.Lock()  # a renewal never recreates a Lease just withdrawn
+        self._publish = threading.Event()  # write now, not at the next renewal
 
     def fresh(self) -> bool:
         at = self._renewed_at
@@ -143,9 +152,18 @@ class OwnLease:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.released:
+            self._publish.clear()
             if not self.withdrawn:
                 self.renew()
-            stop.wait(self.timings.renew)
+            self._publish.wait(self.timings.renew)
+
+    def publish(self, key: str, value: str) -> None:
+        """Set annotation ``key`` of our Lease ("" removes it): written at once, from the
+        renewing thread (never the caller's), when it changed, so ``lbctl status`` agrees.
+        ``UNHEARD``: the live speakers we leave out because of the LAN; ``CONFLICTS``."""
+        if self.published.get(key, "") != value:
+            self.published = {**self.published, key: value}
+            self._publish.set()
 
     def renew(self) -> bool:
         with self._lock:
@@ -174,13 +192,21 @@ class OwnLease:
             **body,
             "metadata": {
                 **body["metadata"],
-                "annotations": {JOINING: "true" if starting else None},
+                "annotations": {
+                    JOINING: "true" if starting else None,
+                    **{key: value or None for key, value in self.published.items()},
+                },
             },
         }
         if starting:
             body["metadata"]["annotations"] = {JOINING: "true"}
         # A renewal stuck in TCP retransmits must not outlive the lease it renews.
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
+        before = self._joined_write, self._joined_at
+        if not starting and (stale or self._joined_write is None):
+            # A new start-up: peers may have come, gone or expired meanwhile in our view. Set
+            # before the write: its echo may come back through the watch before we return.
+            self._joined_write, self._joined_at = now, None
         try:
             try:
                 # A JSON merge patch: ownerReferences is replaced, never merged by uid.
@@ -197,12 +223,10 @@ class OwnLease:
                 self._coord.create_namespaced_lease(self.namespace, body, _request_timeout=timeout)
         except Exception as exc:  # the API server may be unreachable: we stop in time
             log.warning("renewing lease %s: %s", lease_name(self.node), exc)
+            self._joined_write, self._joined_at = before
             self._on_failure()
             return False
         self._renewed_at = started
-        if not starting and (stale or self._joined_write is None):
-            # A new start-up: peers may have come, gone or expired meanwhile in our view.
-            self._joined_write, self._joined_at = now, None
         return True
 
     def join(self) -> None:
@@ -248,12 +272,30 @@ def _starting(meta: Mapping[str, Any]) -> bool:
     return isinstance(annotations, Mapping) and JOINING in annotations
 
 
+def conflicts(lease_objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Address → (MAC of the other host, node that saw it), from the speakers' ``CONFLICTS``
+    annotations; malformed entries are skipped."""
+    out = {}
+    for obj in lease_objs:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        annotations = meta.get("annotations") or {}
+        if not name.startswith(PREFIX) or not isinstance(annotations, Mapping):
+            continue
+        for entry in str(annotations.get(CONFLICTS) or "").split(","):
+            ip, sep, mac = entry.partition("=")
+            if sep and ip and mac:
+                out[ip] = (mac, name[len(PREFIX) :])
+    return out
+
+
 def lease_states(
     lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime
 ) -> dict[str, LeaseState]:
     """Every speaker Lease's node → its state, judged from one reading by wall clock (for
     one-shot readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
-    states = {}
+    states: dict[str, LeaseState] = {}
+    unheard: set[str] = set()
     for obj in lease_objs:
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         name = str(meta.get("name", ""))
@@ -268,8 +310,17 @@ def lease_states(
         state = LeaseState.EXPIRED
         if live:
             state = LeaseState.STARTING if _starting(meta) else LeaseState.LIVE
-        states[name[len(PREFIX) :]] = state
-    return states
+        node = name[len(PREFIX) :]
+        states[node] = state
+        if state is LeaseState.LIVE:
+            annotations = meta.get("annotations") or {}
+            said = annotations.get(UNHEARD) if isinstance(annotations, Mapping) else None
+            unheard |= {n for n in str(said or "").split(",") if n}
+    # What a live speaker's LAN view leaves out, as its election does (liveness.PeerWatch).
+    return {
+        node: LeaseState.UNHEARD if state is LeaseState.LIVE and node in unheard else state
+        for node, state in states.items()
+    }
 
 
 class Liveness:

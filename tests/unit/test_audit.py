@@ -220,3 +220,22 @@ def test_a_refused_reservation_is_named_with_its_pool_rule() -> None:
     assert finding.message == (
         "pool 'team' admits only namespaces team-a: default/api will be refused 203.0.113.10"
     )
+
+
+def test_an_address_another_host_uses_is_a_finding() -> None:
+    found = audit.check(
+        [svc("a", "198.51.100.1")],
+        CONFIG,
+        node_objs=NODES,
+        live=LIVE,
+        conflicts={"198.51.100.1": ("02:99:00:00:00:01", "node1")},
+    )
+    assert [(f.kind, f.subject) for f in found] == [(Kind.ADDRESS_CONFLICT, "198.51.100.1")]
+    assert "02:99:00:00:00:01" in found[0].message and "node1" in found[0].message
+
+
+def test_a_speaker_the_lan_does_not_hear_is_down_though_its_lease_is_live() -> None:
+    found = audit.check(
+        [svc("a", "198.51.100.1")], CONFIG, node_objs=NODES, live={"node1"}, unheard={"node2"}
+    )
+    assert (Kind.SPEAKER_DOWN, "node2") in [(f.kind, f.subject) for f in found]

@@ -173,3 +173,50 @@ def test_one_shot_readers_tell_live_starting_and_expired_apart() -> None:
         now,
     )
     assert states == {"n1": LeaseState.LIVE, "n2": LeaseState.STARTING, "n3": LeaseState.EXPIRED}
+
+
+def _lease(node: str, *, unheard: str | None = None, renewed: str = "2026-11-30T12:00:00Z"):
+    annotations = {"lbctl.io/unheard": unheard} if unheard is not None else {}
+    return {
+        "metadata": {"name": f"lbctl-speaker-{node}", "annotations": annotations},
+        "spec": {"holderIdentity": node, "renewTime": renewed, "leaseDurationSeconds": 40},
+    }
+
+
+def test_lease_states_leave_out_whom_a_live_speaker_does_not_hear_on_the_lan() -> None:
+    import datetime
+
+    from lbctl.kube.speakers import LeaseState, lease_states
+
+    now = datetime.datetime(2026, 11, 30, 12, 0, 10, tzinfo=datetime.UTC)
+    states = lease_states(
+        [
+            _lease("n1", unheard="n3"),
+            _lease("n2"),
+            _lease("n3"),
+            _lease("n4", unheard="n2", renewed="2026-11-30T11:00:00Z"),  # expired: no voice
+        ],
+        now,
+    )
+    assert states == {
+        "n1": LeaseState.LIVE,
+        "n2": LeaseState.LIVE,
+        "n3": LeaseState.UNHEARD,
+        "n4": LeaseState.EXPIRED,
+    }
+
+
+def test_conflicts_are_read_from_the_speakers_annotations_and_junk_is_skipped() -> None:
+    from lbctl.kube.speakers import conflicts
+
+    leases = [
+        {"metadata": {"name": "lbctl-speaker-n1", "annotations": {"lbctl.io/conflicts":
+            "198.51.100.7=02:99:00:00:00:01,junk,=x,2001:db8::7=02:aa:00:00:00:02"}}},
+        {"metadata": {"name": "lbctl-controller", "annotations": {
+            "lbctl.io/conflicts": "198.51.100.8=02:00:00:00:00:08"}}},
+        {"metadata": {"name": "lbctl-speaker-n2", "annotations": "not a map"}},
+    ]  # fmt: skip
+    assert conflicts(leases) == {
+        "198.51.100.7": ("02:99:00:00:00:01", "n1"),
+        "2001:db8::7": ("02:aa:00:00:00:02", "n1"),
+    }

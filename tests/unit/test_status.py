@@ -204,3 +204,19 @@ def test_the_reservations_table_is_rendered_and_in_json() -> None:
 
 def test_no_reservations_no_table() -> None:
     assert "RESERVATION" not in status.render(status.build([svc("a")], CONFIG))
+
+
+def test_a_service_whose_address_another_host_uses_shows_as_conflict() -> None:
+    report = status.Report(
+        None,
+        [
+            status.ServiceRow("default/a", ["198.51.100.7"], "lan", "ok", ""),
+            status.ServiceRow("default/b", ["198.51.100.8"], "lan", "ok", ""),
+        ],
+        [],
+    )
+    shown = status.with_conflicts(report, {"198.51.100.7": ("02:99:00:00:00:01", "n1")})
+    a, b = shown.services
+    assert a.state == "conflict" and "02:99:00:00:00:01" in a.reason and "n1" in a.reason
+    assert b == report.services[1]
+    assert status.with_conflicts(report, {}) is report
