@@ -521,13 +521,15 @@ def check_no_host_kubelet(
 def remove_device_plugin_dir(
     kubelet_dir: Path = HOST_KUBELET_DIR, device_plugins: Path = DEVICE_PLUGINS
 ) -> None:
-    """What the lab's kubelets left at the fixed device-plugin path, and the directories if
-    nothing else is in them (``check_no_host_kubelet`` made sure nothing else was)."""
+    """What the lab's kubelets left at their fixed paths: the device-plugin socket and
+    checkpoint, and the directories (with /var/log/containers) if nothing else is in them."""
     for name in DEVICE_PLUGIN_FILES:
         (device_plugins / name).unlink(missing_ok=True)
     for d in (device_plugins, kubelet_dir):
         with contextlib.suppress(OSError):
             d.rmdir()
+    with contextlib.suppress(OSError):  # the kubelets' log links went with their nodes
+        CONTAINER_LOG_LINKS.rmdir()
 
 
 def teardown(spec: NodeSpec) -> list[str]:
