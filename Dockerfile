@@ -5,9 +5,11 @@ FROM python:3.11.7-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY lbctl ./lbctl
+# pip compiles every module to bytecode: keep it. The root filesystem is read-only at run time,
+# so without it each start compiles the Kubernetes client anew (12 s instead of 3 s measured on
+# a loaded machine: long enough for the liveness probe to kill the container).
 RUN python -m venv /opt/lbctl \
- && /opt/lbctl/bin/pip install --no-cache-dir . \
- && find /opt/lbctl -name '__pycache__' -prune -exec rm -rf {} +
+ && /opt/lbctl/bin/pip install --no-cache-dir .
 
 FROM python:3.11.7-slim-bookworm
 COPY --from=build /opt/lbctl /opt/lbctl

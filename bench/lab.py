@@ -1,10 +1,11 @@
 """What a client sees during failovers: the lab under a request every 50 ms (root).
 
-Brings up its own lab (``lbctl lab up`` in a private directory), tunes the speakers (Lease 1 s,
-renewal 0.25 s), then kills the announcing node's speaker and link ``--rounds`` times, healing
-it after each takeover, and reports each outage: from the client's last answered request
-before the kill to its first answered request after. Writes ``bench/results/lab.json``; the
-floor is the request period itself (an outage shorter than it is invisible).
+Brings up its own process lab (``lbctl lab up --processes`` in a private directory), tunes
+the speakers (Lease 1 s, renewal 0.25 s), then kills the announcing node's speaker and link
+``--rounds`` times, healing it after each takeover, and reports each outage: from the client's
+last answered request before the kill to its first answered request after. Writes
+``bench/results/lab.json``; the floor is the request period itself (an outage shorter than it
+is invisible).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main() -> int:
     os.environ.setdefault("LBCTL_LAB_PREFIX", "lbbench")
     lab = lab_mod.Lab(work / "lab", say=lambda m: print(m, file=sys.stderr))
     try:
-        lab.up()
+        lab.up(processes=True)  # the bench tunes speaker processes
         failover.tune(lab)
         ip = failover.address_owned_by(lab, "node3")
         from kubernetes import client, config

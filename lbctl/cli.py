@@ -111,7 +111,11 @@ def _lab(args: argparse.Namespace) -> int:
     lab = Lab()
     try:
         if args.action == "up":
-            return lab.up()
+            unknown = [a for a in args.rest if a != "--processes"]
+            if unknown:
+                print(f"lbctl lab up: unknown arguments {unknown}", file=sys.stderr)
+                return 2
+            return lab.up(processes="--processes" in args.rest)
         if args.action == "down":
             return lab.down()
         if args.action == "status":
@@ -387,7 +391,9 @@ def parser() -> argparse.ArgumentParser:
     lab = sub.add_parser(
         "lab",
         help="a local lab: control plane, three node namespaces, a client, a demo",
-        description="up: build and start it (idempotent); down: remove all it made; status: "
+        description="up: build and start it (idempotent): real nodes (containerd, kubelet) "
+        "running the release image and deploy/; up --processes: the fast process-based lab; "
+        "down: remove all it made; status: "
         "health of each part; kubectl ARGS: kubectl against the lab; exec HOST CMD: run a "
         "command in a lab host (node1, node2, node3, client). Needs root.",
     )

@@ -9,10 +9,15 @@ setup_system() {
     return 0
   fi
   local need=() tool
+  # The real-node lab adds containerd, runc and the CNI plugins (the nodes), buildah and
+  # mmdebstrap (the images, no registry needed) and gcc (the pause binary).
   for tool in ip:iproute2 tcpdump:tcpdump curl:curl arping:arping iptables:iptables \
-              conntrack:conntrack openssl:openssl ping:iputils-ping promtool:prometheus; do
+              conntrack:conntrack openssl:openssl ping:iputils-ping promtool:prometheus \
+              nsenter:util-linux containerd:containerd runc:runc buildah:buildah \
+              mmdebstrap:mmdebstrap gcc:gcc; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
   done
+  [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -30,6 +30,13 @@ KCM_CONTROLLERS = (
 SERVICE_CIDRS = ("10.96.0.0/16", "fd00:10:96::/112")  # virtual ClusterIPs: never a traffic target
 
 
+def service_ip(cidr: str) -> str:
+    """The `kubernetes` Service's ClusterIP: the first address of the service range (pure)."""
+    import ipaddress
+
+    return str(ipaddress.ip_network(cidr).network_address + 1)
+
+
 class ControlPlaneError(RuntimeError):
     """The control plane could not be set up; the message says which step."""
 
@@ -110,6 +117,19 @@ def make_certificates(pki: Path, sans: Sequence[str]) -> None:
     )
 
 
+def client_certificate(pki: Path, name: str, common_name: str, org: str = "") -> None:
+    """``<name>.crt`` / ``<name>.key``: a client certificate from the lab CA (the API server
+    reads the user from CN and the groups from O, as for kubelets: ``system:node:NAME`` in
+    ``system:nodes``)."""
+    (pki / f"{name}.ext").write_text("extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+    subject = f"/CN={common_name}" + (f"/O={org}" if org else "")
+    _openssl(f"{name} key", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+             "-out", f"{name}.csr", "-subj", subject, cwd=pki)  # fmt: skip
+    _openssl(f"{name} certificate", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt",
+             "-CAkey", "ca.key", "-CAcreateserial", "-days", "365", "-out", f"{name}.crt",
+             "-extfile", f"{name}.ext", cwd=pki)  # fmt: skip
+
+
 def _is_ip(text: str) -> bool:
     import ipaddress
 
@@ -120,12 +140,21 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def kubeconfig_yaml(*, server: str, ca_file: Path, token: str, user: str) -> str:
+def kubeconfig_yaml(
+    *, server: str, ca_file: Path, token: str, user: str, cert: Path | None = None
+) -> str:
+    """A kubeconfig with a bearer token, or with a client certificate ``cert`` (and its
+    ``.key`` beside it)."""
+    creds = (
+        f"    client-certificate: {cert}\n    client-key: {cert.with_suffix('.key')}\n"
+        if cert is not None
+        else f"    token: {token}\n"
+    )
     return (
         "apiVersion: v1\nkind: Config\n"
         f"clusters:\n- name: lab\n  cluster:\n    server: {server}\n"
         f"    certificate-authority: {ca_file}\n"
-        f"users:\n- name: {user}\n  user:\n    token: {token}\n"
+        f"users:\n- name: {user}\n  user:\n{creds}"
         f"contexts:\n- name: lab\n  context:\n    cluster: lab\n    user: {user}\n"
         "current-context: lab\n"
     )
@@ -137,11 +166,17 @@ class ControlPlane:
 
     ``bind_address`` 0.0.0.0 lets node namespaces reach the API server through the lab bridge;
     ``extra_sans`` are the addresses they use, so TLS verification holds there too.
+
+    ``advertise_address`` (the bridge gateway) makes the ``kubernetes`` Service point at an
+    address Pods reach, as in a real cluster; it also turns on what real kubelets need: client
+    certificates from the lab CA (``client_certificate``), Node authorization with
+    NodeRestriction, and the API server's own client certificate for kubelets (logs, exec).
     """
 
     workdir: Path
     binaries: Mapping[str, Path]
     bind_address: str = "127.0.0.1"
+    advertise_address: str = ""  # "": loopback and no endpoints for the `kubernetes` Service
     extra_sans: Sequence[str] = ()
     apiserver_args: Sequence[str] = ()  # e.g. --watch-cache=false, so watches reach etcd
     token: str = "lbctl-admin-token"
@@ -172,10 +207,17 @@ class ControlPlane:
         host: str = "127.0.0.1",
         token: str | None = None,
         user: str = ADMIN_TOKEN_USER,
+        cert: str | None = None,
     ) -> Path:
+        """A kubeconfig for ``host``: the admin token, ``token``, or the client certificate
+        ``cert`` (a name given to ``client_certificate``)."""
         path.write_text(
             kubeconfig_yaml(
-                server=self.server(host), ca_file=self.ca_file, token=token or self.token, user=user
+                server=self.server(host),
+                ca_file=self.ca_file,
+                token=token or self.token,
+                user=user,
+                cert=self.pki / f"{cert}.crt" if cert else None,
             )
         )
         return path
@@ -199,6 +241,8 @@ class ControlPlane:
                 "kubernetes",
                 "kubernetes.default",
                 "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                service_ip(SERVICE_CIDRS[0]),  # in-cluster clients: the `kubernetes` Service
                 *self.extra_sans,
             ],
         )
@@ -235,14 +279,12 @@ class ControlPlane:
                 f"--etcd-servers={etcd_url}",
                 f"--secure-port={self.port}",
                 f"--bind-address={self.bind_address}",
-                "--advertise-address=127.0.0.1",
-                # No endpoints for the `kubernetes` Service: a loopback address is not a valid one.
-                "--endpoint-reconciler-type=none",
+                *self._advertise_args(),
                 f"--cert-dir={self.pki}",
                 f"--tls-cert-file={self.pki / 'server.crt'}",
                 f"--tls-private-key-file={self.pki / 'server.key'}",
                 f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
+                f"--authorization-mode={'Node,RBAC' if self.advertise_address else 'RBAC'}",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={self.pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={self.pki / 'sa.key'}",
@@ -260,6 +302,80 @@ class ControlPlane:
         )
         if controller_manager:
             self.start_controller_manager()
+
+    def _advertise_args(self) -> list[str]:
+        if not self.advertise_address:
+            # No endpoints for the `kubernetes` Service: a loopback address is not a valid one.
+            return ["--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"]
+        client_certificate(
+            self.pki, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+        )
+        return [
+            f"--advertise-address={self.advertise_address}",
+            f"--client-ca-file={self.ca_file}",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={self.pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={self.pki / 'apiserver-kubelet-client.key'}",
+            # Node names do not resolve here: dial kubelets (logs, exec) by their address.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
+
+    def start_cluster_controllers(self, *, node_grace: str = "16s") -> list[procs.Process]:
+        """kube-controller-manager with all its default controllers, and kube-scheduler: what
+        real nodes need (Deployments, DaemonSets, node lifecycle, scheduling).
+
+        Node IPAM stays off (``--allocate-node-cidrs=false``): the lab plans each node's pod
+        CIDRs before the node starts. ``node_grace``: how long a silent node stays Ready.
+        """
+        made = []
+        for name, cn in (
+            ("kcm", "system:kube-controller-manager"),
+            ("sched", "system:kube-scheduler"),
+        ):
+            client_certificate(self.pki, name, cn)
+            self.write_kubeconfig(self.workdir / f"{name}.kubeconfig", cert=name, user=cn)
+        kcm_conf = self.workdir / "kcm.kubeconfig"
+        made.append(
+            procs.Process(
+                "kube-controller-manager",
+                [
+                    str(self.binaries["kube-controller-manager"]),
+                    f"--kubeconfig={kcm_conf}",
+                    f"--authentication-kubeconfig={kcm_conf}",
+                    f"--authorization-kubeconfig={kcm_conf}",
+                    "--leader-elect=false",
+                    "--use-service-account-credentials",
+                    f"--service-account-private-key-file={self.pki / 'sa.key'}",
+                    f"--root-ca-file={self.ca_file}",
+                    f"--cluster-signing-cert-file={self.ca_file}",
+                    f"--cluster-signing-key-file={self.pki / 'ca.key'}",
+                    "--allocate-node-cidrs=false",
+                    f"--node-monitor-grace-period={node_grace}",
+                    "--node-monitor-period=2s",
+                    "--bind-address=127.0.0.1",
+                    "--secure-port=0",
+                ],
+                log=self.workdir / "kube-controller-manager.log",
+            ).start()
+        )
+        sched_conf = self.workdir / "sched.kubeconfig"
+        made.append(
+            procs.Process(
+                "kube-scheduler",
+                [
+                    str(self.binaries["kube-scheduler"]),
+                    f"--kubeconfig={sched_conf}",
+                    f"--authentication-kubeconfig={sched_conf}",
+                    f"--authorization-kubeconfig={sched_conf}",
+                    "--leader-elect=false",
+                    "--bind-address=127.0.0.1",
+                    "--secure-port=0",
+                ],
+                log=self.workdir / "kube-scheduler.log",
+            ).start()
+        )
+        self.processes.extend(made)
+        return made
 
     def stop_apiserver(self, *, crash: bool = False) -> None:
         """Stop kube-apiserver alone, as in an outage (``crash``: SIGKILL); etcd keeps running."""

@@ -1,17 +1,24 @@
-"""``lbctl lab``: a cluster-like lab on one machine, kept between commands (I/O, root).
+"""``lbctl lab``: a cluster on one machine, kept between commands (I/O, root).
 
-``up`` starts etcd, kube-apiserver and kube-controller-manager, builds a LAN of three node
-namespaces and a client on a free documentation range, installs lbctl's objects (RBAC, pool
-ConfigMap: from deploy/ by default, with ``LBCTL_LAB_INSTALL=helm`` by ``helm install`` of the
-chart), runs kube-proxy and an lbctl speaker in every node, the lbctl controller beside the
-API server as the ServiceAccounts those objects define, and
-deploys a demo application (host-network Pods whose status is set as a kubelet would, serving
-HTTP in their node) behind a ``type: LoadBalancer`` Service. Everything it starts or makes is
-recorded in a state file, so ``down`` removes exactly that, by PID and by name.
+Both kinds build a LAN of three node namespaces and a client on a free documentation range.
+
+- ``up`` (real nodes, ``cluster``): a control plane with every default controller and a
+  scheduler; in each node a containerd, a kubelet and kube-proxy; the release image built from
+  the Dockerfile and ``deploy/`` applied with kustomize, so lbctl's controller and speakers run
+  as real Pods; a demo Deployment behind a ``type: LoadBalancer`` Service.
+- ``up --processes`` (the fast mode for network tests): etcd, kube-apiserver and
+  kube-controller-manager; kube-proxy and an lbctl speaker as processes in every node, the
+  lbctl controller beside the API server, as the ServiceAccounts of lbctl's objects (from
+  deploy/ by default, with ``LBCTL_LAB_INSTALL=helm`` by ``helm install`` of the chart); demo
+  Pods whose status is set as a kubelet would, serving HTTP in their node.
+
+Everything it starts or makes is recorded in a state file, so ``down`` removes exactly that:
+processes by PID, nodes by cgroup and mount path, namespaces and links by name.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -27,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from lbctl.lab import assets, controlplane, lan, plan, procs
+from lbctl.lab import assets, cluster, controlplane, lan, nodes, plan, procs
 
 NODES = ("node1", "node2", "node3")
 DEMO_NS = "demo"
@@ -85,6 +92,11 @@ class State:
     # "controller" on loopback, each node's speaker on its LAN address
     metrics: dict[str, str] = field(default_factory=dict)
     install: str = "kubectl"  # how lbctl's objects were installed: kubectl or helm
+    kind: str = "processes"  # or "nodes": real kubelets
+    real_nodes: list[dict[str, Any]] = field(default_factory=list)  # NodeSpecs, for down
+
+    def node_specs(self) -> list[nodes.NodeSpec]:
+        return [nodes.NodeSpec(**n) for n in self.real_nodes]
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -117,11 +129,32 @@ def _alive(rec: ProcRecord) -> bool:
     return any(rec.argv0.encode() in part for part in cmdline)
 
 
-def _record(state: State, proc: procs.Process, path: Path) -> None:
+def _record(state: State, proc: procs.Process, path: Path, argv0: str = "") -> None:
     assert proc.pid is not None
-    argv0 = proc.argv[4] if proc.argv[:3] == ["ip", "netns", "exec"] else proc.argv[0]
+    if not argv0:
+        argv0 = proc.argv[4] if proc.argv[:3] == ["ip", "netns", "exec"] else proc.argv[0]
     state.processes.append(ProcRecord(proc.name, proc.pid, argv0))
     state.save(path)
+
+
+def pick_ranges(say: Say) -> tuple[plan.IPNetwork, plan.IPNetwork]:
+    """Free LAN ranges; while other LANs hold them all, wait (``LBCTL_LAN_WAIT`` s, 900)."""
+    deadline = time.monotonic() + float(os.environ.get("LBCTL_LAN_WAIT", "900"))
+    told = False
+    while True:
+        routes, needed = lan.root_routes(), lan.needed_addresses()
+        try:
+            return (
+                plan.pick_free(plan.IPV4_CANDIDATES, routes, None, needed),
+                plan.pick_free(plan.IPV6_CANDIDATES, routes, None, needed),
+            )
+        except plan.RangesInUse:
+            if time.monotonic() > deadline:
+                raise
+            if not told:
+                say("every free LAN range is in use by another lab: waiting for one")
+                told = True
+            time.sleep(2)
 
 
 class Lab:
@@ -135,7 +168,8 @@ class Lab:
 
     # --- up ---
 
-    def up(self) -> int:
+    def up(self, *, processes: bool = False) -> int:
+        """Bring a lab up: real nodes, or with ``processes`` the fast process-based one."""
         if os.geteuid() != 0:
             raise LabError(
                 "lbctl lab needs root: it creates network namespaces and runs "
@@ -151,7 +185,10 @@ class Lab:
             self.down()
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._up()
+            if processes:
+                self._up()
+            else:
+                self._up_nodes()
         except BaseException:
             self.say("bringing the lab up failed: removing what was made")
             self.down(quiet=True)
@@ -165,9 +202,7 @@ class Lab:
         say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
         wanted = (*assets.ALL, assets.HELM) if install == "helm" else assets.ALL
         binaries = assets.ensure(wanted, progress=lambda m: say(f"  {m}"))
-        routes = lan.root_routes()
-        subnet4 = plan.pick_free(plan.IPV4_CANDIDATES, routes)
-        subnet6 = plan.pick_free(plan.IPV6_CANDIDATES, routes)
+        subnet4, subnet6 = pick_ranges(say)
         state = State(lab_prefix(), str(subnet4), str(subnet6), [*NODES, "client"], install=install)
         state.save(self.state_file)  # from here on, down knows what to remove
 
@@ -322,6 +357,50 @@ class Lab:
         say(f"demo Service address: {external}; checking it from the client")
         self._check_http(the_lan, external, timeout=60)
 
+    def _up_nodes(self) -> None:
+        say = self.say
+        started = time.monotonic()
+        install = lab_install()
+        say("Kubernetes and etcd binaries (built once from the Go module proxy, then cached)")
+        wanted = (*assets.ALL, assets.HELM) if install == "helm" else assets.ALL
+        binaries = assets.ensure(wanted, progress=lambda m: say(f"  {m}"))
+        pause, release = cluster.build_images(say)  # before a LAN range is held: builds are long
+        state = State(lab_prefix(), "", "", [*NODES, "client"], kind="nodes", install=install)
+        say("LAN: a free documentation range (waits while other labs hold every one)")
+
+        def claimed(the_plan: plan.LanPlan) -> None:  # before anything is built
+            state.subnet4, state.subnet6 = str(the_plan.subnet4), str(the_plan.subnet6)
+            state.save(self.state_file)  # from here on, down knows what to remove
+            say(f"LAN {state.subnet4} and {state.subnet6}: {', '.join(NODES)} and a client")
+
+        the_lan = lan.create(state.hosts, self.dir / "lan", prefix=state.prefix, on_plan=claimed)
+
+        def remember(specs: list[nodes.NodeSpec]) -> None:
+            state.real_nodes = [s.to_json() for s in specs]
+            state.save(self.state_file)
+
+        made = cluster.up(
+            workdir=self.dir,
+            the_lan=the_lan,
+            node_names=NODES,
+            binaries=binaries,
+            pause=pause,
+            release=release,
+            record=lambda proc, argv0: _record(state, proc, self.state_file, argv0),
+            remember_nodes=remember,
+            say=say,
+            install=install,
+        )
+        state.apiserver_port, state.kubeconfig = made.cp.port, str(made.cp.kubeconfig)
+        state.save(self.state_file)
+        from kubernetes import client, config
+
+        core = client.CoreV1Api(config.new_client_from_config(config_file=state.kubeconfig))
+        external = wait_external_ip(core, DEMO_NS, "demo", timeout=60)
+        say(f"demo Service address: {external}; checking it from the client")
+        self._check_http(the_lan, external, timeout=60)
+        say(f"the lab is up in {time.monotonic() - started:.0f} s")
+
     def _kubectl_install(
         self, kubectl: Path, core: Any, kubeconfig: Path, pool: dict[str, Any]
     ) -> None:
@@ -474,10 +553,43 @@ class Lab:
             ok = name in present
             healthy &= ok
             self.say(f"{'ok  ' if ok else 'GONE'}  namespace {name}")
+        for spec in state.node_specs():
+            daemons = nodes.cgroup_pids(spec)
+            ok = bool(daemons)
+            healthy &= ok
+            self.say(f"{'ok  ' if ok else 'DOWN'}  node {spec.name}: {len(daemons)} processes "
+                     f"in cgroup /{spec.cgroup}")  # fmt: skip
+        if state.kind == "nodes" and healthy:
+            healthy &= self._cluster_health()
         if healthy:
             self.say("")
             self.say(self.kubectl(["get", "svc", "-n", DEMO_NS], capture=True).rstrip())
         return 0 if healthy else 1
+
+    def _cluster_health(self) -> bool:
+        """Nodes Ready and every Pod Running and Ready, as the API server sees them."""
+        from kubernetes import client, config
+
+        state = self._state()
+        api = config.new_client_from_config(config_file=state.kubeconfig)
+        try:
+            core = client.CoreV1Api(api)
+            healthy = True
+            self.say("")
+            for node in core.list_node().items:
+                ok = cluster._ready(node.status.conditions)
+                healthy &= ok
+                self.say(f"{'ok  ' if ok else 'DOWN'}  Node {node.metadata.name} "
+                         f"{'Ready' if ok else 'NotReady'}")  # fmt: skip
+            for pod in core.list_pod_for_all_namespaces().items:
+                ok = pod.status.phase == "Running" and cluster._ready(pod.status.conditions)
+                healthy &= ok
+                where = pod.spec.node_name or "unscheduled"
+                self.say(f"{'ok  ' if ok else 'DOWN'}  Pod {pod.metadata.namespace}/"
+                         f"{pod.metadata.name} {pod.status.phase} on {where}")  # fmt: skip
+            return healthy
+        finally:
+            api.close()
 
     def kubectl(self, args: list[str], *, capture: bool = False) -> str:
         state = self.state()
@@ -510,6 +622,13 @@ class Lab:
             if not quiet:
                 self.say("no lab here: nothing to remove")
             return 0
+        problems: list[str] = []
+        specs = state.node_specs()
+        if specs:  # first, while the LAN and the API server are up; all nodes at once
+            with concurrent.futures.ThreadPoolExecutor(len(specs)) as pool:
+                for left in pool.map(nodes.teardown, specs):
+                    problems += left
+            nodes.remove_device_plugin_dir()
         for rec in reversed(state.processes):
             if _alive(rec):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -522,9 +641,14 @@ class Lab:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(rec.pid, signal.SIGKILL)
         lan.Lan(state.lan_plan(), self.dir / "lan").destroy()
+        if problems:
+            raise LabError("lab down left things behind: " + "; ".join(problems))
         shutil.rmtree(self.dir, ignore_errors=True)
         if not quiet:
-            self.say("the lab is down: its processes, namespaces, links and files are gone")
+            self.say(
+                "the lab is down: its processes, namespaces, links, mounts, cgroups and files "
+                "are gone"
+            )
         return 0
 
 

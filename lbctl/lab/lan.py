@@ -6,15 +6,17 @@ services bound there (the API server) like machines on a real LAN reach their co
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import fcntl
 import ipaddress
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,62 @@ def root_routes() -> list[lanplan.IPNetwork]:
                 continue
             nets.append(ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False))
     return nets
+
+
+# Hosts whose addresses a lab must never shadow: the registries this project installs from.
+REGISTRY_HOSTS = (
+    "deb.debian.org",
+    "security.debian.org",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "proxy.golang.org",
+    "sum.golang.org",
+    "dl.k8s.io",
+)
+
+
+def needed_addresses(
+    hosts: Path = Path("/etc/hosts"),
+    resolv: Path = Path("/etc/resolv.conf"),
+    names: Sequence[str] = REGISTRY_HOSTS,
+) -> list[lanplan.IPAddress]:
+    """Addresses this machine must keep reaching: /etc/hosts, its resolvers, its registries.
+
+    Registries are looked up (here the resolver answers 203.0.113.80, a documentation
+    address, for deb.debian.org, pypi.org and proxy.golang.org); a lookup that fails or
+    takes over 3 s is skipped.
+    """
+    found: list[lanplan.IPAddress] = []
+    for path, first in ((hosts, None), (resolv, "nameserver")):
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            words = line.split("#", 1)[0].split()
+            if first is not None:
+                if len(words) < 2 or words[0] != first:
+                    continue
+                words = words[1:]
+            if words:
+                found.extend(_address(words[0]))
+    if names:
+        with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+            lookups = [pool.submit(socket.getaddrinfo, n, None) for n in names]
+            done, _ = concurrent.futures.wait(lookups, timeout=3)
+            for lookup in done:
+                if lookup.exception() is None:
+                    for info in lookup.result():
+                        found.extend(_address(str(info[4][0])))
+    return list(dict.fromkeys(found))
+
+
+def _address(text: str) -> list[lanplan.IPAddress]:
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return []
+    return [] if addr.is_loopback else [addr]
 
 
 def _sysctl(ns: str, key: str, value: str) -> None:
@@ -206,8 +264,12 @@ def create(
     prefix: str | None = None,
     subnet4: str | None = None,
     subnet6: str | None = None,
+    on_plan: Callable[[lanplan.LanPlan], None] | None = None,
 ) -> Lan:
     """Build the bridge and one namespace per name; on any failure remove what was made.
+
+    ``on_plan`` hears the chosen plan before anything is built (the lab records it, so that
+    ``lab down`` finds the LAN even if this process dies half-way).
 
     Only two documentation ranges exist, so only two LANs fit on a machine at once: while
     both are taken (by other labs or test runs), wait up to ``LBCTL_LAN_WAIT`` seconds (default
@@ -222,22 +284,29 @@ def create(
         reraise=True,
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    return claim(_claim, names, workdir, prefix or new_prefix(), subnet4, subnet6)
+    return claim(_claim, names, workdir, prefix or new_prefix(), subnet4, subnet6, on_plan)
 
 
 def _claim(
-    names: Sequence[str], workdir: Path, prefix: str, subnet4: str | None, subnet6: str | None
+    names: Sequence[str],
+    workdir: Path,
+    prefix: str,
+    subnet4: str | None,
+    subnet6: str | None,
+    on_plan: Callable[[lanplan.LanPlan], None] | None = None,
 ) -> Lan:
     with open(LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        routes = root_routes()
+        routes, needed = root_routes(), needed_addresses()
         the_plan = lanplan.plan_lan(
             prefix,
             names,
-            lanplan.pick_free(lanplan.IPV4_CANDIDATES, routes, subnet4),
-            lanplan.pick_free(lanplan.IPV6_CANDIDATES, routes, subnet6),
+            lanplan.pick_free(lanplan.IPV4_CANDIDATES, routes, subnet4, needed),
+            lanplan.pick_free(lanplan.IPV6_CANDIDATES, routes, subnet6, needed),
         )
         lan = Lan(the_plan, workdir)
+        if on_plan is not None:
+            on_plan(the_plan)
         try:
             _build(the_plan)
         except BaseException:

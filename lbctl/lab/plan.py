@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Documentation ranges only (RFC 5737, RFC 3849): test traffic never reaches a real host.
 IPV4_CANDIDATES = ("198.51.100.0/24", "203.0.113.0/24")
@@ -27,11 +28,25 @@ def overlapping(net: IPNetwork, routes: Iterable[IPNetwork]) -> list[IPNetwork]:
     return [r for r in routes if r.version == net.version and r.prefixlen > 0 and net.overlaps(r)]
 
 
+def holding(net: IPNetwork, needed: Iterable[IPAddress]) -> list[IPAddress]:
+    """Addresses this machine needs (its registries, its resolvers) that lie inside ``net``."""
+    return [a for a in needed if a.version == net.version and a in net]
+
+
 def pick_free(
-    candidates: Sequence[str], routes: Iterable[IPNetwork], requested: str | None = None
+    candidates: Sequence[str],
+    routes: Iterable[IPNetwork],
+    requested: str | None = None,
+    needed: Iterable[IPAddress] = (),
 ) -> IPNetwork:
-    """The requested range, or the first candidate that overlaps no route. Refuse overlaps."""
-    routes = list(routes)
+    """The requested range, or the first candidate that overlaps no route. Refuse overlaps.
+
+    A range holding an address in ``needed`` is never used: a documentation range can still
+    be where this machine reaches something through its default route (here /etc/hosts puts
+    the Debian mirror, PyPI and the Go proxy on 203.0.113.80), and a bridge on that range
+    would cut the machine off from it.
+    """
+    routes, needed = list(routes), list(needed)
     if requested is not None:
         net = ipaddress.ip_network(requested)
         clash = overlapping(net, routes)
@@ -40,12 +55,25 @@ def pick_free(
                 f"refusing {net}: it overlaps route(s) {', '.join(map(str, clash))} of the root "
                 "namespace; adding it could cut this machine off"
             )
+        held = holding(net, needed)
+        if held:
+            raise PlanError(
+                f"refusing {net}: this machine reaches {', '.join(map(str, held))} there "
+                "(/etc/hosts or /etc/resolv.conf); a bridge on it would cut that off"
+            )
         return net
-    for text in candidates:
-        net = ipaddress.ip_network(text)
+    usable = [
+        ipaddress.ip_network(t) for t in candidates if not holding(ipaddress.ip_network(t), needed)
+    ]
+    if not usable:
+        raise PlanError(
+            f"every candidate range ({', '.join(candidates)}) holds an address this machine "
+            "needs (/etc/hosts or /etc/resolv.conf)"
+        )
+    for net in usable:
         if not overlapping(net, routes):
             return net
-    raise RangesInUse(f"every candidate range ({', '.join(candidates)}) overlaps a root route")
+    raise RangesInUse(f"every usable range ({', '.join(map(str, usable))}) overlaps a root route")
 
 
 def candidate_gateways() -> list[str]:

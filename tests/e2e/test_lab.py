@@ -1,4 +1,4 @@
-"""The README's first command: ``lbctl lab up`` gives a demo reachable on its EXTERNAL-IP."""
+"""The process lab (`lbctl lab up --processes`): the demo on its EXTERNAL-IP, faults, Helm."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def curl(prefix: str, url: str) -> subprocess.CompletedProcess[str]:
 def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     lab_env: dict[str, str],
 ) -> None:
-    up = lab(lab_env, "up")
+    up = lab(lab_env, "up", "--processes")
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     assert "EXTERNAL-IP" in up.stdout
     state = json.loads((Path(lab_env["LBCTL_LAB_DIR"]) / "state.json").read_text())
@@ -96,7 +96,7 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     )
     assert who.stdout.strip() == "no"
 
-    again = lab(lab_env, "up")  # idempotent
+    again = lab(lab_env, "up", "--processes")  # idempotent
     assert again.returncode == 0 and "already up" in again.stdout
     assert lab(lab_env, "status").returncode == 0
 
@@ -198,7 +198,7 @@ class UpLab:
 
 @pytest.fixture
 def up(lab_env: dict[str, str]) -> Iterator[UpLab]:
-    done = lab(lab_env, "up")
+    done = lab(lab_env, "up", "--processes")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     the_lab = lab_mod.Lab(Path(lab_env["LBCTL_LAB_DIR"]), say=lambda _: None)
     state = the_lab.state()
@@ -328,7 +328,7 @@ def test_installed_with_helm_the_demo_answers_and_an_upgrade_and_uninstall_keep_
     lab_env: dict[str, str], helm: Path
 ) -> None:
     env = {**lab_env, "LBCTL_LAB_INSTALL": "helm"}
-    up = lab(env, "up")
+    up = lab(env, "up", "--processes")  # the chart beside the lab's processes
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     assert "helm install lbctl deploy/helm/lbctl" in up.stdout
     the_lab = lab_mod.Lab(Path(env["LBCTL_LAB_DIR"]), say=lambda _: None)

@@ -75,7 +75,7 @@ def watched(
     env = {**os.environ, "LBCTL_LAB_DIR": str(work / "lab"),
            "LBCTL_LAB_PREFIX": "lm" + secrets.token_hex(2)}  # fmt: skip
     try:
-        up = lab_cmd(env, "up")
+        up = lab_cmd(env, "up", "--processes")  # metrics of processes, reachable here
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         the_lab = lab_mod.Lab(work / "lab", say=lambda _: None)
         state = the_lab.state()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
-from lbctl.lab import plan
+from lbctl.lab import lan, plan
 
 
 def nets(*texts: str) -> list[plan.IPNetwork]:
@@ -53,7 +54,7 @@ def test_a_requested_range_that_overlaps_a_root_route_is_refused() -> None:
 
 
 def test_no_free_candidate_is_an_error() -> None:
-    with pytest.raises(plan.PlanError, match="every candidate"):
+    with pytest.raises(plan.RangesInUse, match="overlaps a root route"):
         plan.pick_free(plan.IPV4_CANDIDATES, nets("198.51.100.0/24", "203.0.113.0/24"))
 
 
@@ -84,3 +85,36 @@ def test_bad_host_names_are_refused(names: list[str]) -> None:
             ipaddress.ip_network("198.51.100.0/24"),
             ipaddress.ip_network("2001:db8:100::/64"),
         )
+
+
+def addrs(*texts: str) -> list[plan.IPAddress]:
+    return [ipaddress.ip_address(t) for t in texts]
+
+
+def test_a_range_holding_an_address_the_machine_needs_is_never_picked() -> None:
+    # Seen here: /etc/hosts puts deb.debian.org, pypi.org and proxy.golang.org on 203.0.113.80.
+    needed = addrs("203.0.113.80", "10.255.255.53")
+    assert str(plan.pick_free(plan.IPV4_CANDIDATES, [], None, needed)) == "198.51.100.0/24"
+    with pytest.raises(plan.RangesInUse):  # the other one is taken: wait, never fall back
+        plan.pick_free(plan.IPV4_CANDIDATES, nets("198.51.100.0/24"), None, needed)
+    with pytest.raises(plan.PlanError, match=r"reaches 203\.0\.113\.80"):
+        plan.pick_free(plan.IPV4_CANDIDATES, [], "203.0.113.0/24", needed)
+
+
+def test_when_every_range_holds_a_needed_address_waiting_would_not_help() -> None:
+    needed = addrs("198.51.100.7", "203.0.113.80")
+    with pytest.raises(plan.PlanError, match="holds an address") as err:
+        plan.pick_free(plan.IPV4_CANDIDATES, [], None, needed)
+    assert not isinstance(err.value, plan.RangesInUse)
+
+
+def test_needed_addresses_come_from_etc_hosts_and_the_resolvers(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "127.0.0.1 localhost\n203.0.113.80 deb.debian.org pypi.org\n# 198.51.100.9 x\n"
+        "2001:db8:5::1 v6host\nnot-an-address foo\n"
+    )
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("search lan\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\n")
+    got = lan.needed_addresses(hosts, resolv, names=())
+    assert [str(a) for a in got] == ["203.0.113.80", "2001:db8:5::1", "10.255.255.53", "fe80::1"]
