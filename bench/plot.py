@@ -5,7 +5,10 @@ from docs/benchmarks.md as a dashed line. Where a result keeps its raw samples (
 ``samples``, ``*_samples``, ``samples_*``, ``latencies_ms`` or ``outages_s``) the figure is a CDF;
 where not, bars are drawn from the percentiles. Sections a result lacks are left out quietly.
 
-    python bench/plot.py [--controller FILE] [--speaker FILE] [--lab FILE] [--out-dir DIR]
+    python bench/plot.py [--controller FILE] [--speaker FILE] [--lab FILE] [--peers FILE]
+                         [--out-dir DIR]
+
+``peers.json`` (bench/peers.py) gives ``peers.svg``: lbctl and MetalLB measured in one lab run.
 
 The SVGs keep text as text (no embedded glyphs) and carry no date or random ids, so running
 this again on the same results gives the same bytes.
@@ -34,6 +37,8 @@ RESULTS = ROOT / "bench" / "results"
 
 LBCTL = "#1f77b4"
 LBCTL_LIGHT = "#9ecae1"
+METALLB = "#ff7f0e"
+METALLB_LIGHT = "#fdd0a2"
 FLOOR = "#8c8c8c"
 TARGET = "#d62728"
 
@@ -330,12 +335,84 @@ def outage_figure(section: Result) -> Figure | None:
     return fig
 
 
-def figures(controller: Result, speaker: Result, lab: Result) -> dict[str, Figure]:
+def _pick(peer: Result, *path: str) -> float:
+    """A number deep in a peer's results, NaN when absent (the bar is then left empty)."""
+    value: Any = peer
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def peers_figure(data: Result) -> Figure | None:
+    """lbctl beside MetalLB, one lab run: p50 (dark) and p99 (light) of each distribution,
+    memory and API writes."""
+    peers = data.get("peers")
+    if not isinstance(peers, Mapping) or not {"lbctl", "metallb"} <= set(peers):
+        return None
+    lb, ml = peers["lbctl"], peers["metallb"]
+    fig = Figure(figsize=(9.6, 6.4), layout="constrained")
+    (a, b), (c, d) = fig.subplots(2, 2)
+    pairs = (("lbctl", lb, LBCTL, LBCTL_LIGHT), ("MetalLB", ml, METALLB, METALLB_LIGHT))
+
+    def percentiles(ax: Axes, groups: Sequence[tuple[str, tuple[str, ...]]], unit: str) -> None:
+        series = []
+        for name, peer, dark, light in pairs:
+            for q, color in (("p50", dark), ("p99", light)):
+                values = [_pick(peer, *path, q) for _, path in groups]
+                series.append((f"{name} {q}", values, color))
+        grouped_bars(ax, [g for g, _ in groups], series, fmt="%.2f")
+        ax.set_ylabel(unit)
+        headroom(ax, 1.25)
+        ax.legend(fontsize=7, ncols=2, loc="upper left")
+
+    n_lat = int(_pick(lb, "address_latency_s", "n"))
+    percentiles(
+        a,
+        [("one Service", ("address_latency_s",)),
+         (f"{lb.get('bulk', {}).get('services', '?')} at once", ("bulk", "all_addressed_s"))],
+        "seconds",
+    )  # fmt: skip
+    a.set_title(f"Service -> address (n={n_lat}; bulk: time until all)")
+    percentiles(
+        b,
+        [("node death", ("node_death", "takeover_s")), ("Pod deleted", ("handover", "takeover_s"))],
+        "seconds until another node answers ARP",
+    )
+    n_kill = int(_pick(lb, "node_death", "takeover_s", "n"))
+    b.set_title(f"Failover and handover, defaults (n={n_kill} each)")
+    percentiles(c, [("ARP reply", ("arp_reply_ms",))], "milliseconds")
+    c.set_title(f"ARP reply latency from the client (n={int(_pick(lb, 'arp_reply_ms', 'n'))})")
+
+    def biggest(peer: Result, role: str) -> float:
+        found = peer.get("memory_mb", {}).get(role, {})
+        return max(found.values()) if found else float("nan")
+
+    groups = ["controller RSS (MB)", "speaker RSS (MB)", "API writes/s x 100"]
+    series = [
+        (name, [biggest(peer, "controller"), biggest(peer, "speaker"),
+                100 * _pick(peer, "api_writes_steady", "per_s")], dark)
+        for name, peer, dark, _ in pairs
+    ]  # fmt: skip
+    grouped_bars(d, groups, series, fmt="%.1f")
+    headroom(d, 1.25)
+    d.legend(fontsize=7, loc="upper left")
+    d.set_title("Memory (largest process) and API writes in steady state")
+    fig.suptitle(
+        f"lbctl and MetalLB {data.get('metallb', '')} in one lab, Kubernetes "
+        f"{data.get('kubernetes', '')}"
+    )
+    return fig
+
+
+def figures(
+    controller: Result, speaker: Result, lab: Result, peers: Result | None = None
+) -> dict[str, Figure]:
     """Every figure the results allow, by file name; none is drawn for a missing section."""
     built = {
         "controller.svg": controller_figure(controller),
         "speaker-arp.svg": arp_figure(speaker),
         "speaker-failover.svg": failover_figure(speaker),
+        "peers.svg": peers_figure(peers or {}),
     }
     outage = client_outage(speaker, lab)
     if outage is not None:
@@ -364,12 +441,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--controller", type=Path, default=RESULTS / "controller.json")
     ap.add_argument("--speaker", type=Path, default=RESULTS / "speaker.json")
     ap.add_argument("--lab", type=Path, default=RESULTS / "lab.json")
+    ap.add_argument("--peers", type=Path, default=RESULTS / "peers.json")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "img")
     args = ap.parse_args(argv)
     controller, speaker, lab = load(args.controller), load(args.speaker), load(args.lab)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with fixed_style():
-        built = figures(controller, speaker, lab)
+        built = figures(controller, speaker, lab, load(args.peers))
         for name, fig in built.items():
             out = args.out_dir / name
             fig.savefig(out, format="svg", metadata=METADATA)

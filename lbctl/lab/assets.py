@@ -13,12 +13,15 @@ Order of search for each binary, first hit wins:
    helm) sums.
 
 The control plane (:data:`ALL`) is what every test session needs; :data:`TOOLS` (helm) only the
-tests of the Helm chart, so a session that does not ask for it never builds it.
+tests of the Helm chart, so a session that does not ask for it never builds it. MetalLB's
+controller and speaker (:func:`ensure_metallb`, for ``bench/peers.py``) are built the same way
+from the ``go.universe.tf/metallb`` module, into ``.../metallb-<version>/bin``, never downloaded.
 
 Whatever is made lands in the cache only whole: written beside it, checked, then renamed.
 The versions are settings: ``LBCTL_KUBE_VERSION`` (default :data:`DEFAULT_KUBE_VERSION`),
 ``LBCTL_ETCD_VERSION`` (default :data:`DEFAULT_ETCD_VERSION`, the etcd that Kubernetes release
-requires in its own ``go.mod``) and ``LBCTL_HELM_VERSION`` (default :data:`DEFAULT_HELM_VERSION`).
+requires in its own ``go.mod``), ``LBCTL_HELM_VERSION`` (default :data:`DEFAULT_HELM_VERSION`) and
+``LBCTL_METALLB_VERSION`` (default :data:`DEFAULT_METALLB_VERSION`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ DEFAULT_KUBE_VERSION = "v1.34.4"
 # kubelets from 1.35 on refuse cgroup v1 (these machines have it); 1.34 only warns.
 DEFAULT_ETCD_VERSION = "v3.6.4"  # what k8s.io/kubernetes v1.34.x requires (go.etcd.io/etcd/*)
 DEFAULT_HELM_VERSION = "v3.22.0"  # the newest Helm 3 release (go list -m -versions helm.sh/helm/v3)
+DEFAULT_METALLB_VERSION = "v0.16.2"  # the newest MetalLB release the module proxy serves
 
 KUBE_MODULE = "k8s.io/kubernetes"
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
@@ -63,6 +67,8 @@ HELM_MODULE = "helm.sh/helm/v3"
 HELM = "helm"
 TOOLS = (HELM,)  # built only when asked for (the chart's tests, ``lbctl binaries``)
 KNOWN = (*ALL, *TOOLS)
+METALLB_MODULE = "go.universe.tf/metallb"
+METALLB = ("controller", "speaker")  # its packages go.universe.tf/metallb/controller, .../speaker
 
 DOWNLOAD_URL = "https://dl.k8s.io"  # {base}/release/{version}/bin/linux/{arch}/{name}[.sha512]
 ETCD_DOWNLOAD_URL = "https://github.com/etcd-io/etcd/releases/download"  # {base}/{v}/...tar.gz
@@ -109,6 +115,12 @@ def helm_version(env: Mapping[str, str] | None = None) -> str:
     return value
 
 
+def metallb_version(env: Mapping[str, str] | None = None) -> str:
+    """``LBCTL_METALLB_VERSION`` or :data:`DEFAULT_METALLB_VERSION`, e.g. ``v0.16.2``."""
+    env = os.environ if env is None else env
+    return _version(env, "LBCTL_METALLB_VERSION", DEFAULT_METALLB_VERSION)
+
+
 def cache_root(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -122,6 +134,11 @@ def cache_dir(name: str, env: Mapping[str, str] | None = None) -> Path:
     if name == HELM:
         return cache_root(env) / f"helm-{helm_version(env)}" / "bin"
     return cache_root(env) / f"kubernetes-{kube_version(env)}" / "bin"
+
+
+def metallb_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The cache folder for MetalLB's binaries (its own: they are named controller and speaker)."""
+    return cache_root(env) / f"metallb-{metallb_version(env)}" / "bin"
 
 
 def user_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -225,6 +242,36 @@ def helm_ldflags(helm: str, client_go: str | None) -> str:
     return " ".join(flags)
 
 
+_UNSERVED = re.compile(
+    r"(?P<module>[\w.\-/~]+)@(?P<version>v[\w.\-+]+): reading \S+: (?:403|404|410)\b"
+)
+
+
+def unserved_module(output: str) -> tuple[str, str] | None:
+    """The ``(module, version)`` a failed ``go build`` could not fetch because the module proxy
+    does not serve that version (403/404/410 on its ``.zip`` or ``.mod``), or None (pure)."""
+    match = _UNSERVED.search(output)
+    return (match["module"], match["version"]) if match else None
+
+
+def _release_key(version: str) -> tuple[int, int, int] | None:
+    match = _VERSION.match(version)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def closest_served(required: str, served: Iterable[str]) -> str | None:
+    """The served release to pin when ``required`` is not served (pure): the oldest one above
+    it (what Go's minimal version selection would accept), else the newest one below it; None
+    when the proxy serves no release at all."""
+    want = _release_key(required)
+    releases = sorted((k, v) for v in served if (k := _release_key(v)) is not None)
+    if want is None or not releases:
+        return releases[-1][1] if releases else None
+    above = [v for k, v in releases if k > want]
+    below = [v for k, v in releases if k < want]
+    return above[0] if above else below[-1] if below else None
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -274,6 +321,42 @@ def ensure(
     for name in missing:
         progress(f"{name}: ready at {found.paths[name]}")
     return found.paths
+
+
+def ensure_metallb(
+    *, env: Mapping[str, str] | None = None, progress: Progress = _stderr
+) -> dict[str, Path]:
+    """MetalLB's ``controller`` and ``speaker`` (:func:`metallb_version`): from the cache, else
+    built from the Go module proxy (never downloaded otherwise). Raises :class:`AssetError`."""
+    env = dict(os.environ if env is None else env)
+    folder = metallb_dir(env)
+    paths = {name: folder / name for name in METALLB}
+    if not all(_executable(p) for p in paths.values()):
+        Builder(env=env, progress=progress).metallb()
+    for name, path in paths.items():
+        if not _executable(path):
+            raise AssetError(f"after the build, MetalLB's {name} is still missing at {path}")
+        progress(f"MetalLB {name}: {path}")
+    return paths
+
+
+def module_dir(go: str, module: str, version: str) -> Path:
+    """The source folder of ``module@version`` in the Go module cache (downloaded from the
+    module proxy if not there yet). Raises :class:`AssetError`."""
+    got = subprocess.run(
+        [go, "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),  # outside any module
+    )
+    try:
+        found = json.loads(got.stdout)
+        return Path(found["Dir"])
+    except (ValueError, KeyError) as exc:
+        detail = (got.stderr or got.stdout).strip()[-2000:]
+        raise AssetError(f"step 'go mod download {module}@{version}' failed: {detail}") from exc
 
 
 def _install(files: Mapping[str, Path], dest: Path, progress: Progress) -> None:
@@ -455,6 +538,62 @@ class Builder:
             helm_ldflags(version, required_version(served, "k8s.io/client-go")),
         )
         _install({HELM: out / HELM}, cache_dir(HELM, self.env), self.progress)
+
+    def metallb(self) -> None:
+        """MetalLB's controller and speaker, static (CGO off) as its Dockerfiles build them.
+
+        A dependency version the proxy does not serve (seen: MetalLB v0.16.2 requires
+        ``github.com/metallb/frr-k8s`` v0.0.27, the proxy answers 403) is pinned to the closest
+        version it serves, said in a progress line and in ``build.json`` beside the binaries.
+        """
+        version = metallb_version(self.env)
+        self.progress(f"build MetalLB {version} controller and speaker (a few minutes cold)")
+        pins: dict[str, str] = {}
+        for _ in range(5):  # one more pin per attempt; a handful at most
+            try:
+                out = self._build(
+                    f"MetalLB {version}",
+                    self.work / f"metallb-{version}",
+                    build_go_mod("lbctl.local/build/metallb", {METALLB_MODULE: version}, pins),
+                    [f"{METALLB_MODULE}/{name}" for name in METALLB],
+                    "-s -w",
+                )
+                break
+            except AssetError as exc:
+                missing = unserved_module(str(exc))
+                if missing is None or missing[0] in pins:
+                    raise
+                module, wanted = missing
+                pin = closest_served(wanted, self._served_versions(module))
+                if pin is None:
+                    raise AssetError(
+                        f"the Go module proxy serves no version of {module} (MetalLB {version} "
+                        f"requires {wanted}): {exc}"
+                    ) from exc
+                self.progress(
+                    f"the module proxy does not serve {module}@{wanted}: pinning {pin}, the "
+                    "closest version it serves"
+                )
+                pins[module] = pin
+        else:
+            raise AssetError(f"step 'build MetalLB {version}' gave up after pinning {pins}")
+        dest = metallb_dir(self.env)
+        _install({name: out / name for name in METALLB}, dest, self.progress)
+        (dest.parent / "build.json").write_text(
+            json.dumps({"module": METALLB_MODULE, "version": version, "pinned": pins}, indent=2)
+            + "\n"
+        )
+
+    def _served_versions(self, module: str) -> list[str]:
+        out = _run(
+            f"list the versions of {module} on the Go module proxy",
+            [self.go, "list", "-m", "-versions", module],
+            progress=self.progress,
+            log=self.log,
+            cwd=self.work,
+            env=self.go_env,
+        )
+        return out.split()[1:]
 
 
 # --- downloading release files ---------------------------------------------------------------

@@ -5,7 +5,8 @@ What ``lbctl lab up`` does, in the order a user with kind would do it:
 1. images: the pause image, and the release image built from the project's own Dockerfile
    (``images``; cached by content, so usually nothing is built);
 2. a control plane on the LAN's gateway: etcd, kube-apiserver, kube-controller-manager with
-   all its default controllers, kube-scheduler;
+   all its default controllers, kube-scheduler; the API server logs every write (who, what,
+   when; no bodies) to ``cp/audit/audit.log``, which ``bench/peers.py`` counts per component;
 3. three nodes (``nodes``): containerd, a kubelet and kube-proxy in each namespace; the images
    imported into every node's containerd, as ``kind load docker-image`` does;
 4. ``kubectl apply -k`` of an overlay of ``deploy/`` whose only change is the pool, then a
@@ -55,13 +56,16 @@ class ClusterError(RuntimeError):
     """The real-node lab could not be brought up; the message says which step."""
 
 
-def pool_yaml(the_plan: plan.LanPlan) -> str:
-    """The lab's pool: .200-.250 of the LAN, and ::200-::2ff (pure)."""
+def pool_ranges(the_plan: plan.LanPlan) -> list[str]:
+    """The lab's pool ranges: .200-.250 of the LAN, and ::200-::2ff (pure)."""
     gw, gw6 = the_plan.subnet4.network_address, the_plan.subnet6.network_address
-    return (
-        "pools:\n  - name: lab\n    addresses:\n"
-        f"      - {gw + 200}-{gw + 250}\n      - {gw6 + 0x200}-{gw6 + 0x2FF}\n"
-    )
+    return [f"{gw + 200}-{gw + 250}", f"{gw6 + 0x200}-{gw6 + 0x2FF}"]
+
+
+def pool_yaml(the_plan: plan.LanPlan) -> str:
+    """lbctl's config with the lab's pool, named ``lab`` (pure)."""
+    lines = "".join(f"      - {r}\n" for r in pool_ranges(the_plan))
+    return "pools:\n  - name: lab\n    addresses:\n" + lines
 
 
 def overlay(deploy_dir: Path, overlay_dir: Path, pool: str) -> str:
@@ -194,6 +198,7 @@ def up(
         bind_address="0.0.0.0",
         advertise_address=gateway,
         extra_sans=plan.candidate_gateways(),
+        apiserver_args=controlplane.audit_args(workdir / "cp" / "audit"),
     )
     cp.start()
     for proc in cp.processes:
@@ -313,11 +318,13 @@ def wait_nodes_ready(core: Any, names: Sequence[str], *, timeout: float) -> None
         raise ClusterError(f"{exc} (kubelet logs: <lab>/nodes/NODE/kubelet.log)") from None
 
 
-def release_ready(apps: Any, node_count: int) -> tuple[bool, str]:
-    """Whether the controller Deployment (all replicas) and the speaker DaemonSet (one per
-    node) are rolled out and Ready; and a line saying where they are."""
-    dep = apps.read_namespaced_deployment("lbctl-controller", LBCTL_NS)
-    ds = apps.read_namespaced_daemon_set("lbctl-speaker", LBCTL_NS)
+def rollout_ready(
+    apps: Any, ns: str, deployment: str, daemon_set: str, node_count: int
+) -> tuple[bool, str]:
+    """Whether a controller Deployment (all replicas) and a speaker DaemonSet (one per node)
+    are rolled out and Ready; and a line saying where they are."""
+    dep = apps.read_namespaced_deployment(deployment, ns)
+    ds = apps.read_namespaced_daemon_set(daemon_set, ns)
     want = dep.spec.replicas or 0
     d, s = dep.status, ds.status
     ok = (
@@ -336,17 +343,54 @@ def release_ready(apps: Any, node_count: int) -> tuple[bool, str]:
     return ok, line
 
 
-def wait_release_ready(apps: Any, node_count: int, *, timeout: float) -> None:
+def release_ready(apps: Any, node_count: int) -> tuple[bool, str]:
+    """:func:`rollout_ready` for lbctl's own controller and speakers."""
+    return rollout_ready(apps, LBCTL_NS, "lbctl-controller", "lbctl-speaker", node_count)
+
+
+def wait_rollout(
+    apps: Any,
+    ns: str,
+    deployment: str,
+    daemon_set: str,
+    node_count: int,
+    *,
+    timeout: float,
+) -> None:
+    """Wait for :func:`rollout_ready`; :class:`ClusterError` saying where they are if not."""
     last = [""]
 
     def ready() -> bool:
-        ok, last[0] = release_ready(apps, node_count)
+        ok, last[0] = rollout_ready(apps, ns, deployment, daemon_set, node_count)
         return ok
 
     try:
-        procs.wait_until("lbctl's Pods Ready", ready, timeout=timeout, interval=1)
+        procs.wait_until(f"{ns}'s Pods Ready", ready, timeout=timeout, interval=1)
     except procs.ProcessError as exc:
         raise ClusterError(f"{exc}: {last[0]} (lbctl lab kubectl get pods -A)") from None
+
+
+def wait_release_ready(apps: Any, node_count: int, *, timeout: float) -> None:
+    wait_rollout(apps, LBCTL_NS, "lbctl-controller", "lbctl-speaker", node_count, timeout=timeout)
+
+
+def remove_release(
+    binaries: Mapping[str, Path], kubeconfig: Path, workdir: Path, install: str = "kubectl"
+) -> None:
+    """Uninstall lbctl as it was installed (``kubectl delete -k`` of the lab overlay, or
+    ``helm uninstall``) and wait until its namespace and Pods are gone. Delete the
+    LoadBalancer Services first, while lbctl still runs: it removes its finalizer from them."""
+    if install == "helm":
+        got = subprocess.run(
+            [str(binaries[assets.HELM]), "uninstall", "lbctl", "-n", LBCTL_NS, "--wait",
+             f"--kubeconfig={kubeconfig}"],
+            capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if got.returncode != 0:
+            raise ClusterError(f"helm uninstall failed: {got.stderr.strip()}")
+        kubectl(binaries, kubeconfig, "delete", "namespace", LBCTL_NS, "--ignore-not-found")
+    else:
+        kubectl(binaries, kubeconfig, "delete", "-k", str(workdir / "overlay"), "--wait=true")
 
 
 def create_demo(core: Any, apps: Any, image: str) -> None:

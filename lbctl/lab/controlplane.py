@@ -28,6 +28,59 @@ KCM_CONTROLLERS = (
     "serviceaccount-token",
 )
 SERVICE_CIDRS = ("10.96.0.0/16", "fd00:10:96::/112")  # virtual ClusterIPs: never a traffic target
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+# Who wrote what: one line per write (Metadata level: who, what, when; never a body).
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata", "verbs": list(WRITE_VERBS)}, {"level": "None"}],
+}
+
+
+def audit_args(directory: Path) -> list[str]:
+    """kube-apiserver flags that log every write to ``directory/audit.log`` (JSON lines,
+    ``audit.k8s.io/v1`` Events), with the policy written beside it; at most 2 x 50 MB."""
+    directory.mkdir(parents=True, exist_ok=True)
+    policy = directory / "audit-policy.json"
+    policy.write_text(json.dumps(AUDIT_POLICY))
+    return [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={directory / 'audit.log'}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=50",
+        "--audit-log-maxbackup=1",
+    ]
+
+
+@dataclass(frozen=True)
+class Write:
+    """One audited write: ``at`` in Unix seconds (the response's ``stageTimestamp``)."""
+
+    at: float
+    user: str
+    verb: str
+    resource: str
+
+
+def audit_writes(lines: Sequence[str]) -> list[Write]:
+    """The writes in audit log lines, skipping what is not a complete JSON Event (pure)."""
+    from datetime import datetime
+
+    found = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+            at = datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if event.get("verb") not in WRITE_VERBS or event.get("stage") != "ResponseComplete":
+            continue
+        ref = event.get("objectRef") or {}
+        resource = "/".join(x for x in (ref.get("resource"), ref.get("subresource")) if x)
+        found.append(Write(at.timestamp(), event.get("user", {}).get("username", ""),
+                           event["verb"], resource))  # fmt: skip
+    return found
 
 
 def service_ip(cidr: str) -> str:

@@ -11,7 +11,8 @@ Three images, each an archive that ``ctr images import`` takes:
 
 Each archive is stored under ``<cache>/images/`` by a key hashed from everything that goes
 into it (the pause source, the base recipe, the Dockerfile and the files it copies, the base's
-key), so a second run with unchanged sources builds nothing.
+key), so a second run with unchanged sources builds nothing. ``static_binary`` packs any static
+binary alone in an image the same way as pause (MetalLB's controller and speaker, ``metallb``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lbctl.lab import oci
+from lbctl.lab import assets, oci
 
 PAUSE_VERSION = "3.10.1"  # kubeadm 1.34's PauseVersion and build/pause/Makefile's TAG
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE_VERSION}"
@@ -216,13 +217,29 @@ class Builder:
             work = Path(tmp)
             _run("gcc pause.c", [gcc, *flags, "-o", str(work / "pause"), str(source)],
                  log=self.dir / "pause.log")  # fmt: skip
-            layer = work / "layer.tar"
-            oci.single_file_layer(layer, "pause", (work / "pause").read_bytes())
-            config = oci.image_config(entrypoint=["/pause"], user="65535:65535")
-            oci.write_archive(out, name=PAUSE_IMAGE, layers=[layer], config=config)
+            _pack_binary(out, PAUSE_IMAGE, work / "pause", work, user="65535:65535")
             seconds = time.monotonic() - start
         self.say(f"pause image {PAUSE_IMAGE}: built from {source.name} in {seconds:.1f} s")
         return Image(PAUSE_IMAGE, out, key, seconds)
+
+    def static_binary(self, name: str, binary: Path) -> Image:
+        """An image of one static binary, ``/<its file name>`` as the entrypoint, run as root
+        unless the Pod says otherwise: what ``FROM scratch`` (or distroless/static) and one
+        ``COPY`` make. Cached by the binary's bytes and the name."""
+        full = oci.normalize(name)
+        key = content_key([("binary", binary.read_bytes()), ("name", full.encode())])
+        out = self._cached(f"static-{binary.name}", key, "oci.tar")
+        if out.exists():
+            return Image(full, out, key, None)
+        with _locked(self.dir), tempfile.TemporaryDirectory(dir=self.dir) as tmp:
+            if out.exists():
+                return Image(full, out, key, None)
+            start = time.monotonic()
+            _pack_binary(out, full, binary, Path(tmp))
+            seconds = time.monotonic() - start
+            self._prune(f"static-{binary.name}")
+        self.say(f"image {full}: {binary.name} packed in {seconds:.1f} s")
+        return Image(full, out, key, seconds)
 
     def base(self, name: str) -> Image:
         check_base_name(name)
@@ -325,6 +342,14 @@ class Builder:
         return Image(full, out, key, seconds)
 
 
+def _pack_binary(out: Path, name: str, binary: Path, work: Path, *, user: str = "") -> None:
+    """One-layer OCI archive holding ``binary`` at ``/<its name>``, its entrypoint."""
+    layer = work / "layer.tar"
+    oci.single_file_layer(layer, binary.name, binary.read_bytes())
+    config = oci.image_config(entrypoint=[f"/{binary.name}"], user=user)
+    oci.write_archive(out, name=name, layers=[layer], config=config)
+
+
 def context_files(source: Path, sources: Sequence[str]) -> list[Path]:
     """Every file under the COPY sources, relative to ``source``, without bytecode caches."""
     files: list[Path] = []
@@ -343,16 +368,11 @@ def context_files(source: Path, sources: Sequence[str]) -> list[Path]:
 
 def pause_source(kubernetes_version: str, go: str = "go") -> Path:
     """``build/pause/linux/pause.c`` of the Kubernetes module (downloaded if not cached)."""
-    got = subprocess.run(
-        [go, "mod", "download", "-json", f"{KUBERNETES_MODULE}@{kubernetes_version}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tempfile.gettempdir(),  # outside any module
-    )
-    if got.returncode != 0:
-        raise ImageError(f"go mod download {KUBERNETES_MODULE}: {got.stderr or got.stdout}")
-    path = Path(json.loads(got.stdout)["Dir"]) / "build" / "pause" / "linux" / "pause.c"
+    try:
+        folder = assets.module_dir(go, KUBERNETES_MODULE, kubernetes_version)
+    except assets.AssetError as exc:
+        raise ImageError(str(exc)) from None
+    path = folder / "build" / "pause" / "linux" / "pause.c"
     if not path.is_file():
         raise ImageError(f"{path} not found in the {KUBERNETES_MODULE} module")
     return path

@@ -242,16 +242,7 @@ class Lab:
         for ns in (LBCTL_NS, DEMO_NS):
             with contextlib.suppress(client.exceptions.ApiException):
                 core.create_namespace({"metadata": {"name": ns}})
-        gw = the_lan.plan.subnet4.network_address
-        gw6 = the_lan.plan.subnet6.network_address
-        pool = {
-            "pools": [
-                {
-                    "name": "lab",
-                    "addresses": [f"{gw + 200}-{gw + 250}", f"{gw6 + 0x200}-{gw6 + 0x2FF}"],
-                }
-            ]
-        }
+        pool = {"pools": [{"name": "lab", "addresses": cluster.pool_ranges(the_lan.plan)}]}
         if install == "helm":
             say("lbctl's objects from the Helm chart: helm install lbctl deploy/helm/lbctl")
             self._helm_install(binaries[assets.HELM], cp.kubeconfig, pool)

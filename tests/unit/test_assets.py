@@ -347,3 +347,59 @@ def test_a_bad_download_is_refused_and_nothing_is_cached(
         assets.ensure([name], env=env, progress=lambda _: None, download=True)
     cache = assets.cache_dir(name, env)
     assert not cache.exists() or not any(cache.iterdir()), says
+
+
+# --- MetalLB: built from its module; unserved dependency versions pinned ---
+
+
+def test_metallb_has_its_own_cache_folder_keyed_by_version(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path), "LBCTL_METALLB_VERSION": "v0.15.2"}
+    assert assets.metallb_dir(env) == tmp_path / "lbctl" / "metallb-v0.15.2" / "bin"
+    assert assets.metallb_dir({"XDG_CACHE_HOME": str(tmp_path)}).parent.name == "metallb-v0.16.2"
+
+
+def test_a_cached_metallb_builds_nothing(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": ""}  # no go: a build would fail
+    put(assets.metallb_dir(env), "controller", "speaker")
+    found = assets.ensure_metallb(env=env, progress=lambda _: None)
+    assert found == {n: assets.metallb_dir(env) / n for n in ("controller", "speaker")}
+
+
+FRR_403 = (
+    "/root/go/pkg/mod/go.universe.tf/metallb@v0.16.2/internal/k8s/k8s.go:33:2: "
+    "github.com/metallb/frr-k8s@v0.0.27: reading "
+    "https://proxy.golang.org/github.com/metallb/frr-k8s/@v/v0.0.27.zip: 403 Forbidden\n"
+    "\tserver response: This module version is not available.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("output", "module"),
+    [
+        (FRR_403, ("github.com/metallb/frr-k8s", "v0.0.27")),
+        ("go: example.com/a@v1.2.3: reading https://p/example.com/a/@v/v1.2.3.mod: 404 Not Found",
+         ("example.com/a", "v1.2.3")),
+        ("main.go:3:2: undefined: frrv1beta1.Foo", None),  # a compile error is not a fetch
+        ("reading https://p/x/@v/v1.zip: 500 Internal Server Error", None),
+    ],
+)  # fmt: skip
+def test_a_module_the_proxy_does_not_serve_is_named_from_go_builds_output(
+    output: str, module: tuple[str, str] | None
+) -> None:
+    assert assets.unserved_module(output) == module
+
+
+@pytest.mark.parametrize(
+    ("required", "served", "pin"),
+    [
+        # the proxy here: frr-k8s v0.0.17, v0.0.18, v0.0.21; MetalLB v0.16.2 wants v0.0.27
+        ("v0.0.27", ["v0.0.17", "v0.0.18", "v0.0.21"], "v0.0.21"),
+        ("v0.0.20", ["v0.0.17", "v0.0.21", "v0.0.30"], "v0.0.21"),  # the oldest above first
+        ("v1.0.0", ["v1.0.0-rc.1", "junk"], None),  # no release at all
+        ("v1.0.0", [], None),
+    ],
+)
+def test_an_unserved_version_is_pinned_to_the_closest_served_release(
+    required: str, served: list[str], pin: str | None
+) -> None:
+    assert assets.closest_served(required, served) == pin

@@ -29,13 +29,16 @@ def load_plot() -> ModuleType:
 plot = load_plot()
 
 
-def run(tmp_path: Path, controller: Path, speaker: Path, lab: Path) -> Path:
+def run(
+    tmp_path: Path, controller: Path, speaker: Path, lab: Path, peers: Path | None = None
+) -> Path:
     out = tmp_path / "img"
     code = plot.main(
         [
             f"--controller={controller}",
             f"--speaker={speaker}",
             f"--lab={lab}",
+            f"--peers={peers or tmp_path / 'no-peers.json'}",
             f"--out-dir={out}",
         ]
     )
@@ -116,3 +119,29 @@ def test_raw_samples_and_a_client_outage_are_drawn(tmp_path: Path) -> None:
     lab.write_text(json.dumps({"trials": 3, "outages_s": [0.9, 1.1, 1.0], "max_s": 1.1}))
     out = run(tmp_path, controller, speaker, lab)
     assert written(out) == {"controller.svg", "speaker-arp.svg", "client-outage.svg"}
+
+
+def _peer(scale: float) -> dict[str, object]:
+    dist = {"n": 3, "p50": 1.0 * scale, "p99": 2.0 * scale}
+    return {
+        "address_latency_s": dist,
+        "bulk": {"services": 30, "all_addressed_s": dist},
+        "node_death": {"takeover_s": dist},
+        "handover": {"takeover_s": dist},
+        "arp_reply_ms": dist,
+        "memory_mb": {"controller": {"node1/10": 40.0}, "speaker": {"node2/11": 30.0}},
+        "api_writes_steady": {"per_s": 0.5},
+    }
+
+
+def test_lbctl_and_metallb_from_one_run_give_the_peers_figure_and_one_alone_none(
+    tmp_path: Path,
+) -> None:
+    none = tmp_path / "none.json"
+    both = tmp_path / "peers.json"
+    both.write_text(json.dumps({"kubernetes": "v1.34.4", "metallb": "v0.16.2",
+                                "peers": {"lbctl": _peer(1), "metallb": _peer(2)}}))  # fmt: skip
+    assert "peers.svg" in written(run(tmp_path / "a", none, none, none, both))
+    alone = tmp_path / "alone.json"
+    alone.write_text(json.dumps({"peers": {"lbctl": _peer(1)}}))
+    assert "peers.svg" not in written(run(tmp_path / "b", none, none, none, alone))
