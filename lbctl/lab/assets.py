@@ -561,6 +561,11 @@ class Builder:
                 break
             except AssetError as exc:
                 missing = unserved_module(str(exc))
+                if missing is None and pins:
+                    raise AssetError(
+                        f"MetalLB {version} does not build with {pins} (pinned: the proxy does "
+                        f"not serve what it requires); try an older LBCTL_METALLB_VERSION: {exc}"
+                    ) from exc
                 if missing is None or missing[0] in pins:
                     raise
                 module, wanted = missing

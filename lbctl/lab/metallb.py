@@ -29,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from lbctl.lab import assets, cluster, images, nodes, oci
+from lbctl.lab import assets, cluster, images, nodes, procs
+from lbctl.lab import lab as lab_mod
 
 NAMESPACE = "metallb-system"
 CONTROLLER = "controller"  # the Deployment's name in metallb-native.yaml
@@ -176,6 +177,37 @@ def uninstall(binaries: Mapping[str, Path], kubeconfig: Path, workdir: Path) -> 
                             "-f", str(workdir / name))  # fmt: skip
 
 
-def image_name(version: str, binary: str) -> str:
-    """The fully qualified name the kubelet asks containerd for."""
-    return oci.normalize(image_names(version)[binary])
+def replace_lbctl(the_lab: lab_mod.Lab, built: Built, say: Say) -> str:
+    """In a real-node lab that runs lbctl: delete the LoadBalancer Services while lbctl still
+    runs (it removes its finalizer), uninstall lbctl, install MetalLB, create the demo Service
+    again; return the address MetalLB gave it. Other LoadBalancer Services go too."""
+    from kubernetes import client, config
+
+    state = the_lab.state()
+    if state is None or state.kind != "nodes":
+        raise MetalLBError("no real-node lab here (lbctl lab up makes one)")
+    binaries = assets.ensure(assets.ALL, progress=lambda _: None)
+    kubeconfig = Path(state.kubeconfig)
+    with config.new_client_from_config(config_file=state.kubeconfig) as api:
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        say("the LoadBalancer Services deleted while lbctl runs, then lbctl uninstalled")
+
+        def balanced() -> list[Any]:
+            return [s for s in core.list_service_for_all_namespaces().items
+                    if s.spec.type == "LoadBalancer"]  # fmt: skip
+
+        for svc in balanced():
+            core.delete_namespaced_service(svc.metadata.name, svc.metadata.namespace)
+        procs.wait_until("the LoadBalancer Services gone", lambda: not balanced(),
+                         timeout=180, interval=0.5)  # fmt: skip
+        cluster.remove_release(binaries, kubeconfig, the_lab.dir, state.install)
+        say(f"MetalLB {built.version}: images into every node, metallb-native.yaml applied")
+        specs = state.node_specs()
+        load(specs, built)
+        ranges = cluster.pool_ranges(the_lab.lan().plan)
+        install(binaries, kubeconfig, built, ranges, the_lab.dir / "metallb")
+        wait_ready(apps, len(specs))
+        core.create_namespaced_service(cluster.DEMO_NS, cluster.demo_service())
+        address = lab_mod.wait_external_ip(core, cluster.DEMO_NS, "demo", timeout=120)
+    say(f"MetalLB gave the demo Service {address}")
+    return address

@@ -125,3 +125,29 @@ def test_an_oci_archive_is_deterministic_and_names_the_image(tmp_path: Path) -> 
         )
         assert cfg["rootfs"]["diff_ids"] == [layer_desc["digest"]]
         assert cfg["config"] == {"Entrypoint": ["/pause"], "User": "65535:65535"}
+
+
+def test_a_static_binary_becomes_a_one_file_image_named_as_published_and_cached(
+    tmp_path: Path,
+) -> None:
+    binary = tmp_path / "speaker"
+    binary.write_bytes(b"\x7fELF static")
+    said: list[str] = []
+    builder = images.Builder(tmp_path / "cache", say=said.append)
+    image = builder.static_binary("quay.io/metallb/speaker:v0.15.2", binary)
+    assert image.name == "quay.io/metallb/speaker:v0.15.2" and image.seconds is not None
+    with tarfile.open(image.archive) as tar:
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+        [entry] = index["manifests"]
+        assert entry["annotations"]["io.containerd.image.name"] == image.name
+        digest = entry["digest"].split(":")[1]
+        manifest = json.load(tar.extractfile(f"blobs/sha256/{digest}"))  # type: ignore[arg-type]
+        cfg_digest = manifest["config"]["digest"].split(":")[1]
+        cfg = json.load(tar.extractfile(f"blobs/sha256/{cfg_digest}"))  # type: ignore[arg-type]
+        assert cfg["config"] == {"Entrypoint": ["/speaker"]}  # the Pod says which user
+        [layer] = manifest["layers"]
+        inner = tar.extractfile("blobs/sha256/" + layer["digest"].split(":")[1])
+        with tarfile.open(fileobj=inner) as files:
+            assert files.getnames() == ["speaker"]
+    again = builder.static_binary("quay.io/metallb/speaker:v0.15.2", binary)
+    assert again.archive == image.archive and again.seconds is None  # from the cache
