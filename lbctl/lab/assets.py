@@ -49,7 +49,12 @@ DEFAULT_KUBE_VERSION = "v1.34.4"
 # kubelets from 1.35 on refuse cgroup v1 (these machines have it); 1.34 only warns.
 DEFAULT_ETCD_VERSION = "v3.6.4"  # what k8s.io/kubernetes v1.34.x requires (go.etcd.io/etcd/*)
 DEFAULT_HELM_VERSION = "v3.22.0"  # the newest Helm 3 release (go list -m -versions helm.sh/helm/v3)
-DEFAULT_METALLB_VERSION = "v0.16.2"  # the newest MetalLB release the module proxy serves
+# MetalLB: the newest release that builds from the module proxy alone, exactly as its go.mod
+# pins. The proxy serves v0.16.2 (the latest) but not the github.com/metallb/frr-k8s v0.0.27 it
+# requires (403 "not available"); pinned to v0.0.21, the newest frr-k8s the proxy lists, v0.16.2
+# does not compile (no AsPathPrependPrefixes). v0.15.2's frr-k8s v0.0.20 is served (though not
+# listed by `go list -m -versions`).
+DEFAULT_METALLB_VERSION = "v0.15.2"
 
 KUBE_MODULE = "k8s.io/kubernetes"
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
@@ -544,7 +549,8 @@ class Builder:
 
         A dependency version the proxy does not serve (seen: MetalLB v0.16.2 requires
         ``github.com/metallb/frr-k8s`` v0.0.27, the proxy answers 403) is pinned to the closest
-        version it serves, said in a progress line and in ``build.json`` beside the binaries.
+        version it lists, said in a progress line and in ``build.json`` beside the binaries;
+        if MetalLB then does not compile (v0.16.2 with v0.0.21), the error says so.
         """
         version = metallb_version(self.env)
         self.progress(f"build MetalLB {version} controller and speaker (a few minutes cold)")

@@ -353,9 +353,9 @@ def test_a_bad_download_is_refused_and_nothing_is_cached(
 
 
 def test_metallb_has_its_own_cache_folder_keyed_by_version(tmp_path: Path) -> None:
-    env = {"XDG_CACHE_HOME": str(tmp_path), "LBCTL_METALLB_VERSION": "v0.15.2"}
-    assert assets.metallb_dir(env) == tmp_path / "lbctl" / "metallb-v0.15.2" / "bin"
-    assert assets.metallb_dir({"XDG_CACHE_HOME": str(tmp_path)}).parent.name == "metallb-v0.16.2"
+    env = {"XDG_CACHE_HOME": str(tmp_path), "LBCTL_METALLB_VERSION": "v0.13.5"}
+    assert assets.metallb_dir(env) == tmp_path / "lbctl" / "metallb-v0.13.5" / "bin"
+    assert assets.metallb_dir({"XDG_CACHE_HOME": str(tmp_path)}).parent.name == "metallb-v0.15.2"
 
 
 def test_a_cached_metallb_builds_nothing(tmp_path: Path) -> None:
