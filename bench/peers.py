@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -473,6 +474,9 @@ def main() -> int:
         say("switch: lbctl out, MetalLB in")
         metallb.replace_lbctl(lab, built, lambda m: say(f"switch: {m}"))
         results["metallb_results"] = bench.measure(METALLB)
+    except BaseException:
+        say(f"failed:\n{traceback.format_exc()}")  # before the teardown, which may hang too
+        raise
     finally:
         say("lab down")
         lab.down(quiet=True)

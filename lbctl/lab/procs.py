@@ -20,7 +20,14 @@ def exit_on_sigterm() -> None:
     """Make SIGTERM raise SystemExit(143) in the main thread, so ``finally`` blocks stop the
     children a long run (a benchmark) started, instead of the process dying around them."""
 
+    owner = os.getpid()
+
     def leave(signum: int, _: object) -> None:
+        if os.getpid() != owner:
+            # A fork that inherited the handler (pyroute2's NetNS forks a helper into each
+            # namespace and ends it with SIGTERM): dying is its job. Raising here would run the
+            # parent's `finally` blocks in the fork, which took a whole lab down mid-build.
+            os._exit(128 + signum)
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, leave)
