@@ -495,8 +495,20 @@ class Lab:
         self.start_speaker(self._state(), self.lan(), host, extra)
 
     def set_link(self, host: str, up: bool) -> None:
-        """A node's LAN link down (cut off from the LAN and, in the lab, from the API) or up."""
-        self.lan().run(host, ["ip", "link", "set", "eth0", "up" if up else "down"])
+        """A node's LAN link down (cut off from the LAN and, in the lab, from the API) or up
+        again with the addresses and routes the kernel dropped on down (the default routes a
+        real node reaches the API server by, the routes to the other nodes' Pods)."""
+        the_lan = self.lan()
+        if not up:
+            the_lan.run(host, ["ip", "link", "set", "eth0", "down"])
+            return
+        for cmd in lan.relink_commands(the_lan.plan, the_lan.host(host)):
+            the_lan.run(host, cmd)
+        specs = self._state().node_specs()
+        for spec in specs:
+            if spec.name == host:
+                for cmd in nodes.peer_routes(spec, specs):
+                    the_lan.run(host, cmd)
 
     def _state(self) -> State:
         state = self.state()

@@ -252,6 +252,19 @@ class Lan:
             raise LanError("cleanup left things behind: " + "; ".join(errors))
 
 
+def relink_commands(p: lanplan.LanPlan, host: lanplan.HostPlan) -> list[list[str]]:
+    """Commands (run inside ``host``) that bring its link up with what ``ip link set down``
+    took away (pure): the IPv6 address (not kept on down by default) and both default routes
+    (IPv4 addresses and on-link routes come back by themselves)."""
+    v6 = f"{host.ipv6}/{p.subnet6.prefixlen}"
+    return [
+        ["ip", "link", "set", "eth0", "up"],
+        ["ip", "-6", "addr", "replace", v6, "dev", "eth0", "nodad"],
+        ["ip", "route", "replace", "default", "via", str(p.gateway4)],
+        ["ip", "-6", "route", "replace", "default", "via", str(p.gateway6)],
+    ]
+
+
 def new_prefix() -> str:
     """A per-run prefix (``lt`` + 4 hex) for every namespace and link name."""
     return "lt" + secrets.token_hex(2)

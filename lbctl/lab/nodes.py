@@ -227,15 +227,23 @@ def network_commands(spec: NodeSpec, peers: Iterable[NodeSpec]) -> list[list[str
     API server's namespace has no route back to pod addresses.
     """
     cmds = [["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]]
+    cmds += peer_routes(spec, peers)
+    for tool, cidr in (("iptables", CLUSTER_CIDRS[0]), ("ip6tables", CLUSTER_CIDRS[1])):
+        rule = ["POSTROUTING", "-s", cidr, "!", "-d", cidr, "-j", "MASQUERADE"]
+        cmds.append([tool, "-w", "-t", "nat", "-A", *rule])
+    return cmds
+
+
+def peer_routes(spec: NodeSpec, peers: Iterable[NodeSpec]) -> list[list[str]]:
+    """``ip route replace`` commands (run inside the node) to every peer's pod CIDRs via its
+    LAN address (pure); the kernel drops them when the node's link goes down."""
+    cmds = []
     for peer in peers:
         if peer.name == spec.name:
             continue
         v4, v6 = peer.pod_cidrs
         cmds.append(["ip", "route", "replace", v4, "via", peer.ipv4])
         cmds.append(["ip", "-6", "route", "replace", v6, "via", peer.ipv6])
-    for tool, cidr in (("iptables", CLUSTER_CIDRS[0]), ("ip6tables", CLUSTER_CIDRS[1])):
-        rule = ["POSTROUTING", "-s", cidr, "!", "-d", cidr, "-j", "MASQUERADE"]
-        cmds.append([tool, "-w", "-t", "nat", "-A", *rule])
     return cmds
 
 

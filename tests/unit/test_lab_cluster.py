@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lbctl import config
-from lbctl.lab import arpwatch, cluster, plan
+from lbctl.lab import arpwatch, cluster, lan, plan
 from lbctl.lab.arpwatch import Answers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,3 +138,13 @@ def test_the_longest_silence_is_between_answered_requests() -> None:
     got = answers((0, ["a"]), (0.2, []), (0.4, []), (0.6, ["b"]), (0.8, ["b"]))
     assert arpwatch.longest_silence(got) == pytest.approx(0.6)
     assert arpwatch.longest_silence(answers((0, []))) == 0.0
+
+
+def test_a_link_brought_back_up_gets_its_ipv6_address_and_default_routes_back() -> None:
+    p = lan_plan()
+    node = p.hosts[0]
+    cmds = lan.relink_commands(p, node)
+    assert cmds[0] == ["ip", "link", "set", "eth0", "up"]  # first: the rest needs the link
+    assert ["ip", "-6", "addr", "replace", f"{node.ipv6}/64", "dev", "eth0", "nodad"] in cmds
+    assert ["ip", "route", "replace", "default", "via", str(p.gateway4)] in cmds
+    assert ["ip", "-6", "route", "replace", "default", "via", str(p.gateway6)] in cmds
