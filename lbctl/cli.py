@@ -188,7 +188,7 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
         speakers.lease_states(lease_objs, _server_now(headers)),
         slices,
         services.Handling(cfg.lb_class, cfg.class_less),
-        speakers.conflicts(lease_objs),
+        speakers.conflicts(lease_objs, _server_now(headers)),
     )
 
 
@@ -241,8 +241,15 @@ def _status(args: argparse.Namespace) -> int:
             handling=cluster.handling,
         )
 
+    from lbctl.kube import speakers
+
     report = status.build(
-        cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view
+        cluster.services,
+        cluster.config_data,
+        cluster.nodes,
+        cluster.handling,
+        speaker_view,
+        speakers.by_address(cluster.conflicts),
     )
     report = status.with_conflicts(report, cluster.conflicts)
     print(status.render(report, args.output), end="")

@@ -133,7 +133,8 @@ class SpeakerMetrics:
         )
         self.conflicts = Gauge(
             "lbctl_speaker_address_conflicts",
-            "1 for each address this node owns but another host on the LAN uses",
+            "1 for each address this node owns (or watched until its Service moved away) but "
+            "another host on the LAN uses",
             ["ip"],
             registry=r,
         )
@@ -208,6 +209,7 @@ class Speaker:
         # decides. ``watched``: the addresses we own, announced or not (probing, conflict).
         self.guard = conflicts.Guard()
         self.watched: dict[ipam.IP, tuple[Link, ...]] = {}
+        self._watching: dict[ipam.IP, tuple[Link, ...]] = {}  # watched, and conflicts kept
         self._claims: queue.SimpleQueue[tuple[packets.Claim, float]] = queue.SimpleQueue()
         self.peers = liveness.PeerWatch(
             self.me, interval=settings.advertise_interval or 1.0, hold=settings.advertise_hold
@@ -502,7 +504,11 @@ class Speaker:
         handover = {
             ip for ip in desired if ip not in self.watched and before.get(ip) not in (None, self.me)
         }
-        actions = self.guard.own(desired, now, handover=handover)
+        # A conflicted address of a reallocate pool stays watched after its Service moved away:
+        # our Lease reports it, so the controller gives it to no one while the host is there.
+        cfg = self._config
+        keep = cfg.reallocates if cfg is not None else (lambda ip: False)
+        actions = self.guard.own(desired, now, handover=handover, keep=keep)
         cluster = self._cluster_macs()
         while not self._claims.empty():
             claim, at = self._claims.get()
@@ -510,12 +516,19 @@ class Speaker:
                 claim.ip, claim.mac, probe=claim.probe, cluster=cluster, now=at
             )
         self.watched = desired
+        kept = self.guard.kept()
+        watching = desired | {
+            ip: tuple(pick(ip, self.links, cfg.announce.interfaces if cfg else []))
+            for ip in kept
+            if ip not in desired
+        }
         announcing = self.guard.announcing()
         answer = {ip: links for ip, links in desired.items() if ip in announcing}
-        if answer != self.owned or actions:
-            self.responder.set_owned(answer, desired)
+        if answer != self.owned or actions or watching != self._watching:
+            self.responder.set_owned(answer, watching)
+            self._watching = watching
         for action in actions:
-            self._act(action, desired)
+            self._act(action, watching, owned=action.ip in desired)
         if answer == self.owned:
             return
         desired = answer
@@ -558,7 +571,13 @@ class Speaker:
         for svc in self._labelled.pop(ip, ()):
             self.metrics.announced.remove(svc, str(ip))
 
-    def _act(self, action: conflicts.Action, links: dict[ipam.IP, tuple[Link, ...]]) -> None:
+    def _act(
+        self,
+        action: conflicts.Action,
+        links: dict[ipam.IP, tuple[Link, ...]],
+        *,
+        owned: bool = True,
+    ) -> None:
         ip, where = action.ip, links.get(action.ip, ())
         if action.do is conflicts.Do.PROBE:
             for link in where:
@@ -575,6 +594,9 @@ class Speaker:
             self._tell(ip, reconcile.EventType.WARNING, "AddressConflict",
                        f"{ip} is in use by another host on the LAN (MAC {_mac(action.mac)}): "
                        f"node {self.me} does not announce it until that host is gone")  # fmt: skip
+        elif action.do is conflicts.Do.RESOLVED and not owned:
+            log.info("%s: the other host (%s) is gone: free again", ip, _mac(action.mac))
+            self.metrics.conflicts.remove(str(ip))
         elif action.do is conflicts.Do.RESOLVED:
             log.info("%s: the other host (%s) is gone: announcing it", ip, _mac(action.mac))
             self.metrics.conflicts.remove(str(ip))

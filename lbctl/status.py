@@ -101,8 +101,11 @@ def build(
     node_objs: Iterable[Mapping[str, Any]] = (),
     handling: services.Handling | None = None,
     speaker_view: SpeakerView | None = None,
+    conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
-    return report(service_objs, parse_config(configmap_data), node_objs, handling, speaker_view)
+    return report(
+        service_objs, parse_config(configmap_data), node_objs, handling, speaker_view, conflicts
+    )
 
 
 def report(
@@ -111,13 +114,16 @@ def report(
     node_objs: Iterable[Mapping[str, Any]] = (),
     handling: services.Handling | None = None,
     speaker_view: SpeakerView | None = None,
+    conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
-    """``build`` for a config already parsed (``parse_config``)."""
+    """``build`` for a config already parsed (``parse_config``). ``conflicts``: addresses
+    another host uses (``speakers.by_address``), which the controller moves Services off in
+    pools with ``onConflict: reallocate``."""
     cfg, error = parsed
     reserved: dict[Any, str] = {}
     for node in node_objs:
         reserved.update(services.node_addresses(node))
-    alloc = Allocator(cfg, reserved)
+    alloc = Allocator(cfg, reserved, conflicts)
     handling = handling or services.Handling()
     handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
     requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from lbctl import allocator, audit, controller, packets, speaker
+from lbctl import allocator, audit, config, controller, packets, speaker
 
 DOCS = Path(__file__).parents[2] / "docs"
 REFERENCE = (DOCS / "configuration.md").read_text()
@@ -49,3 +51,24 @@ def test_every_drop_reason_is_documented(reason: str) -> None:
 @pytest.mark.parametrize("kind", [k.value for k in audit.Kind])
 def test_every_check_finding_is_documented(kind: str) -> None:
     assert f"`{kind}`" in (DOCS / "operations.md").read_text()
+
+
+def _config_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of the pool ConfigMap, as the reference spells its path (``pools[].name``)."""
+    out = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        out.append(path)
+        inner = field.annotation
+        if typing.get_origin(inner) is list:
+            (inner,) = typing.get_args(inner)
+            path += "[]"
+        nested = isinstance(inner, type) and issubclass(inner, BaseModel)
+        if nested and inner is not config.RawSelector:  # selectors are Kubernetes' own
+            out += _config_keys(inner, f"{path}.")
+    return out
+
+
+@pytest.mark.parametrize("key", _config_keys(config.RawConfig))
+def test_every_config_key_is_documented(key: str) -> None:
+    assert f"`{key}" in REFERENCE
