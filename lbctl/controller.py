@@ -79,13 +79,7 @@ class Controller:
             field_selector=f"metadata.name={settings.config_map}",
         )
         self.nodes = Informer("nodes", core.list_node, self._on_node)
-        self.leases = Informer(
-            "leases",
-            client.CoordinationV1Api(api).list_namespaced_lease,
-            self._on_lease,
-            namespace=settings.namespace,
-            label_selector=f"{speakers.LABEL}={speakers.LABEL_VALUE}",
-        )
+        self.leases = speakers.informer(api, settings.namespace, self._on_lease)
         self.informers = (self.services, self.configmaps, self.nodes, self.leases)
         self.elector = leader.LeaderElector(
             api,

@@ -176,13 +176,7 @@ class Speaker:
             self._poke,
         )
         self.nodes = Informer("nodes", core.list_node, self._poke)
-        self.leases = Informer(
-            "leases",
-            client.CoordinationV1Api(api).list_namespaced_lease,
-            self._on_lease,
-            namespace=settings.namespace,
-            label_selector=f"{speakers.LABEL}={speakers.LABEL_VALUE}",
-        )
+        self.leases = speakers.informer(api, settings.namespace, self._on_lease)
         self.configmaps = Informer(
             "configmap",
             core.list_namespaced_config_map,

@@ -31,6 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lbctl import ipam
+from lbctl.kube.informer import Handler, Informer
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,18 @@ class LeaseState(enum.Enum):
 
 def lease_name(node: str) -> str:
     return PREFIX + node
+
+
+def informer(api: client.ApiClient, namespace: str, handler: Handler) -> Informer:
+    """The speaker Leases of ``namespace``, listed and watched (speakers: liveness; the
+    controller: the conflicts they report)."""
+    return Informer(
+        "leases",
+        client.CoordinationV1Api(api).list_namespaced_lease,
+        handler,
+        namespace=namespace,
+        label_selector=f"{LABEL}={LABEL_VALUE}",
+    )
 
 
 @dataclass(frozen=True)

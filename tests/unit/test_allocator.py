@@ -56,6 +56,24 @@ def tcp(*ports: int) -> frozenset[Port]:
     return frozenset(Port("TCP", p) for p in ports)
 
 
+def assert_decides(
+    alloc: Allocator,
+    before: list[ServiceRequest],
+    subject: ServiceRequest,
+    outcome: Outcome,
+    expected: list[str],
+    reason: Reason | None,
+) -> None:
+    """A table row: after ``before`` got addresses, ``subject`` gets what the row says."""
+    for earlier in before:
+        assert alloc.decide(earlier).outcome is not Outcome.PENDING
+    decision = alloc.decide(subject)
+    assert decision.outcome is outcome
+    assert [str(i) for i in decision.ips] == expected
+    assert (decision.problem.reason if decision.problem else None) is reason
+    assert alloc.assigned(subject.key) == decision.ips
+
+
 # Each row: earlier Services (decided in order), the Service under test, and what it gets.
 ROWS = [
     (
@@ -343,14 +361,7 @@ def test_rules(
     expected: list[str],
     reason: Reason | None,
 ) -> None:
-    alloc = Allocator(CFG)
-    for earlier in before:
-        assert alloc.decide(earlier).outcome is not Outcome.PENDING
-    decision = alloc.decide(subject)
-    assert decision.outcome is outcome
-    assert [str(i) for i in decision.ips] == expected
-    assert (decision.problem.reason if decision.problem else None) is reason
-    assert alloc.assigned(subject.key) == decision.ips
+    assert_decides(Allocator(CFG), before, subject, outcome, expected, reason)
 
 
 BUGGY = config.parse_yaml("pools: [{name: lan, avoidBuggyIPs: true, addresses: [198.18.4.0/24]}]")
@@ -820,14 +831,7 @@ def test_reservation_rules(
     expected: list[str],
     reason: Reason | None,
 ) -> None:
-    alloc = Allocator(RES)
-    for earlier in before:
-        assert alloc.decide(earlier).outcome is not Outcome.PENDING
-    decision = alloc.decide(subject)
-    assert decision.outcome is outcome
-    assert [str(i) for i in decision.ips] == expected
-    assert (decision.problem.reason if decision.problem else None) is reason
-    assert alloc.assigned(subject.key) == decision.ips
+    assert_decides(Allocator(RES), before, subject, outcome, expected, reason)
 
 
 # Each row: a Service refused because of a reservation, and the words its Event carries.
@@ -1132,13 +1136,7 @@ def test_conflict_rules(
     reason: Reason | None,
 ) -> None:
     alloc = Allocator(CONFLICT_CFG, conflicts=dict.fromkeys(ips(*conflicted), OTHER_HOST))
-    for earlier in before:
-        assert alloc.decide(earlier).outcome is not Outcome.PENDING
-    decision = alloc.decide(subject)
-    assert decision.outcome is outcome
-    assert [str(i) for i in decision.ips] == expected
-    assert (decision.problem.reason if decision.problem else None) is reason
-    assert alloc.assigned(subject.key) == decision.ips
+    assert_decides(alloc, before, subject, outcome, expected, reason)
 
 
 def test_the_moved_address_is_cleared_naming_the_other_host() -> None:
