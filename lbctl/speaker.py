@@ -133,8 +133,7 @@ class SpeakerMetrics:
         )
         self.conflicts = Gauge(
             "lbctl_speaker_address_conflicts",
-            "1 for each address this node owns (or watched until its Service moved away) but "
-            "another host on the LAN uses",
+            "1 for each address this node owns but another host on the LAN uses",
             ["ip"],
             registry=r,
         )
@@ -204,6 +203,7 @@ class Speaker:
         self.guard = conflicts.Guard()
         self.watched: dict[ipam.IP, tuple[Link, ...]] = {}
         self._watching: dict[ipam.IP, tuple[Link, ...]] = {}  # watched, and conflicts kept
+        self._conflict_series: set[str] = set()  # the ip labels of lbctl_speaker_address_conflicts
         self._claims: queue.SimpleQueue[tuple[packets.Claim, float]] = queue.SimpleQueue()
         self.peers = liveness.PeerWatch(
             self.me, interval=settings.advertise_interval or 1.0, hold=settings.advertise_hold
@@ -523,6 +523,7 @@ class Speaker:
             self._watching = watching
         for action in actions:
             self._act(action, watching, owned=action.ip in desired)
+        self._export_conflicts(desired)
         if answer == self.owned:
             return
         desired = answer
@@ -584,16 +585,13 @@ class Speaker:
             log.warning(
                 "%s is in use by another host (%s): not announcing it", ip, _mac(action.mac)
             )
-            self.metrics.conflicts.labels(str(ip)).set(1)
             self._tell(ip, reconcile.EventType.WARNING, "AddressConflict",
                        f"{ip} is in use by another host on the LAN (MAC {_mac(action.mac)}): "
                        f"node {self.me} does not announce it until that host is gone")  # fmt: skip
         elif action.do is conflicts.Do.RESOLVED and not owned:
             log.info("%s: the other host (%s) is gone: free again", ip, _mac(action.mac))
-            self.metrics.conflicts.remove(str(ip))
         elif action.do is conflicts.Do.RESOLVED:
             log.info("%s: the other host (%s) is gone: announcing it", ip, _mac(action.mac))
-            self.metrics.conflicts.remove(str(ip))
             self._tell(ip, reconcile.EventType.NORMAL, "AddressConflictResolved",
                        f"{ip} is no longer in use by {_mac(action.mac)}: announcing it "
                        f"from node {self.me}")  # fmt: skip
@@ -605,6 +603,16 @@ class Speaker:
                     f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))
                 ),
             )
+
+    def _export_conflicts(self, owned: dict[ipam.IP, tuple[Link, ...]]) -> None:
+        """``lbctl_speaker_address_conflicts``: the owned addresses in conflict. One kept only
+        after its Service moved away (reallocate) is not counted: nothing is down for it."""
+        now = {str(ip) for ip in self.guard.conflicts() if ip in owned}
+        for ip in self._conflict_series - now:
+            self.metrics.conflicts.remove(ip)
+        for ip in now - self._conflict_series:
+            self.metrics.conflicts.labels(ip).set(1)
+        self._conflict_series = now
 
     def _tell(self, ip: ipam.IP, kind: reconcile.EventType, reason: str, message: str) -> None:
         need = self._needs.get(ip)
