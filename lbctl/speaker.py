@@ -523,7 +523,7 @@ class Speaker:
             self._watching = watching
         for action in actions:
             self._act(action, watching, owned=action.ip in desired)
-        self._export_conflicts(desired)
+        self._report_conflicts(desired)
         if answer == self.owned:
             return
         desired = answer
@@ -595,19 +595,18 @@ class Speaker:
             self._tell(ip, reconcile.EventType.NORMAL, "AddressConflictResolved",
                        f"{ip} is no longer in use by {_mac(action.mac)}: announcing it "
                        f"from node {self.me}")  # fmt: skip
-        if action.do in (conflicts.Do.STAND_DOWN, conflicts.Do.RESOLVED):
-            found = self.guard.conflicts()
-            self.own.publish(
-                speakers.CONFLICTS,
-                ",".join(
-                    f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))
-                ),
-            )
 
-    def _export_conflicts(self, owned: dict[ipam.IP, tuple[Link, ...]]) -> None:
-        """``lbctl_speaker_address_conflicts``: the owned addresses in conflict. One kept only
-        after its Service moved away (reallocate) is not counted: nothing is down for it."""
-        now = {str(ip) for ip in self.guard.conflicts() if ip in owned}
+    def _report_conflicts(self, owned: dict[ipam.IP, tuple[Link, ...]]) -> None:
+        """Our Lease's ``lbctl.io/conflicts``: every conflict we watch, owned or kept (written
+        only when it changed; an address we stopped watching leaves it too). The metric
+        ``lbctl_speaker_address_conflicts``: the owned ones. One kept only after its Service
+        moved away (reallocate) is not counted: nothing is down for it."""
+        found = self.guard.conflicts()
+        self.own.publish(
+            speakers.CONFLICTS,
+            ",".join(f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))),
+        )
+        now = {str(ip) for ip in found if ip in owned}
         for ip in self._conflict_series - now:
             self.metrics.conflicts.remove(ip)
         for ip in now - self._conflict_series:
