@@ -39,9 +39,10 @@ class Ownership:
         need = self.needs.get(ip)
         if need is not None and need.local_nodes is not None and not need.local_nodes:
             return "no node has a ready endpoint (externalTrafficPolicy: Local)"
-        if self.eligible and set(self.silenced.get(pool.name, {})) >= set(self.eligible):
+        left_out = self.silenced.get(pool.name, {})
+        if left_out and not [n for n in self.eligible if n not in left_out]:
             return f"no eligible node matches the announce policy of pool {pool.name!r}"
-        return "no live, eligible speaker"
+        return "no live, eligible speaker can announce it"
 
 
 def compute(

@@ -201,6 +201,7 @@ def announced(obj: Obj, handling: Handling) -> Announced | None:
 
 
 def node_labels(node: Obj) -> tuple[str, dict[str, str]]:
+    """The name and labels of a Node (or of any cluster-scoped object: a Namespace)."""
     meta = _dict(node.get("metadata"))
     return str(meta.get("name", "")), _str_map(meta.get("labels"))
 
