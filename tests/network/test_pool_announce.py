@@ -3,15 +3,11 @@ who answers ARP for a pool's addresses, on which link, or nobody at all."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-from kube_helpers import ControllerProcess, controller_argv, ingress, put_config, wait_for
+from kube_helpers import ControllerProcess, ingress, put_config, wait_for
 from scapy.layers.l2 import ARP
 from speaker_helpers import SpeakerLan
-
-from lbctl.lab import controlplane, procs
 
 Build = Callable[..., SpeakerLan]
 GARP = "announce: {garp: {rounds: 3, intervalMs: 1100, refreshSeconds: 5}}\n"
@@ -85,42 +81,8 @@ def test_a_pool_on_a_second_interface_is_answered_there_and_not_on_eth0(
         assert sl.check() == []
 
 
-@pytest.fixture
-def controller(
-    apiserver: controlplane.ControlPlane, namespace: str, tmp_path: Path
-) -> Iterator[ControllerProcess]:
-    """The real controller for this test's namespace; stopped after the test's Services are
-    deleted (so their finalizers go)."""
-    from kubernetes import client, config
-
-    port = procs.free_port()
-    proc = procs.Process(
-        "controller",
-        controller_argv(apiserver.kubeconfig, namespace, "ctl", port),
-        log=tmp_path / "controller.log",
-    )
-    ctl = ControllerProcess(proc.start(), port, "ctl")
-    api = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
-    core = client.CoreV1Api(api)
-    try:
-        wait_for("the controller to be ready", lambda: ctl.proc.check_alive() or ctl.ready())
-        yield ctl
-    finally:
-        try:
-            for svc in core.list_namespaced_service(namespace).items:
-                core.delete_namespaced_service(svc.metadata.name, namespace)
-            wait_for(
-                "the Services to go",
-                lambda: not core.list_namespaced_service(namespace).items,
-                timeout=15,
-            )
-        finally:
-            proc.stop()
-            api.close()
-
-
 def test_a_pool_not_announced_gets_addresses_and_nobody_answers_for_them(
-    speaker_lan: Build, controller: ControllerProcess
+    speaker_lan: Build, run_controller: Callable[..., ControllerProcess]
 ) -> None:
     sl = speaker_lan(3)
     put_config(
@@ -129,6 +91,7 @@ def test_a_pool_not_announced_gets_addresses_and_nobody_answers_for_them(
         pools(sl, "quiet: 200-201: false", "lan: 210-211: true"),
     )
     sl.start_all()
+    run_controller()
     spec = {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]}
     quiet_svc = {
         "metadata": {"name": "quiet", "annotations": {"lbctl.io/address-pool": "quiet"}},
