@@ -53,6 +53,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(kind)
 
 
+_PART_SECONDS: dict[str, float] = {}
+
+
+def _part(nodeid: str) -> str:
+    """The part of the suite a test belongs to: its folder, and for e2e its file."""
+    parts = nodeid.split("::")[0].split("/")
+    if len(parts) >= 3 and parts[0] == "tests":
+        return "/".join(parts[1:3]) if parts[1] == "e2e" else parts[1]
+    return parts[0]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    part = _part(report.nodeid)
+    _PART_SECONDS[part] = _PART_SECONDS.get(part, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how long each part of the suite took (setup, call and teardown of its tests)."""
+    if not _PART_SECONDS:
+        return
+    terminalreporter.section("time per part")
+    for part, seconds in sorted(_PART_SECONDS.items()):
+        terminalreporter.write_line(f"{part:<40} {seconds:8.1f} s")
+    terminalreporter.write_line(f"{'all':<40} {sum(_PART_SECONDS.values()):8.1f} s")
+
+
 @pytest.fixture(scope="session")
 def binaries() -> dict[str, Path]:
     try:
