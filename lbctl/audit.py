@@ -23,7 +23,9 @@ class Kind(enum.StrEnum):
     STALE = "Stale"  # a status differs from what the rules give
     PENDING = "Pending"  # a Service has no address; the reason says why
     SPEAKER_DOWN = "SpeakerDown"  # a speaker's Lease has expired (not released)
-    NO_LIVE_SPEAKER = "NoLiveSpeaker"  # no live, eligible speaker can announce an address
+    # no live, eligible speaker its pool's announce policy lets in can announce an address (an
+    # address of a pool with announce: false is meant to have none: not a finding)
+    NO_LIVE_SPEAKER = "NoLiveSpeaker"
     NO_READY_ENDPOINT = "NoReadyEndpoint"  # Local policy and no node has a ready endpoint
     RESERVATION_NOT_ADMITTED = "ReservationNotAdmitted"  # its pool refuses the namespace
     ADDRESS_CONFLICT = "AddressConflict"  # another host on the LAN uses an assigned address
@@ -47,7 +49,10 @@ def check(
     unheard: Collection[str] = (),
     handling: services.Handling | None = None,
     conflicts: Mapping[str, tuple[str, str]] | None = None,
+    namespace_objs: Iterable[Mapping[str, Any]] | None = None,
 ) -> list[Finding]:
+    """Every finding, in a stable order. ``namespace_objs``: every Namespace (their labels,
+    for pools with a namespaceSelector); None when they could not be read."""
     handling = handling or services.Handling()
     svcs = [o for o in service_objs if handling.handles(o)]
     nodes = list(node_objs)
@@ -90,7 +95,12 @@ def check(
                 findings.append(Finding(Kind.OUTSIDE_POOLS, req.key, f"{ip} is in no pool"))
 
     report = status.report(
-        svcs, parsed, nodes, handling, conflicts=speakers.by_address(conflicts or {})
+        svcs,
+        parsed,
+        nodes,
+        handling,
+        namespace_objs=namespace_objs,
+        conflicts=speakers.by_address(conflicts or {}),
     )
     for row in report.services:
         if row.state == "pending":
@@ -109,8 +119,9 @@ def check(
         handling=handling,
     )
     for ip, need in own.needs.items():
-        if own.owners.get(ip) is not None:
-            continue
+        pool = cfg.pool_of(ip)
+        if own.owners.get(ip) is not None or (pool is not None and pool.announce == ()):
+            continue  # announced, or its pool is not to be announced (announce: false)
         served = ", ".join(need.services)
         if need.local_nodes is not None and not need.local_nodes:
             findings.append(
@@ -125,7 +136,7 @@ def check(
                 Finding(
                     Kind.NO_LIVE_SPEAKER,
                     str(ip),
-                    f"no live, eligible speaker can announce it ({served})",
+                    f"{own.why_nobody(ip, cfg)} ({served})",
                 )
             )
     return findings

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from lbctl import config, reconcile, waiters
-from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey
+from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey, ServiceRequest
 from lbctl.kube import leader, services, speakers
 from lbctl.kube.informer import Informer, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
@@ -79,8 +79,11 @@ class Controller:
             field_selector=f"metadata.name={settings.config_map}",
         )
         self.nodes = Informer("nodes", core.list_node, self._on_node)
+        # Pools may admit namespaces by label (namespaceSelector): their labels are an input.
+        self.namespaces = Informer("namespaces", core.list_namespace, self._on_namespace)
+        self._namespace_labels: dict[str, dict[str, str] | None] = {}  # as last seen
         self.leases = speakers.informer(api, settings.namespace, self._on_lease)
-        self.informers = (self.services, self.configmaps, self.nodes, self.leases)
+        self.informers = (self.services, self.configmaps, self.nodes, self.namespaces, self.leases)
         self.elector = leader.LeaderElector(
             api,
             namespace=settings.namespace,
@@ -126,6 +129,23 @@ class Controller:
 
     def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
         self.queue.add("leases:")
+
+    def _on_namespace(self, kind: str, obj: dict[str, Any]) -> None:
+        """Re-decide the Services of a namespace whose labels changed (or that came or went)."""
+        name = obj_key(obj)
+        labels = None if kind == "DELETED" else services.labels_of(obj)
+        # Only this informer's thread reads and writes the map.
+        if name in self._namespace_labels and self._namespace_labels[name] == labels:
+            return
+        self._namespace_labels[name] = labels
+        for svc in self.services.items():
+            if (svc.get("metadata") or {}).get("namespace") == name:
+                self.queue.add(obj_key(svc))
+
+    def _request(self, obj: dict[str, Any]) -> ServiceRequest:
+        """A Service's request, with its namespace's labels as the cache holds them."""
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        return services.request_of(obj, self.namespaces.get(str(namespace)))
 
     # --- readiness ---
 
@@ -379,7 +399,7 @@ class Controller:
             for o in objs.values()
             if self.handling.handles(o) and not o["metadata"].get("deletionTimestamp")
         ]
-        requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
+        requests = sorted((self._request(o) for o in handled), key=lambda r: r.age)
         for req in requests:
             self.allocator.restore(req)
         self._restored = True
@@ -404,7 +424,7 @@ class Controller:
             return self._fresh(key, obj, reconcile.for_release(obj, why))
         if self._behind(key, obj):
             return None  # the informer will bring what we wrote; decide on that
-        request = services.request_of(obj)
+        request = self._request(obj)
         decision = self.allocator.decide(request)
         for evicted in decision.evicted:
             self.queue.add(evicted)

@@ -1,4 +1,5 @@
-"""Shared fixtures: the control plane, controllers, a LAN of namespaces, markers by folder.
+"""Shared fixtures: a real control plane, a real LAN of namespaces, the real controller
+(``run_controller``), markers by folder.
 
 Tests under tests/unit get the ``unit`` marker, tests/integration ``integration``, and so on.
 Where a real part cannot exist (not root, no binaries), tests skip with the reason; under
@@ -193,6 +194,30 @@ def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> I
 
 
 @pytest.fixture
+def make_lan(tmp_path: Path) -> Iterator[Callable[..., lan.Lan]]:
+    """``make_lan(["node1", "client"])`` builds a LAN; all of it is removed after the test."""
+    reason = lan.missing_privileges()
+    if reason:
+        missing(reason)
+    made: list[lan.Lan] = []
+
+    def factory(names: Sequence[str] = ("node1", "node2", "client")) -> lan.Lan:
+        the_lan = lan.create(names, tmp_path / f"lan{len(made)}")
+        made.append(the_lan)
+        return the_lan
+
+    try:
+        yield factory
+    finally:
+        for the_lan in made:
+            the_lan.destroy()
+
+
+# Tests that fail on purpose run only inside tests/network/test_hygiene.py.
+collect_ignore_glob = [] if os.environ.get("LBCTL_SELFTEST") else ["selftest/*"]
+
+
+@pytest.fixture
 def core(api_client: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api_client)
 
@@ -204,9 +229,8 @@ def run_controller(
     tmp_path: Path,
     core: client.CoreV1Api,
 ) -> Iterator[Callable[..., ControllerProcess]]:
-    """Start controllers for this test's namespace (controller and network tests); at the
-    end, the test's Services are deleted while a controller still runs (so finalizers go),
-    then every process stops."""
+    """Start controllers for this test's namespace; at the end, the test's Services are
+    deleted while a controller still runs (so finalizers go), then every process stops."""
     started: list[ControllerProcess] = []
 
     def start(
@@ -249,27 +273,3 @@ def run_controller(
         finally:
             for ctl in started:
                 ctl.proc.stop()
-
-
-@pytest.fixture
-def make_lan(tmp_path: Path) -> Iterator[Callable[..., lan.Lan]]:
-    """``make_lan(["node1", "client"])`` builds a LAN; all of it is removed after the test."""
-    reason = lan.missing_privileges()
-    if reason:
-        missing(reason)
-    made: list[lan.Lan] = []
-
-    def factory(names: Sequence[str] = ("node1", "node2", "client")) -> lan.Lan:
-        the_lan = lan.create(names, tmp_path / f"lan{len(made)}")
-        made.append(the_lan)
-        return the_lan
-
-    try:
-        yield factory
-    finally:
-        for the_lan in made:
-            the_lan.destroy()
-
-
-# Tests that fail on purpose run only inside tests/network/test_hygiene.py.
-collect_ignore_glob = [] if os.environ.get("LBCTL_SELFTEST") else ["selftest/*"]

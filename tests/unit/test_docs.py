@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import typing
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
-from lbctl import allocator, audit, config, controller, packets, speaker
+from lbctl import allocator, audit, config, controller, election, packets, speaker
 
 DOCS = Path(__file__).parents[2] / "docs"
 REFERENCE = (DOCS / "configuration.md").read_text()
@@ -53,22 +51,29 @@ def test_every_check_finding_is_documented(kind: str) -> None:
     assert f"`{kind}`" in (DOCS / "operations.md").read_text()
 
 
-def _config_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Every key of the pool ConfigMap, as the reference spells its path (``pools[].name``)."""
-    out = []
-    for name, field in model.model_fields.items():
-        path = f"{prefix}{name}"
-        out.append(path)
-        inner = field.annotation
-        if typing.get_origin(inner) is list:
-            (inner,) = typing.get_args(inner)
-            path += "[]"
-        nested = isinstance(inner, type) and issubclass(inner, BaseModel)
-        if nested and inner is not config.RawSelector:  # selectors are Kubernetes' own
-            out += _config_keys(inner, f"{path}.")
-    return out
+def _config_keys() -> list[str]:
+    """Every key of the pool ConfigMap, as the reference table spells its path."""
+    keys = [f"pools[].{f}" for f in config.RawPool.model_fields]
+    keys += [f"pools[].announce[].{f}" for f in config.RawAnnounceRule.model_fields]
+    keys += [f"reservations[].{f}" for f in config.RawReservation.model_fields]
+    for name, model in (("garp", config.RawGarp), ("conflicts", config.RawConflicts)):
+        keys += [f"announce.{name}.{f}" for f in model.model_fields]
+    keys += [f"announce.{f}" for f in ("interfaces", "nodeSelector")]
+    return keys
 
 
-@pytest.mark.parametrize("key", _config_keys(config.RawConfig))
+@pytest.mark.parametrize("key", _config_keys())
 def test_every_config_key_is_documented(key: str) -> None:
-    assert f"`{key}" in REFERENCE
+    assert f"| `{key}" in REFERENCE
+
+
+@pytest.mark.parametrize("why", [w.value for w in election.Ineligible])
+def test_every_reason_a_node_may_not_announce_is_documented(why: str) -> None:
+    assert why in (DOCS / "operations.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "why", [w.value for w in config.Silence if w is not config.Silence.NOT_IN_POOL]
+)
+def test_every_reason_a_pool_leaves_a_node_out_is_documented(why: str) -> None:
+    assert why in (DOCS / "operations.md").read_text()

@@ -1,0 +1,1 @@
+"""Controller tests use ``core`` and ``run_controller`` from tests/conftest.py."""
