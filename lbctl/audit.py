@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbctl import allocator, config, ipam, ownership, status
-from lbctl.kube import services
+from lbctl.kube import services, speakers
 
 
 class Kind(enum.StrEnum):
@@ -23,7 +23,9 @@ class Kind(enum.StrEnum):
     STALE = "Stale"  # a status differs from what the rules give
     PENDING = "Pending"  # a Service has no address; the reason says why
     SPEAKER_DOWN = "SpeakerDown"  # a speaker's Lease has expired (not released)
-    NO_LIVE_SPEAKER = "NoLiveSpeaker"  # no live, eligible speaker can announce an address
+    # no live, eligible speaker its pool's announce policy lets in can announce an address (an
+    # address of a pool with announce: false is meant to have none: not a finding)
+    NO_LIVE_SPEAKER = "NoLiveSpeaker"
     NO_READY_ENDPOINT = "NoReadyEndpoint"  # Local policy and no node has a ready endpoint
     RESERVATION_NOT_ADMITTED = "ReservationNotAdmitted"  # its pool refuses the namespace
     ADDRESS_CONFLICT = "AddressConflict"  # another host on the LAN uses an assigned address
@@ -47,7 +49,10 @@ def check(
     unheard: Collection[str] = (),
     handling: services.Handling | None = None,
     conflicts: Mapping[str, tuple[str, str]] | None = None,
+    namespace_objs: Iterable[Mapping[str, Any]] | None = None,
 ) -> list[Finding]:
+    """Every finding, in a stable order. ``namespace_objs``: every Namespace (their labels,
+    for pools with a namespaceSelector); None when they could not be read."""
     handling = handling or services.Handling()
     svcs = [o for o in service_objs if handling.handles(o)]
     nodes = list(node_objs)
@@ -63,15 +68,17 @@ def check(
         for node in sorted(unheard)
         if node in names
     ]
+    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
+    held = {str(ip) for req in requests for ip in req.current}
     findings += [
         Finding(
             Kind.ADDRESS_CONFLICT,
             ip,
-            f"another host on the LAN uses it (MAC {mac}, seen by node {node}): not announced",
+            f"another host on the LAN uses it (MAC {mac}, seen by node {node}): "
+            + ("not announced" if ip in held else "no Service holds it, none is given it"),
         )
         for ip, (mac, node) in sorted((conflicts or {}).items())
     ]
-    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
     deleting = {services.key_of(o) for o in svcs if services.deleting(o)}
     findings += _held_twice(requests, deleting)
     parsed = cfg, error = status.parse_config(configmap_data)
@@ -87,7 +94,14 @@ def check(
             if cfg.pool_of(ip) is None:
                 findings.append(Finding(Kind.OUTSIDE_POOLS, req.key, f"{ip} is in no pool"))
 
-    report = status.report(svcs, parsed, nodes, handling)
+    report = status.report(
+        svcs,
+        parsed,
+        nodes,
+        handling,
+        namespace_objs=namespace_objs,
+        conflicts=speakers.by_address(conflicts or {}),
+    )
     for row in report.services:
         if row.state == "pending":
             findings.append(Finding(Kind.PENDING, row.service, row.reason))
@@ -105,8 +119,9 @@ def check(
         handling=handling,
     )
     for ip, need in own.needs.items():
-        if own.owners.get(ip) is not None:
-            continue
+        pool = cfg.pool_of(ip)
+        if own.owners.get(ip) is not None or (pool is not None and pool.announce == ()):
+            continue  # announced, or its pool is not to be announced (announce: false)
         served = ", ".join(need.services)
         if need.local_nodes is not None and not need.local_nodes:
             findings.append(
@@ -121,7 +136,7 @@ def check(
                 Finding(
                     Kind.NO_LIVE_SPEAKER,
                     str(ip),
-                    f"no live, eligible speaker can announce it ({served})",
+                    f"{own.why_nobody(ip, cfg)} ({served})",
                 )
             )
     return findings

@@ -146,6 +146,7 @@ class _Cluster:
     slices: list[Any]
     handling: Any
     conflicts: dict[str, tuple[str, str]]  # address → (other host's MAC, node that saw it)
+    namespaces: list[Any] | None = None  # None: not readable (a namespaceSelector's labels)
 
 
 def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
@@ -179,6 +180,14 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
             .list_endpoint_slice_for_all_namespaces(_request_timeout=timeout)
             .items
         )
+        try:
+            namespaces = api.sanitize_for_serialization(
+                core.list_namespace(_request_timeout=timeout).items
+            )
+        except ApiException as exc:  # may not list them: judged without their labels
+            if exc.status != 403:
+                raise
+            namespaces = None
     lease_objs = api.sanitize_for_serialization(leases.items)
     return _Cluster(
         svcs,
@@ -188,7 +197,8 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
         speakers.lease_states(lease_objs, _server_now(headers)),
         slices,
         services.Handling(cfg.lb_class, cfg.class_less),
-        speakers.conflicts(lease_objs),
+        speakers.conflicts(lease_objs, _server_now(headers)),
+        namespaces,
     )
 
 
@@ -241,8 +251,16 @@ def _status(args: argparse.Namespace) -> int:
             handling=cluster.handling,
         )
 
+    from lbctl.kube import speakers
+
     report = status.build(
-        cluster.services, cluster.config_data, cluster.nodes, cluster.handling, speaker_view
+        cluster.services,
+        cluster.config_data,
+        cluster.nodes,
+        cluster.handling,
+        speaker_view,
+        cluster.namespaces,
+        speakers.by_address(cluster.conflicts),
     )
     report = status.with_conflicts(report, cluster.conflicts)
     print(status.render(report, args.output), end="")
@@ -265,6 +283,7 @@ def _check(args: argparse.Namespace) -> int:
         unheard={node for node, state in cluster.leases.items() if state is LeaseState.UNHEARD},
         handling=cluster.handling,
         conflicts=cluster.conflicts,
+        namespace_objs=cluster.namespaces,
     )
     findings = [f for f in findings if f.kind.value not in (args.ignore or ())]
     if args.output == "json":

@@ -1,14 +1,17 @@
 """The controller process: informers, leader election, the allocator and the writer, wired (I/O).
 
 Decisions live in ``allocator`` and ``reconcile``; this module only moves data between them
-and the API. Gates: nothing is allocated before this replica leads, the caches have synced, a
-valid config exists, and every Service's status has been restored into the allocator.
+and the API: Services, Nodes and the pool ConfigMap, and the speakers' Leases for the address
+conflicts they report (``onConflict: reallocate``). Gates: nothing is allocated before this
+replica leads, the caches have synced, a valid config exists, and every Service's status has
+been restored into the allocator.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import logging
 import socket
 import threading
@@ -20,8 +23,8 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from lbctl import config, reconcile, waiters
-from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey
-from lbctl.kube import leader, services
+from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey, ServiceRequest
+from lbctl.kube import leader, services, speakers
 from lbctl.kube.informer import Informer, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
@@ -76,6 +79,11 @@ class Controller:
             field_selector=f"metadata.name={settings.config_map}",
         )
         self.nodes = Informer("nodes", core.list_node, self._on_node)
+        # Pools may admit namespaces by label (namespaceSelector): their labels are an input.
+        self.namespaces = Informer("namespaces", core.list_namespace, self._on_namespace)
+        self._namespace_labels: dict[str, dict[str, str] | None] = {}  # as last seen
+        self.leases = speakers.informer(api, settings.namespace, self._on_lease)
+        self.informers = (self.services, self.configmaps, self.nodes, self.namespaces, self.leases)
         self.elector = leader.LeaderElector(
             api,
             namespace=settings.namespace,
@@ -119,10 +127,30 @@ class Controller:
     def _on_configmap(self, kind: str, obj: dict[str, Any]) -> None:
         self.queue.add("config:")
 
+    def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
+        self.queue.add("leases:")
+
+    def _on_namespace(self, kind: str, obj: dict[str, Any]) -> None:
+        """Re-decide the Services of a namespace whose labels changed (or that came or went)."""
+        name = obj_key(obj)
+        labels = None if kind == "DELETED" else services.labels_of(obj)
+        # Only this informer's thread reads and writes the map.
+        if name in self._namespace_labels and self._namespace_labels[name] == labels:
+            return
+        self._namespace_labels[name] = labels
+        for svc in self.services.items():
+            if (svc.get("metadata") or {}).get("namespace") == name:
+                self.queue.add(obj_key(svc))
+
+    def _request(self, obj: dict[str, Any]) -> ServiceRequest:
+        """A Service's request, with its namespace's labels as the cache holds them."""
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        return services.request_of(obj, self.namespaces.get(str(namespace)))
+
     # --- readiness ---
 
     def ready(self) -> bool:
-        synced = all(i.synced.is_set() for i in (self.services, self.configmaps, self.nodes))
+        synced = all(i.synced.is_set() for i in self.informers)
         return synced and (self._leading_ready or not self.elector.is_leader())
 
     # --- the main loop ---
@@ -137,7 +165,7 @@ class Controller:
         )
         threads = [
             threading.Thread(target=t.run, args=(stop,), name=t.name, daemon=True)
-            for t in (self.services, self.configmaps, self.nodes)
+            for t in self.informers
         ]
         threads.append(
             threading.Thread(target=self.elector.run, args=(stop,), name="leader", daemon=True)
@@ -152,7 +180,7 @@ class Controller:
                 self._lead(stop)
         finally:
             self.elector.release()
-            for inf in (self.services, self.configmaps, self.nodes):
+            for inf in self.informers:
                 inf.stop()
             self.queue.close()
             if server:
@@ -161,7 +189,7 @@ class Controller:
     def _lead(self, stop: threading.Event) -> None:
         """Work while leading; on losing the lease, forget everything and stand by."""
         log.info("%s: leading", self.settings.identity)
-        for inf in (self.services, self.configmaps, self.nodes):
+        for inf in self.informers:
             while not inf.synced.wait(0.1):
                 if stop.is_set() or not self.elector.is_leader():
                     return
@@ -180,6 +208,7 @@ class Controller:
             self._config_text = None
             self._load_config()
             self._load_nodes()
+            self._load_conflicts()
             self._restore_all(fenced)
             self._requeue_all()
             self._leading_ready = True
@@ -225,6 +254,7 @@ class Controller:
         due = time.monotonic() + self.settings.resync_period
         while not stop.is_set() and self.elector.is_leader():
             if time.monotonic() >= due:
+                self.queue.add("leases:")  # a speaker's Lease may have expired meanwhile
                 self._requeue_all()
                 due = time.monotonic() + self.settings.resync_period
             stop.wait(min(0.2, max(0.0, due - time.monotonic())))
@@ -252,6 +282,10 @@ class Controller:
         elif key == "node:":
             if self._load_nodes():
                 self._requeue_all()
+        elif key == "leases:":
+            for ip in self._load_conflicts():
+                for holder in self.allocator.holders(ip):
+                    self.queue.add(holder)
         else:
             todo = self._reconcile(key)
             self._export_addresses(key)
@@ -321,6 +355,19 @@ class Controller:
         self.allocator.set_reserved(reserved)
         return True
 
+    def _load_conflicts(self) -> set[Any]:
+        """The addresses the speakers' Leases say another host uses (expired Leases aside);
+        returns those whose conflict began, ended or changed: their holders are re-decided."""
+        now = datetime.datetime.now(datetime.UTC)
+        found = speakers.conflicts(self.leases.items(), now)
+        changed = self.allocator.set_conflicts(speakers.by_address(found))
+        for ip in sorted(changed, key=str):
+            if ip in self.allocator.conflicts:
+                log.warning("%s is in use by another host (%s)", ip, self.allocator.conflicts[ip])
+            else:
+                log.info("%s: no speaker reports a conflict any more", ip)
+        return changed
+
     def _fence_pending(self) -> dict[str, dict[str, Any]]:
         """Before deciding anything as the new leader, fence every handled Service that has
         no address yet: the previous leader may have decided one for it and still be about
@@ -352,7 +399,7 @@ class Controller:
             for o in objs.values()
             if self.handling.handles(o) and not o["metadata"].get("deletionTimestamp")
         ]
-        requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
+        requests = sorted((self._request(o) for o in handled), key=lambda r: r.age)
         for req in requests:
             self.allocator.restore(req)
         self._restored = True
@@ -377,7 +424,7 @@ class Controller:
             return self._fresh(key, obj, reconcile.for_release(obj, why))
         if self._behind(key, obj):
             return None  # the informer will bring what we wrote; decide on that
-        request = services.request_of(obj)
+        request = self._request(obj)
         decision = self.allocator.decide(request)
         for evicted in decision.evicted:
             self.queue.add(evicted)

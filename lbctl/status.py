@@ -34,6 +34,7 @@ class PoolRow:
     used: int  # held by Services
     free: int  # neither held nor reserved: what auto-assignment can still give
     reserved: int = 0  # held by no Service, kept for the Service reserving it
+    conflict: int = 0  # held by no Service, used by another host (onConflict: reallocate)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class NodeRow:
     node: str
     eligible: bool
     reason: str  # why it may not announce, "" when it may
+    # Pools whose announce policy leaves this (eligible) node out: "pool: why"
+    not_for: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,37 @@ def build(
     node_objs: Iterable[Mapping[str, Any]] = (),
     handling: services.Handling | None = None,
     speaker_view: SpeakerView | None = None,
+    namespace_objs: Iterable[Mapping[str, Any]] | None = None,
+    conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
-    return report(service_objs, parse_config(configmap_data), node_objs, handling, speaker_view)
+    return report(
+        service_objs,
+        parse_config(configmap_data),
+        node_objs,
+        handling,
+        speaker_view,
+        namespace_objs,
+        conflicts,
+    )
+
+
+def requests_of(
+    service_objs: Iterable[Mapping[str, Any]],
+    namespace_objs: Iterable[Mapping[str, Any]] | None,
+) -> list[ServiceRequest]:
+    """The Services' requests, oldest first, each with its Namespace's labels when
+    ``namespace_objs`` (every Namespace) is given; None: labels not known."""
+    by_name = {services.node_labels(n)[0]: n for n in namespace_objs or ()}  # name → object
+    known = namespace_objs is not None
+    return sorted(
+        (
+            services.request_of(o, by_name.get(services.key_of(o).split("/", 1)[0]))
+            if known
+            else services.request_of(o)
+            for o in service_objs
+        ),
+        key=lambda r: r.age,
+    )
 
 
 def report(
@@ -111,16 +143,20 @@ def report(
     node_objs: Iterable[Mapping[str, Any]] = (),
     handling: services.Handling | None = None,
     speaker_view: SpeakerView | None = None,
+    namespace_objs: Iterable[Mapping[str, Any]] | None = None,
+    conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
-    """``build`` for a config already parsed (``parse_config``)."""
+    """``build`` for a config already parsed (``parse_config``). ``conflicts``: addresses
+    another host uses (``speakers.by_address``), which the controller moves Services off in
+    pools with ``onConflict: reallocate``."""
     cfg, error = parsed
     reserved: dict[Any, str] = {}
     for node in node_objs:
         reserved.update(services.node_addresses(node))
-    alloc = Allocator(cfg, reserved)
+    alloc = Allocator(cfg, reserved, conflicts)
     handling = handling or services.Handling()
     handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
-    requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
+    requests = requests_of(handled, namespace_objs)
     for req in requests:
         alloc.restore(req)
     view = speaker_view(handled, cfg) if speaker_view and cfg else None
@@ -138,8 +174,16 @@ def report(
             state = "ok"
         reason = decision.problem.message if decision.problem else ""
         if state == "stale" and not reason:
-            reason = f"the rules give {', '.join(map(str, decision.ips))}: is the controller up?"
-        announced = [owners.get(ip) or "<nobody>" for ip in req.current] if speaker_view else []
+            why = "".join(f" ({c.message})" for c in decision.cleared)
+            given = ", ".join(map(str, decision.ips))
+            reason = f"the rules give {given}{why}: is the controller up?"
+        announced = (
+            [owners.get(ip) or f"<nobody: {view.why_nobody(ip, cfg)}>" for ip in req.current]
+            if view and cfg
+            else ["<nobody>"] * len(req.current)
+            if speaker_view
+            else []
+        )
         pools_of = ",".join(dict.fromkeys(decision.pools))
         rows.append(ServiceRow(req.key, actual, pools_of, state, reason, announced))
     kept: dict[tuple[str, int], int] = {}  # reserved addresses no Service holds
@@ -147,14 +191,30 @@ def report(
         if not alloc.holders(res.address):
             where = (res.pool, res.address.version)
             kept[where] = kept.get(where, 0) + 1
+    lost: dict[tuple[str, int], int] = {}  # conflicted addresses nobody holds nor reserves
+    for ip in alloc.conflicts if cfg else ():
+        pool = cfg.pool_of(ip) if cfg else None
+        free = not alloc.holders(ip) and not (cfg and cfg.reservation_of(ip))
+        if pool and free and alloc.unavailable(ip):
+            lost[(pool.name, ip.version)] = lost.get((pool.name, ip.version), 0) + 1
     pools = []
     for pool in cfg.pools if cfg else ():
         for family in sorted(pool.families()):
             size, used = pool.size(family), alloc.in_use(pool, family)
-            n = kept.get((pool.name, family), 0)
-            pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used - n, n))
+            n, c = kept.get((pool.name, family), 0), lost.get((pool.name, family), 0)
+            pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used - n - c, n, c))
+    silenced_by_pool = view.silenced if view else {}
     nodes = [
-        NodeRow(node, why is None, why.value if why else "")
+        NodeRow(
+            node,
+            why is None,
+            why.value if why else "",
+            [
+                f"{pool}: {silenced[node].value}"
+                for pool, silenced in silenced_by_pool.items()
+                if node in silenced
+            ],
+        )
         for node, why in (view.nodes.items() if view else ())
     ]
     reservations = _reservations(cfg, requests, decisions, rows) if cfg else []
@@ -250,9 +310,13 @@ def render(report: Report, output: str = "table") -> str:
     parts.append("")
     parts.append(
         _table(
-            ["POOL", "FAMILY", "SIZE", "USED", "FREE", "RESERVED"],
+            ["POOL", "FAMILY", "SIZE", "USED", "FREE", "RESERVED", "CONFLICT"],
             [
-                [p.pool, p.family, str(p.size), str(p.used), str(p.free), str(p.reserved)]
+                [
+                    p.pool,
+                    p.family,
+                    *(str(n) for n in (p.size, p.used, p.free, p.reserved, p.conflict)),
+                ]
                 for p in report.pools
             ],
         )
@@ -281,7 +345,14 @@ def render(report: Report, output: str = "table") -> str:
         parts.append(
             _table(
                 ["NODE", "ANNOUNCES", "WHY NOT"],
-                [[n.node, "yes" if n.eligible else "no", n.reason] for n in report.nodes],
+                [
+                    [
+                        n.node,
+                        ("yes, but not every pool" if n.not_for else "yes") if n.eligible else "no",
+                        n.reason or "; ".join(n.not_for),
+                    ]
+                    for n in report.nodes
+                ],
             )
         )
     return "\n".join(parts) + "\n"
