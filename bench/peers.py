@@ -296,8 +296,8 @@ class Bench:
         return self.macs[recent.order[0]]
 
     def takeover(self, read: Callable[[], list[arpwatch.Answers]], victim: str, since: float,
-                 timeout: float = 90) -> tuple[float, float]:  # fmt: skip
-        """(seconds from ``since`` until another node answered ARP, the longest silence)."""
+                 timeout: float = 90) -> float:  # fmt: skip
+        """Seconds from ``since`` until another node answered ARP for the first time."""
         victim_mac = self.lan.host(victim).mac
 
         def other() -> float | None:
@@ -310,60 +310,68 @@ class Bench:
                          timeout=timeout, interval=0.1)  # fmt: skip
         at = other()
         assert at is not None
-        window = [a for a in read() if a.t > since - 1]
-        return at - since, arpwatch.longest_silence(window)
+        return at - since
+
+    def fault_rounds(
+        self,
+        peer: Peer,
+        rounds: int,
+        what: str,
+        fault: Callable[[str, Any], None],
+        heal: Callable[[str, Any], None],
+    ) -> dict[str, Any]:
+        """``rounds`` times: wait until one node alone answers ARP for the demo's address,
+        ``fault(node, its speaker Pod)``, time until another node answers, ``heal`` and wait
+        until settled again. Silence and two-MAC answers count over the whole round."""
+        ip = self.demo_ip()
+        took, silences, conflicts = [], [], 0
+        for i in range(rounds):
+            with self.arp_watch(ip) as read:
+                victim = self.settled(peer, ip, read)
+                pod = self.speaker_pod(peer, victim)
+                since = time.monotonic()
+                fault(victim, pod)
+                seconds = self.takeover(read, victim, since)
+                say(f"  {peer.name} {what} {i + 1}/{rounds} on {victim}: another node answers "
+                    f"ARP {seconds:.2f} s later")  # fmt: skip
+                heal(victim, pod)
+                self.settled(peer, ip, read)
+                window = [a for a in read() if a.t > since - 1]
+            took.append(seconds)
+            silences.append(arpwatch.longest_silence(window))
+            conflicts += len(arpwatch.conflicts(window))
+        return {"takeover_s": summary(took), "longest_silence_s": summary(silences),
+                "requests_with_two_macs": conflicts}  # fmt: skip
 
     def kill_rounds(self, peer: Peer, rounds: int) -> dict[str, Any]:
         """The announcing node dies: speaker process SIGKILLed, LAN link down. Then the link
         comes back and the killed speaker's Pod is replaced (no crash-loop back-off)."""
-        ip = self.demo_ip()
-        took, silences, conflicts = [], [], 0
-        for i in range(rounds):
-            with self.arp_watch(ip) as read:
-                victim = self.settled(peer, ip, read)
-                pod = self.speaker_pod(peer, victim)
-                pids = [pid for node, pid in self.processes(peer.speaker_arg) if node == victim]
-                if not pids:
-                    raise RuntimeError(f"no {peer.name} speaker process on {victim}")
-                since = time.monotonic()
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                self.lab.set_link(victim, up=False)
-                seconds, silence = self.takeover(read, victim, since)
-                say(f"  {peer.name} kill {i + 1}/{rounds}: {victim} died, another answers ARP "
-                    f"{seconds:.2f} s later")  # fmt: skip
-                took.append(seconds)
-                silences.append(silence)
-                time.sleep(2)
-                conflicts += len(arpwatch.conflicts([a for a in read() if a.t > since]))
-                self.lab.set_link(victim, up=True)
-                with contextlib.suppress(client.exceptions.ApiException):
-                    self.core.delete_namespaced_pod(pod.metadata.name, peer.namespace)
-                self.settled(peer, ip, read)
-        return {"takeover_s": summary(took), "longest_silence_s": summary(silences),
-                "requests_with_two_macs": conflicts}  # fmt: skip
+
+        def kill(victim: str, _pod: Any) -> None:
+            pids = [pid for node, pid in self.processes(peer.speaker_arg) if node == victim]
+            if not pids:
+                raise RuntimeError(f"no {peer.name} speaker process on {victim}")
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.lab.set_link(victim, up=False)
+
+        def heal(victim: str, pod: Any) -> None:
+            time.sleep(2)  # the heir alone for a moment, as after a real death
+            self.lab.set_link(victim, up=True)
+            with contextlib.suppress(client.exceptions.ApiException):
+                self.core.delete_namespaced_pod(pod.metadata.name, peer.namespace)
+
+        return self.fault_rounds(peer, rounds, "kill", kill, heal)
 
     def handover_rounds(self, peer: Peer, rounds: int) -> dict[str, Any]:
-        """The announcing speaker's Pod deleted (graceful: SIGTERM, its grace period)."""
-        ip = self.demo_ip()
-        took, silences, conflicts = [], [], 0
-        for i in range(rounds):
-            with self.arp_watch(ip) as read:
-                victim = self.settled(peer, ip, read)
-                pod = self.speaker_pod(peer, victim)
-                since = time.monotonic()
-                self.core.delete_namespaced_pod(pod.metadata.name, peer.namespace)
-                seconds, _ = self.takeover(read, victim, since)
-                say(f"  {peer.name} handover {i + 1}/{rounds}: another answers ARP "
-                    f"{seconds:.2f} s after the delete")  # fmt: skip
-                self.settled(peer, ip, read)
-                window = [a for a in read() if a.t > since - 1]
-                took.append(seconds)
-                silences.append(arpwatch.longest_silence(window))
-                conflicts += len(arpwatch.conflicts(window))
-        return {"takeover_s": summary(took), "longest_silence_s": summary(silences),
-                "requests_with_two_macs": conflicts}  # fmt: skip
+        """The announcing speaker's Pod deleted (graceful: SIGTERM, its grace period); the
+        DaemonSet's replacement takes over again."""
+
+        def delete(_victim: str, pod: Any) -> None:
+            self.core.delete_namespaced_pod(pod.metadata.name, peer.namespace)
+
+        return self.fault_rounds(peer, rounds, "handover", delete, lambda _v, _p: None)
 
     # --- API writes ---
 
