@@ -12,8 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lbctl import allocator, config, ipam, ownership, status
-from lbctl.kube import services
+from lbctl import allocator, config, ipam, objects, ownership, status
 
 
 class Kind(enum.StrEnum):
@@ -45,14 +44,14 @@ def check(
     live: Collection[str] = (),
     expired: Collection[str] = (),
     unheard: Collection[str] = (),
-    handling: services.Handling | None = None,
+    handling: objects.Handling | None = None,
     conflicts: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Finding]:
-    handling = handling or services.Handling()
+    handling = handling or objects.Handling()
     svcs = [o for o in service_objs if handling.handles(o)]
     nodes = list(node_objs)
     slices = list(slice_objs)
-    names = {services.node_labels(n)[0] for n in nodes}
+    names = {objects.node_labels(n)[0] for n in nodes}
     findings = [  # a deleted node's Lease is left to expire: not a speaker down
         Finding(Kind.SPEAKER_DOWN, node, "its speaker Lease expired without being released")
         for node in sorted(expired)
@@ -71,8 +70,8 @@ def check(
         )
         for ip, (mac, node) in sorted((conflicts or {}).items())
     ]
-    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
-    deleting = {services.key_of(o) for o in svcs if services.deleting(o)}
+    requests = [objects.request_of(o) for o in svcs]  # deleting ones still hold theirs
+    deleting = {objects.key_of(o) for o in svcs if objects.deleting(o)}
     findings += _held_twice(requests, deleting)
     parsed = cfg, error = status.parse_config(configmap_data)
     if cfg is None:
@@ -98,7 +97,7 @@ def check(
 
     own = ownership.compute(
         cfg,
-        service_objs=[o for o in svcs if not services.deleting(o)],
+        service_objs=[o for o in svcs if not objects.deleting(o)],
         node_objs=nodes,
         slice_objs=slices,
         live=live,

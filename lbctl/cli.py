@@ -152,8 +152,9 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from lbctl import objects
     from lbctl.kube import client as kclient
-    from lbctl.kube import services, speakers
+    from lbctl.kube import speakers
 
     api, _ = kclient.api_client(cfg.kubeconfig)
     timeout = 30  # an API server that accepts but never answers must not hang us
@@ -187,7 +188,7 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
         # Judged by the API server's clock, not ours: a laptop's skew must not kill speakers.
         speakers.lease_states(lease_objs, _server_now(headers)),
         slices,
-        services.Handling(cfg.lb_class, cfg.class_less),
+        objects.Handling(cfg.lb_class, cfg.class_less),
         speakers.conflicts(lease_objs),
     )
 

@@ -19,9 +19,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
-from lbctl import config, reconcile, waiters
+from lbctl import config, objects, reconcile, waiters
 from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey
-from lbctl.kube import leader, services
+from lbctl.kube import leader
 from lbctl.kube.informer import Informer, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
@@ -64,7 +64,7 @@ class Controller:
         self.api = api
         self.settings = settings
         self.metrics = metrics or ControllerMetrics()
-        self.handling = services.Handling(settings.lb_class, settings.class_less)
+        self.handling = objects.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
         self.queue: WorkQueue[str] = WorkQueue()
         self.services = Informer("services", core.list_service_for_all_namespaces, self._on_service)
@@ -315,7 +315,7 @@ class Controller:
     def _load_nodes(self) -> bool:
         reserved: dict[Any, str] = {}
         for node in self.nodes.items():
-            reserved.update(services.node_addresses(node))
+            reserved.update(objects.node_addresses(node))
         if reserved == self.allocator.reserved:
             return False
         self.allocator.set_reserved(reserved)
@@ -329,9 +329,9 @@ class Controller:
         term = f"{self.settings.identity} {time.time():.3f}"
         fenced = {}
         for obj in self.services.items():
-            if not self.handling.handles(obj) or obj["metadata"].get("deletionTimestamp"):
+            if not self.handling.handles(obj) or objects.deleting(obj):
                 continue
-            if services.request_of(obj).current:
+            if objects.request_of(obj).current:
                 continue
             now = self.writer.fence(obj, term)
             if now is not None:
@@ -347,12 +347,8 @@ class Controller:
         if self._restored or self.allocator.config is None:
             return
         objs = {obj_key(o): o for o in self.services.items()} | (fresher or {})
-        handled = [
-            o
-            for o in objs.values()
-            if self.handling.handles(o) and not o["metadata"].get("deletionTimestamp")
-        ]
-        requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
+        handled = [o for o in objs.values() if self.handling.handles(o) and not objects.deleting(o)]
+        requests = sorted((objects.request_of(o) for o in handled), key=lambda r: r.age)
         for req in requests:
             self.allocator.restore(req)
         self._restored = True
@@ -367,17 +363,17 @@ class Controller:
         if obj is None:  # deleted; any finalizer was handled while it was terminating
             self._release(skey)
             return None
-        if services.deleting(obj) or not self.handling.handles(obj):
+        if objects.deleting(obj) or not self.handling.handles(obj):
             self._release(skey)
             why = (
                 "the Service is being deleted"
-                if services.deleting(obj)
+                if objects.deleting(obj)
                 else f"the Service is no longer a LoadBalancer of class {self.settings.lb_class}"
             )
             return self._fresh(key, obj, reconcile.for_release(obj, why))
         if self._behind(key, obj):
             return None  # the informer will bring what we wrote; decide on that
-        request = services.request_of(obj)
+        request = objects.request_of(obj)
         decision = self.allocator.decide(request)
         for evicted in decision.evicted:
             self.queue.add(evicted)
@@ -425,7 +421,7 @@ class Controller:
         expected = self._expected.get(key)
         if expected is None:
             return False
-        version = str(obj["metadata"].get("resourceVersion", ""))
+        version = objects.resource_version(obj)
         if version.isdigit() and int(version) < expected:
             return True
         self._expected.pop(key, None)

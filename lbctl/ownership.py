@@ -10,8 +10,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lbctl import config, election, ipam
-from lbctl.kube import endpoints, services
+from lbctl import config, election, ipam, objects
 
 
 @dataclass(frozen=True)
@@ -30,13 +29,13 @@ def compute(
     node_objs: Iterable[Mapping[str, Any]],
     slice_objs: Iterable[Mapping[str, Any]],
     live: Collection[str],
-    handling: services.Handling,
+    handling: objects.Handling,
     starting: Collection[str] = (),
     honour_exclude_label: bool = True,
 ) -> Ownership:
     infos = {}
     for obj in node_objs:
-        info = services.node_info(obj)
+        info = objects.node_info(obj)
         infos[info.name] = info
     why = {
         n: election.node_ineligible(
@@ -51,13 +50,13 @@ def compute(
     eligible = [n for n, reason in why.items() if reason is None]
     local_nodes: dict[str, frozenset[str]] = {}
     for sl in slice_objs:
-        key = endpoints.service_of(sl)
+        key = objects.service_of(sl)
         if key:
-            local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.serving_nodes(sl)
+            local_nodes[key] = local_nodes.get(key, frozenset()) | objects.serving_nodes(sl)
     entries = [
         (a.key, a.ips, a.local)
         for o in service_objs
-        if (a := services.announced(o, handling)) is not None
+        if (a := objects.announced(o, handling)) is not None
     ]
     needs = election.needs(entries, local_nodes, lambda ip: cfg.pool_of(ip) is not None)
     return Ownership({n.ip: n for n in needs}, eligible, election.assign(needs, eligible), why)

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lbctl import objects
 from lbctl.allocator import Decision, Outcome
-from lbctl.kube import services
 
 
 class EventType(enum.StrEnum):
@@ -47,24 +47,9 @@ class Writes:
         )
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = obj.get("metadata")
-    return value if isinstance(value, Mapping) else {}
-
-
-def _finalizers(obj: Mapping[str, Any]) -> list[str]:
-    value = _meta(obj).get("finalizers")
-    return [str(f) for f in value] if isinstance(value, list) else []
-
-
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = _meta(obj).get("annotations")
-    return value if isinstance(value, Mapping) else {}
-
-
 def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
     """Writes that make a handled Service's object match ``decision``."""
-    has_finalizer = services.FINALIZER in _finalizers(obj)
+    has_finalizer = objects.FINALIZER in objects.finalizers(obj)
     events = [
         Event(EventType.WARNING, "ClearAssignment", f"removed {c.ip}: {c.message}")
         for c in decision.cleared
@@ -72,9 +57,9 @@ def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
     if decision.outcome is Outcome.UNCHANGED_NO_CONFIG:
         return Writes(events=tuple(events))
     want = [str(ip) for ip in decision.ips]
-    ingress = services.desired_ingress(decision.ips) if services.ingress_ips(obj) != want else None
+    ingress = objects.desired_ingress(decision.ips) if objects.ingress_ips(obj) != want else None
     pools = ",".join(dict.fromkeys(decision.pools)) or None
-    current_pool = _annotations(obj).get(services.ANN_ALLOCATED_FROM)
+    current_pool = objects.annotations_of(obj).get(objects.ANN_ALLOCATED_FROM)
     annotation = KEEP if current_pool == pools else pools
     if decision.outcome is Outcome.ALLOCATED:
         events.append(
@@ -112,10 +97,10 @@ def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
 
 def for_release(obj: Mapping[str, Any], why: str) -> Writes:
     """Writes that undo everything we did to a Service we no longer handle."""
-    if services.FINALIZER not in _finalizers(obj):
+    if objects.FINALIZER not in objects.finalizers(obj):
         return Writes()  # never ours, or already cleaned up
-    deleting = bool(_meta(obj).get("deletionTimestamp"))
-    had = services.ingress_ips(obj)
+    deleting = objects.deleting(obj)
+    had = objects.ingress_ips(obj)
     events = (
         ()
         if deleting or not had
@@ -125,7 +110,7 @@ def for_release(obj: Mapping[str, Any], why: str) -> Writes:
         finalizer=False,
         ingress=[] if had and not deleting else None,
         pool_annotation=None
-        if services.ANN_ALLOCATED_FROM in _annotations(obj) and not deleting
+        if objects.ANN_ALLOCATED_FROM in objects.annotations_of(obj) and not deleting
         else KEEP,
         events=events,
     )

@@ -21,13 +21,23 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
-from lbctl import config, conflicts, election, ipam, liveness, ownership, packets, reconcile
+from lbctl import (
+    config,
+    conflicts,
+    election,
+    ipam,
+    liveness,
+    objects,
+    ownership,
+    packets,
+    reconcile,
+)
 from lbctl.announce import netlink
 from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, pick, serves_lan
-from lbctl.kube import services, speakers
+from lbctl.kube import speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
 from lbctl.metrics import serve
@@ -166,7 +176,7 @@ class Speaker:
         self.api, self.settings = api, settings
         self.me = settings.node_name
         self.metrics = metrics or SpeakerMetrics(settings.node_name)
-        self.handling = services.Handling(settings.lb_class, settings.class_less)
+        self.handling = objects.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
         self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
         self.slices = Informer(

@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from lbctl import config, ipam, ownership
+from lbctl import config, ipam, objects, ownership
 from lbctl.allocator import Allocator, Decision, Outcome, ServiceRequest, wanted_families
-from lbctl.kube import services
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def build(
     service_objs: Iterable[Mapping[str, Any]],
     configmap_data: Mapping[str, str] | None,
     node_objs: Iterable[Mapping[str, Any]] = (),
-    handling: services.Handling | None = None,
+    handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
 ) -> Report:
     return report(service_objs, parse_config(configmap_data), node_objs, handling, speaker_view)
@@ -109,18 +108,18 @@ def report(
     service_objs: Iterable[Mapping[str, Any]],
     parsed: tuple[config.PoolConfig | None, str | None],
     node_objs: Iterable[Mapping[str, Any]] = (),
-    handling: services.Handling | None = None,
+    handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
 ) -> Report:
     """``build`` for a config already parsed (``parse_config``)."""
     cfg, error = parsed
     reserved: dict[Any, str] = {}
     for node in node_objs:
-        reserved.update(services.node_addresses(node))
+        reserved.update(objects.node_addresses(node))
     alloc = Allocator(cfg, reserved)
-    handling = handling or services.Handling()
-    handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
-    requests = sorted((services.request_of(o) for o in handled), key=lambda r: r.age)
+    handling = handling or objects.Handling()
+    handled = [o for o in service_objs if handling.handles(o) and not objects.deleting(o)]
+    requests = sorted((objects.request_of(o) for o in handled), key=lambda r: r.age)
     for req in requests:
         alloc.restore(req)
     view = speaker_view(handled, cfg) if speaker_view and cfg else None

@@ -19,8 +19,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl import reconcile, repeats
-from lbctl.kube import services
+from lbctl import objects, reconcile, repeats
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +61,13 @@ class ServiceWriter:
         version = meta.get("resourceVersion")
         finalizers = list(meta.get("finalizers") or [])
         patch: dict[str, Any] = {}
-        if writes.finalizer is True and services.FINALIZER not in finalizers:
-            patch["finalizers"] = [*finalizers, services.FINALIZER]
-        elif writes.finalizer is False and services.FINALIZER in finalizers:
+        if writes.finalizer is True and objects.FINALIZER not in finalizers:
+            patch["finalizers"] = [*finalizers, objects.FINALIZER]
+        elif writes.finalizer is False and objects.FINALIZER in finalizers:
             # Merge patch replaces the list; resourceVersion protects others' finalizers.
-            patch["finalizers"] = [f for f in finalizers if f != services.FINALIZER] or None
+            patch["finalizers"] = [f for f in finalizers if f != objects.FINALIZER] or None
         if writes.pool_annotation is not reconcile.KEEP:
-            patch["annotations"] = {services.ANN_ALLOCATED_FROM: writes.pool_annotation}
+            patch["annotations"] = {objects.ANN_ALLOCATED_FROM: writes.pool_annotation}
         removing = writes.finalizer is False
         if patch and not removing:
             self._guard("metadata")
@@ -101,7 +100,7 @@ class ServiceWriter:
             patched = self._core.patch_namespaced_service(
                 meta["name"],
                 meta["namespace"],
-                {"metadata": {"annotations": {services.ANN_FENCE: term}}},
+                {"metadata": {"annotations": {objects.ANN_FENCE: term}}},
             )
         except ApiException as exc:
             if exc.status == 404:
