@@ -142,7 +142,7 @@ class _Cluster:
     services: list[Any]
     nodes: list[Any]
     config_data: dict[str, str] | None
-    leases: dict[str, Any]  # speaker node → speakers.LeaseState
+    leases: dict[str, Any]  # speaker node → leases.LeaseState
     slices: list[Any]
     handling: Any
     conflicts: dict[str, tuple[str, str]]  # address → (other host's MAC, node that saw it)
@@ -152,9 +152,8 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from lbctl import objects
+    from lbctl import leases, objects
     from lbctl.kube import client as kclient
-    from lbctl.kube import speakers
 
     api, _ = kclient.api_client(cfg.kubeconfig)
     timeout = 30  # an API server that accepts but never answers must not hang us
@@ -172,7 +171,7 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
             if exc.status != 404:
                 raise
             data = None
-        leases, _, headers = client.CoordinationV1Api(api).list_namespaced_lease_with_http_info(
+        found, _, headers = client.CoordinationV1Api(api).list_namespaced_lease_with_http_info(
             cfg.namespace, _request_timeout=timeout
         )
         slices = api.sanitize_for_serialization(
@@ -180,16 +179,16 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
             .list_endpoint_slice_for_all_namespaces(_request_timeout=timeout)
             .items
         )
-    lease_objs = api.sanitize_for_serialization(leases.items)
+    lease_objs = api.sanitize_for_serialization(found.items)
     return _Cluster(
         svcs,
         nodes,
         data,
         # Judged by the API server's clock, not ours: a laptop's skew must not kill speakers.
-        speakers.lease_states(lease_objs, _server_now(headers)),
+        leases.lease_states(lease_objs, _server_now(headers)),
         slices,
         objects.Handling(cfg.lb_class, cfg.class_less),
-        speakers.conflicts(lease_objs),
+        leases.conflicts(lease_objs),
     )
 
 
@@ -226,7 +225,7 @@ def _status(args: argparse.Namespace) -> int:
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):
         return cluster
-    from lbctl.kube.speakers import LeaseState
+    from lbctl.leases import LeaseState
 
     live = {node for node, state in cluster.leases.items() if state is LeaseState.LIVE}
     starting = {node for node, state in cluster.leases.items() if state is LeaseState.STARTING}
@@ -251,7 +250,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lbctl.kube.speakers import LeaseState
+    from lbctl.leases import LeaseState
 
     cluster = _cluster_or_exit(args)
     if isinstance(cluster, int):

@@ -26,6 +26,7 @@ from lbctl import (
     conflicts,
     election,
     ipam,
+    leases,
     liveness,
     objects,
     ownership,
@@ -190,7 +191,7 @@ class Speaker:
             client.CoordinationV1Api(api).list_namespaced_lease,
             self._on_lease,
             namespace=settings.namespace,
-            label_selector=f"{speakers.LABEL}={speakers.LABEL_VALUE}",
+            label_selector=f"{leases.LABEL}={leases.LABEL_VALUE}",
         )
         self.configmaps = Informer(
             "configmap",
@@ -200,7 +201,7 @@ class Speaker:
             field_selector=f"metadata.name={settings.config_map}",
         )
         self.informers = [self.services, self.slices, self.nodes, self.leases, self.configmaps]
-        self.liveness = speakers.Liveness()
+        self.liveness = leases.Liveness()
         self.own = speakers.OwnLease(
             api,
             namespace=settings.namespace,
@@ -453,7 +454,7 @@ class Speaker:
             self.peers.keep_only(live | self.liveness.starting())
             out = self.peers.out(time.monotonic())
         self.metrics.peers_out.set(len((out & live) - {self.me}))
-        self.own.publish(speakers.UNHEARD, ",".join(sorted(out & live)))
+        self.own.publish(leases.UNHEARD, ",".join(sorted(out & live)))
         if self.me in out:
             if self.owned:
                 log.warning("a peer does not hear us, or we were silent: announcing nothing")
@@ -594,7 +595,7 @@ class Speaker:
         if action.do in (conflicts.Do.STAND_DOWN, conflicts.Do.RESOLVED):
             found = self.guard.conflicts()
             self.own.publish(
-                speakers.CONFLICTS,
+                leases.CONFLICTS,
                 ",".join(
                     f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))
                 ),

@@ -14,7 +14,6 @@ from kube_helpers import check_findings, wait_for
 from kubernetes import client
 
 from lbctl import election
-from lbctl.kube import speakers
 from lbctl.lab import failover, lan, procs
 
 
@@ -89,7 +88,7 @@ class SpeakerLan:
         return {
             lease.spec.holder_identity
             for lease in leases
-            if speakers.JOINING not in (lease.metadata.annotations or {})
+            if leases.JOINING not in (lease.metadata.annotations or {})
         }
 
     def start_all(self, *extra: str, wrapper: tuple[str, ...] = ()) -> None:

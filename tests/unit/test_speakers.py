@@ -8,8 +8,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl.kube import speakers
-from lbctl.kube.speakers import LeaseState, LeaseTimings, Liveness, OwnLease
+from lbctl import leases
+from lbctl.kube.speakers import LeaseTimings, OwnLease
+from lbctl.leases import LeaseState, Liveness
 
 
 class Clock:
@@ -50,11 +51,15 @@ class FakeCoord:
 
 
 def own(clock: Clock) -> tuple[OwnLease, FakeCoord]:
-    lease = OwnLease(
-        client.ApiClient(), namespace="ns", node="n1", timings=LeaseTimings(4, 1), monotonic=clock
-    )
     fake = FakeCoord()
-    lease._coord = fake  # type: ignore[assignment]
+    lease = OwnLease(
+        client.ApiClient(),
+        namespace="ns",
+        node="n1",
+        timings=LeaseTimings(4, 1),
+        monotonic=clock,
+        lease_client=fake,
+    )
     return lease, fake
 
 
@@ -69,7 +74,7 @@ def test_a_starting_speaker_writes_its_lease_at_once_marked_joining_and_has_not_
     lease.starting = True
     assert lease.renew()
     assert [c for c, _ in fake.calls] == ["patch", "create"]
-    assert annotations(fake) == {speakers.JOINING: "true"}
+    assert annotations(fake) == {leases.JOINING: "true"}
     assert lease.fresh() and lease.joined_for() is None
 
 
@@ -132,9 +137,9 @@ def test_withdrawing_deletes_the_lease_and_rejoining_starts_the_clock_again() ->
 def lease_obj(
     node: str, *, joining: bool = False, renew: str = "2026-01-01T00:00:00Z"
 ) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": speakers.lease_name(node)}
+    meta: dict[str, Any] = {"name": leases.lease_name(node)}
     if joining:
-        meta["annotations"] = {speakers.JOINING: "true"}
+        meta["annotations"] = {leases.JOINING: "true"}
     return {
         "metadata": meta,
         "spec": {"holderIdentity": node, "renewTime": renew, "leaseDurationSeconds": 4},
@@ -163,7 +168,7 @@ def test_a_starting_speaker_that_stops_renewing_is_neither() -> None:
 
 def test_one_shot_readers_tell_live_starting_and_expired_apart() -> None:
     now = datetime.datetime(2026, 1, 1, 0, 0, 2, tzinfo=datetime.UTC)
-    states = speakers.lease_states(
+    states = leases.lease_states(
         [
             lease_obj("n1"),
             lease_obj("n2", joining=True),
@@ -186,7 +191,7 @@ def _lease(node: str, *, unheard: str | None = None, renewed: str = "2026-11-30T
 def test_lease_states_leave_out_whom_a_live_speaker_does_not_hear_on_the_lan() -> None:
     import datetime
 
-    from lbctl.kube.speakers import LeaseState, lease_states
+    from lbctl.leases import LeaseState, lease_states
 
     now = datetime.datetime(2026, 11, 30, 12, 0, 10, tzinfo=datetime.UTC)
     states = lease_states(
@@ -207,7 +212,7 @@ def test_lease_states_leave_out_whom_a_live_speaker_does_not_hear_on_the_lan() -
 
 
 def test_conflicts_are_read_from_the_speakers_annotations_and_junk_is_skipped() -> None:
-    from lbctl.kube.speakers import conflicts
+    from lbctl.leases import conflicts
 
     leases = [
         {"metadata": {"name": "lbctl-speaker-n1", "annotations": {"lbctl.io/conflicts":
