@@ -24,9 +24,20 @@ def _version(_: argparse.Namespace) -> int:
     return 0
 
 
-def _binaries(args: argparse.Namespace) -> int:
-    from lbctl.lab import assets
+def _without_lab(command: str, exc: ModuleNotFoundError) -> int:
+    """The test bed is the ``lab`` extra, not in the image: say how to get it."""
+    print(
+        f"lbctl {command}: the test bed is not installed ({exc}): pip install 'lbctl[lab]'",
+        file=sys.stderr,
+    )
+    return 2
 
+
+def _binaries(args: argparse.Namespace) -> int:
+    try:
+        from lbctl.lab import assets
+    except ModuleNotFoundError as exc:
+        return _without_lab("binaries", exc)
     return assets.main(download=args.download)
 
 
@@ -105,8 +116,11 @@ def _drain(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from lbctl.lab import assets
-    from lbctl.lab.lab import Lab, LabError
+    try:
+        from lbctl.lab import assets
+        from lbctl.lab.lab import Lab, LabError
+    except ModuleNotFoundError as exc:
+        return _without_lab("lab", exc)
 
     lab = Lab()
     try:

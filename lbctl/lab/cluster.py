@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lbctl.lab import assets, controlplane, images, lan, nodes, plan, procs
+from lbctl.lab import assets, controlplane, images, lan, nodes, plan, procs, waits
 
 SOURCE = Path(__file__).resolve().parents[2]  # the clone: Dockerfile and deploy/
 LBCTL_NS = "lbctl-system"
@@ -349,19 +349,22 @@ def wait_release_ready(apps: Any, node_count: int, *, timeout: float) -> None:
         raise ClusterError(f"{exc}: {last[0]} (lbctl lab kubectl get pods -A)") from None
 
 
-def create_demo(core: Any, apps: Any, image: str) -> None:
+def no_service_account_yet(exc: BaseException) -> bool:
+    """Pod admission refusing a Pod in a namespace made a moment ago: 403 "serviceaccount not
+    found", 500 "no API token yet"; both pass shortly, once the default ServiceAccount exists."""
     from kubernetes.client.exceptions import ApiException
 
+    return isinstance(exc, ApiException) and exc.status in (403, 500)
+
+
+def create_demo(core: Any, apps: Any, image: str) -> None:
     core.create_namespace({"metadata": {"name": DEMO_NS}})
-    deadline = time.monotonic() + 30
-    while True:  # Pod admission waits for the namespace's default ServiceAccount
-        try:
-            apps.create_namespaced_deployment(DEMO_NS, demo_deployment(image))
-            break
-        except ApiException as exc:
-            if exc.status not in (403, 500) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    waits.retrying(
+        lambda: apps.create_namespaced_deployment(DEMO_NS, demo_deployment(image)),
+        passes=no_service_account_yet,
+        timeout=30,
+        interval=0.2,
+    )
     core.create_namespaced_service(DEMO_NS, demo_service())
     procs.wait_until(
         "the demo's 3 Pods Ready",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_helpers import check_findings
+from kube_helpers import check_findings, wait_for
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
@@ -169,13 +169,17 @@ class UpLab:
         return f"http://{host}:{port}/"
 
     def wait_http(self, url: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
+        errors = [""]
+
+        def answer() -> str:
             got = curl(self.prefix, url)
-            if got.returncode == 0 and "hello" in got.stdout:
-                return got.stdout
-            assert time.monotonic() < deadline, f"{url}: {got.stderr}"
-            time.sleep(0.3)
+            errors[0] = got.stderr
+            return got.stdout if got.returncode == 0 and "hello" in got.stdout else ""
+
+        try:
+            return wait_for(f"{url} to answer", answer, timeout=timeout, interval=0.3)
+        except AssertionError:
+            raise AssertionError(f"{url}: {errors[0]}") from None
 
     def announcer(self, ip: str) -> str:
         rows = json.loads(self.lbctl("status", "-o", "json").stdout)["services"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import missing
-from kube_helpers import check_findings
+from kube_helpers import check_findings, wait_for
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
@@ -68,13 +68,17 @@ class RealLab:
         return self.lab.lan().run("client", ["curl", "-sS", "--max-time", "2", url], check=False)
 
     def wait_http(self, url: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
+        errors = [""]
+
+        def answer() -> str:
             got = self.curl(url)
-            if got.returncode == 0 and "hello" in got.stdout:
-                return got.stdout
-            assert time.monotonic() < deadline, f"{url}: {got.stderr}"
-            time.sleep(0.5)
+            errors[0] = got.stderr
+            return got.stdout if got.returncode == 0 and "hello" in got.stdout else ""
+
+        try:
+            return wait_for(f"{url} to answer", answer, timeout=timeout, interval=0.5)
+        except AssertionError:
+            raise AssertionError(f"{url}: {errors[0]}") from None
 
     def service(self, name: str, **spec: Any) -> str:
         self.core.create_namespaced_service(cluster.DEMO_NS, cluster.demo_service(name, **spec))
