@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from lbctl import allocator, config, ipam, objects, ownership, status
 
@@ -36,11 +35,11 @@ class Finding:
 
 
 def check(
-    service_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
     configmap_data: Mapping[str, str] | None,
     *,
-    node_objs: Iterable[Mapping[str, Any]] = (),
-    slice_objs: Iterable[Mapping[str, Any]] = (),
+    node_objs: Iterable[objects.Obj] = (),
+    slice_objs: Iterable[objects.Obj] = (),
     live: Collection[str] = (),
     expired: Collection[str] = (),
     unheard: Collection[str] = (),

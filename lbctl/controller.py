@@ -13,16 +13,15 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
-from lbctl import config, objects, reconcile, waiters
+from lbctl import config, ipam, objects, reconcile, waiters
 from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey
 from lbctl.kube import leader
-from lbctl.kube.informer import Informer, obj_key
+from lbctl.kube.informer import Informer, Obj, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
 from lbctl.settings import PoolSettings
@@ -108,15 +107,15 @@ class Controller:
 
     # --- informer callbacks (informer threads): only enqueue ---
 
-    def _on_service(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_service(self, kind: str, obj: Obj) -> None:
         key = obj_key(obj)
         self._seen_at.setdefault(key, time.monotonic())
         self.queue.add(key)
 
-    def _on_node(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_node(self, kind: str, obj: Obj) -> None:
         self.queue.add("node:")
 
-    def _on_configmap(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_configmap(self, kind: str, obj: Obj) -> None:
         self.queue.add("config:")
 
     # --- readiness ---
@@ -242,7 +241,7 @@ class Controller:
         log.warning("%s: %s; retrying", key, exc if isinstance(exc, ApiException) else repr(exc))
         self.queue.add_after(key, 1.0)
 
-    def _handle(self, key: str) -> tuple[dict[str, Any], reconcile.Writes] | None:
+    def _handle(self, key: str) -> tuple[Obj, reconcile.Writes] | None:
         """Decide (under the lock); return the writes to make for a Service, if any."""
         todo = None
         if key == "config:":
@@ -313,7 +312,7 @@ class Controller:
         return True
 
     def _load_nodes(self) -> bool:
-        reserved: dict[Any, str] = {}
+        reserved: dict[ipam.IP, str] = {}
         for node in self.nodes.items():
             reserved.update(objects.node_addresses(node))
         if reserved == self.allocator.reserved:
@@ -321,7 +320,7 @@ class Controller:
         self.allocator.set_reserved(reserved)
         return True
 
-    def _fence_pending(self) -> dict[str, dict[str, Any]]:
+    def _fence_pending(self) -> dict[str, Obj]:
         """Before deciding anything as the new leader, fence every handled Service that has
         no address yet: the previous leader may have decided one for it and still be about
         to send it (paused past its lease). A write that landed before the fence is in the
@@ -340,7 +339,7 @@ class Controller:
             log.info("fenced %d Service(s) without an address", len(fenced))
         return fenced
 
-    def _restore_all(self, fresher: dict[str, dict[str, Any]] | None = None) -> None:
+    def _restore_all(self, fresher: dict[str, Obj] | None = None) -> None:
         """Claim every status address, oldest Service first, before allocating anything.
 
         ``fresher``: objects read after the cache (the fence's answers) take precedence."""
@@ -357,7 +356,7 @@ class Controller:
 
     # --- one Service ---
 
-    def _reconcile(self, key: str) -> tuple[dict[str, Any], reconcile.Writes] | None:
+    def _reconcile(self, key: str) -> tuple[Obj, reconcile.Writes] | None:
         obj = self.services.get(key)
         skey = ServiceKey(key)
         if obj is None:  # deleted; any finalizer was handled while it was terminating
@@ -395,8 +394,8 @@ class Controller:
         return self._fresh(key, obj, reconcile.for_decision(obj, decision))
 
     def _fresh(
-        self, key: str, obj: dict[str, Any], writes: reconcile.Writes
-    ) -> tuple[dict[str, Any], reconcile.Writes] | None:
+        self, key: str, obj: Obj, writes: reconcile.Writes
+    ) -> tuple[Obj, reconcile.Writes] | None:
         """Drop events already sent for this Service (a resync, our own status write)."""
         events = writes.events if writes.events != self._last_events.get(key) else ()
         if writes.events:
@@ -404,7 +403,7 @@ class Controller:
         todo = dataclasses.replace(writes, events=events)
         return None if todo.empty else (obj, todo)
 
-    def _write(self, key: str, obj: dict[str, Any], writes: reconcile.Writes) -> None:
+    def _write(self, key: str, obj: Obj, writes: reconcile.Writes) -> None:
         version = self.writer.apply(obj, writes)
         if version is not None and version.isdigit() and not writes.empty:
             self._expected[key] = int(version)
@@ -412,7 +411,7 @@ class Controller:
         if writes.ingress is not None and seen is not None:
             self.metrics.allocation_seconds.observe(time.monotonic() - seen)
 
-    def _behind(self, key: str, obj: dict[str, Any]) -> bool:
+    def _behind(self, key: str, obj: Obj) -> bool:
         """Whether the cached object is older than our own last write to it.
 
         A decision on it would take for lost the address we just wrote (its status is not in

@@ -24,6 +24,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from lbctl import objects
+from lbctl.objects import Obj
+
 PREFIX = "lbctl-speaker-"
 LABEL = "app.kubernetes.io/component"
 LABEL_VALUE = "speaker-lease"
@@ -101,37 +104,27 @@ class Observer(Generic[K]):
         return min(left) if left else None
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+def _spec(obj: Obj) -> Mapping[str, Any]:
     spec = obj.get("spec")
     return spec if isinstance(spec, Mapping) else {}
 
 
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    annotations = _meta(obj).get("annotations")
-    return annotations if isinstance(annotations, Mapping) else {}
-
-
-def speaker_node(obj: Mapping[str, Any]) -> str | None:
+def speaker_node(obj: Obj) -> str | None:
     """The node of a speaker Lease (``lbctl-speaker-<node>``); None for any other Lease."""
-    name = str(_meta(obj).get("name", ""))
+    name = str(objects.meta_of(obj).get("name", ""))
     return name[len(PREFIX) :] if name.startswith(PREFIX) else None
 
 
-def starting(obj: Mapping[str, Any]) -> bool:
+def starting(obj: Obj) -> bool:
     """Whether a speaker Lease says its speaker is still starting (``JOINING``)."""
-    return JOINING in _annotations(obj)
+    return JOINING in objects.annotations_of(obj)
 
 
-def renewed(obj: Mapping[str, Any]) -> datetime.datetime | None:
+def renewed(obj: Obj) -> datetime.datetime | None:
     return parse_time(_spec(obj).get("renewTime"))
 
 
-def conflicts(lease_objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+def conflicts(lease_objs: Iterable[Obj]) -> dict[str, tuple[str, str]]:
     """Address → (MAC of the other host, node that saw it), from the speakers' ``CONFLICTS``
     annotations; malformed entries are skipped."""
     out = {}
@@ -139,16 +132,14 @@ def conflicts(lease_objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, s
         node = speaker_node(obj)
         if node is None:
             continue
-        for entry in str(_annotations(obj).get(CONFLICTS) or "").split(","):
+        for entry in str(objects.annotations_of(obj).get(CONFLICTS) or "").split(","):
             ip, sep, mac = entry.partition("=")
             if sep and ip and mac:
                 out[ip] = (mac, node)
     return out
 
 
-def lease_states(
-    lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime
-) -> dict[str, LeaseState]:
+def lease_states(lease_objs: Iterable[Obj], now: datetime.datetime) -> dict[str, LeaseState]:
     """Every speaker Lease's node → its state, judged from one reading by the wall clock ``now``
     (for one-shot readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
     states: dict[str, LeaseState] = {}
@@ -167,7 +158,7 @@ def lease_states(
             state = LeaseState.STARTING if starting(obj) else LeaseState.LIVE
         states[node] = state
         if state is LeaseState.LIVE:
-            said = _annotations(obj).get(UNHEARD)
+            said = objects.annotations_of(obj).get(UNHEARD)
             unheard |= {n for n in str(said or "").split(",") if n}
     # What a live speaker's LAN view leaves out, as its election does (liveness.PeerWatch).
     return {
@@ -187,7 +178,7 @@ class Liveness:
         self._leases: Observer[str] = Observer()
         self._starting: set[str] = set()  # nodes whose Lease says they are still starting
 
-    def observe(self, kind: str, obj: Mapping[str, Any]) -> None:
+    def observe(self, kind: str, obj: Obj) -> None:
         node = speaker_node(obj)
         if node is None:
             return

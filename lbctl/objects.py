@@ -349,7 +349,7 @@ def node_addresses(node: Obj) -> dict[ipam.IP, str]:
     return out
 
 
-def desired_ingress(ips: Sequence[ipam.IP]) -> list[dict[str, str]]:
+def desired_ingress(ips: Sequence[ipam.IP]) -> list[Ingress]:
     return [{"ip": str(ip), "ipMode": "VIP"} for ip in ips]
 
 

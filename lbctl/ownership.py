@@ -6,9 +6,8 @@ speakers compute: the same needs, the same eligible nodes, the same election.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from lbctl import config, election, ipam, objects
 
@@ -25,9 +24,9 @@ class Ownership:
 def compute(
     cfg: config.PoolConfig,
     *,
-    service_objs: Iterable[Mapping[str, Any]],
-    node_objs: Iterable[Mapping[str, Any]],
-    slice_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
+    node_objs: Iterable[objects.Obj],
+    slice_objs: Iterable[objects.Obj],
     live: Collection[str],
     handling: objects.Handling,
     starting: Collection[str] = (),

@@ -7,9 +7,7 @@ result in a safe order (finalizer before status, status before finalizer removal
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from lbctl import objects
 from lbctl.allocator import Decision, Outcome
@@ -27,14 +25,20 @@ class Event:
     message: str
 
 
-KEEP: Any = object()  # "leave this as it is"
+class Keep(enum.Enum):
+    """``KEEP``: leave this field as it is (beside None, which removes it)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 @dataclass(frozen=True)
 class Writes:
     finalizer: bool | None = None  # True: add, False: remove, None: leave
-    ingress: list[dict[str, str]] | None = None  # new status ingress, None: leave
-    pool_annotation: Any = KEEP  # a value to set, None to remove, KEEP to leave
+    ingress: list[objects.Ingress] | None = None  # new status ingress, None: leave
+    pool_annotation: str | Keep | None = KEEP  # a value to set, None to remove, KEEP to leave
     events: tuple[Event, ...] = ()
 
     @property
@@ -47,7 +51,7 @@ class Writes:
         )
 
 
-def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
+def for_decision(obj: objects.Obj, decision: Decision) -> Writes:
     """Writes that make a handled Service's object match ``decision``."""
     has_finalizer = objects.FINALIZER in objects.finalizers(obj)
     events = [
@@ -95,7 +99,7 @@ def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
     )
 
 
-def for_release(obj: Mapping[str, Any], why: str) -> Writes:
+def for_release(obj: objects.Obj, why: str) -> Writes:
     """Writes that undo everything we did to a Service we no longer handle."""
     if objects.FINALIZER not in objects.finalizers(obj):
         return Writes()  # never ours, or already cleaned up

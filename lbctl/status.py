@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
 from lbctl import config, ipam, objects, ownership
 from lbctl.allocator import Allocator, Decision, Outcome, ServiceRequest, wanted_families
@@ -91,13 +90,13 @@ def parse_config(
         return None, str(exc)
 
 
-SpeakerView = Callable[[list[Mapping[str, Any]], config.PoolConfig], ownership.Ownership]
+SpeakerView = Callable[[list[objects.Obj], config.PoolConfig], ownership.Ownership]
 
 
 def build(
-    service_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
     configmap_data: Mapping[str, str] | None,
-    node_objs: Iterable[Mapping[str, Any]] = (),
+    node_objs: Iterable[objects.Obj] = (),
     handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
 ) -> Report:
@@ -105,15 +104,15 @@ def build(
 
 
 def report(
-    service_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
     parsed: tuple[config.PoolConfig | None, str | None],
-    node_objs: Iterable[Mapping[str, Any]] = (),
+    node_objs: Iterable[objects.Obj] = (),
     handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
 ) -> Report:
     """``build`` for a config already parsed (``parse_config``)."""
     cfg, error = parsed
-    reserved: dict[Any, str] = {}
+    reserved: dict[ipam.IP, str] = {}
     for node in node_objs:
         reserved.update(objects.node_addresses(node))
     alloc = Allocator(cfg, reserved)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -43,9 +43,11 @@ class LeaseTimings:
 class LeaseClient(Protocol):
     """The Lease calls leader election makes: ``CoordinationV1Api``'s, or a fake in tests."""
 
-    def read_namespaced_lease(self, name: str, namespace: str) -> Any: ...
-    def create_namespaced_lease(self, namespace: str, body: Any) -> Any: ...
-    def replace_namespaced_lease(self, name: str, namespace: str, body: Any) -> Any: ...
+    def read_namespaced_lease(self, name: str, namespace: str) -> client.V1Lease: ...
+    def create_namespaced_lease(self, namespace: str, body: client.V1Lease) -> object: ...
+    def replace_namespaced_lease(
+        self, name: str, namespace: str, body: client.V1Lease
+    ) -> object: ...
 
 
 class LeaderElector:

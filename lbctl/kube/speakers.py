@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl import leases
+from lbctl import leases, objects
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,13 @@ class LeaseTimings:
 class LeaseClient(Protocol):
     """The Lease calls a speaker makes: ``CoordinationV1Api``'s, or a fake in tests."""
 
-    def patch_namespaced_lease(self, name: str, namespace: str, body: Any, **kw: Any) -> Any: ...
-    def create_namespaced_lease(self, namespace: str, body: Any, **kw: Any) -> Any: ...
-    def delete_namespaced_lease(self, name: str, namespace: str, **kw: Any) -> Any: ...
+    def patch_namespaced_lease(
+        self, name: str, namespace: str, body: Mapping[str, object], **kw: object
+    ) -> object: ...
+    def create_namespaced_lease(
+        self, namespace: str, body: Mapping[str, object], **kw: object
+    ) -> object: ...
+    def delete_namespaced_lease(self, name: str, namespace: str, **kw: object) -> object: ...
 
 
 class OwnLease:
@@ -116,7 +120,7 @@ class OwnLease:
         at = self._joined_at
         return None if at is None else self._mono() - at
 
-    def echo(self, obj: Mapping[str, Any]) -> None:
+    def echo(self, obj: objects.Obj) -> None:
         """Called with every speaker Lease the watch brings: notes when ours comes back."""
         wrote = self._joined_write
         if wrote is None or self._joined_at is not None or leases.speaker_node(obj) != self.node:
