@@ -114,9 +114,6 @@ class Responder:
 
     # --- ownership ---
 
-    def owned(self) -> Owned:
-        return self._owned
-
     def set_owned(self, owned: Owned, watched: Owned | None = None) -> None:
         """Answer exactly for ``owned`` from now on, each address on its links; report claims
         by other hosts (``on_claim``) on ``watched`` addresses too (default: ``owned``)."""

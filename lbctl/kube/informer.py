@@ -66,7 +66,6 @@ class Informer:
         self._response: Any = None
         self.synced = threading.Event()
         self._version: str | None = None  # where the watch resumes; None: list first
-        self.relists = 0
 
     # --- cache reads (any thread) ---
 
@@ -124,7 +123,6 @@ class Informer:
         fresh = {obj_key(o): slim(o) for o in data.get("items") or []}
         with self._lock:
             old, self._cache = self._cache, fresh
-        self.relists += 1
         for key, obj in old.items():
             if key not in fresh:
                 self._handler("DELETED", obj)

@@ -73,7 +73,6 @@ class LeaderElector:
         self._renewed_at: float | None = None  # monotonic time of our last successful write
         self._observed: leases.Observer[str] = leases.Observer()  # the Lease, on our clock
         self._leading = False
-        self.renew_failures = 0
 
     def is_leader(self) -> bool:
         at = self._renewed_at
@@ -111,8 +110,6 @@ class LeaderElector:
             log.warning("%s: lease %s: %s", self.identity, self.name, exc)
         if ok:
             self._renewed_at = started  # the renewal counts from before the request went out
-        elif self._renewed_at is not None:
-            self.renew_failures += 1
         return ok
 
     def _attempt(self) -> bool:

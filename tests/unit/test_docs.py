@@ -49,3 +49,16 @@ def test_every_drop_reason_is_documented(reason: str) -> None:
 @pytest.mark.parametrize("kind", [k.value for k in audit.Kind])
 def test_every_check_finding_is_documented(kind: str) -> None:
     assert f"`{kind}`" in (DOCS / "operations.md").read_text()
+
+
+def test_the_architecture_picture_names_every_module() -> None:
+    """docs/architecture.md's layers stay true: every module of lbctl/ is placed in them."""
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "architecture.md").read_text()
+    modules = [
+        p.name
+        for p in (root / "lbctl").iterdir()
+        if (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))
+        or (p.is_dir() and (p / "__init__.py").exists())
+    ]
+    assert [m for m in modules if (m if m.endswith(".py") else m + "/") not in text] == []
