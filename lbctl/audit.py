@@ -126,7 +126,7 @@ def check(
 
 
 def _held_twice(
-    requests: list[allocator.ServiceRequest], deleting: Collection[str]
+    requests: list[allocator.ServiceRequest], deleting: Collection[allocator.ServiceKey]
 ) -> list[Finding]:
     by_ip: dict[ipam.IP, list[allocator.ServiceRequest]] = {}
     for req in requests:

@@ -19,12 +19,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from lbctl import conflicts, ipam, strict_yaml
 from lbctl.selectors import AnyOf, Operator, Selector
+
+# A Service by "namespace/name": how reservations name it, and the allocator keys Services.
+ServiceKey = NewType("ServiceKey", str)
 
 CONFIG_KEY = "config.yaml"
 MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB anyway
@@ -254,7 +257,7 @@ class Reservation:
     that Service exists; no other Service is given it."""
 
     address: ipam.IP
-    service: str  # "namespace/name"
+    service: ServiceKey
     pool: str  # the pool the address lies in
     index: int  # its place in the config's list, to name it in messages
 
@@ -529,7 +532,7 @@ def _reservations(
     return tuple(out)
 
 
-def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> str | None:
+def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> ServiceKey | None:
     """``namespace/name`` with a valid namespace and Service name, or a problem."""
     namespace, slash, name = text.partition("/")
     if not slash or "/" in name:
@@ -547,7 +550,7 @@ def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> str |
             )
         )
         return None
-    return text
+    return ServiceKey(text)
 
 
 def unusable_reservations(cfg: PoolConfig) -> list[tuple[Reservation, str]]:

@@ -367,11 +367,11 @@ def ingress_ips(obj: Obj) -> list[str]:
 # --- EndpointSlices (discovery.k8s.io/v1): which nodes serve a Service ---
 
 
-def service_of(slice_obj: Obj) -> str | None:
+def service_of(slice_obj: Obj) -> ServiceKey | None:
     """The Service (namespace/name) an EndpointSlice belongs to, from its service-name label."""
     meta = meta_of(slice_obj)
     name = _dict(meta.get("labels")).get(SERVICE_NAME_LABEL)
-    return f"{meta.get('namespace')}/{name}" if name else None
+    return ServiceKey(f"{meta.get('namespace')}/{name}") if name else None
 
 
 def serves(conditions: Mapping[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from lbctl import config, election, ipam, objects
+from lbctl.allocator import ServiceKey
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def compute(
         for n in sorted(set(infos) | set(live) | set(starting))
     }
     eligible = [n for n, reason in why.items() if reason is None]
-    local_nodes: dict[str, frozenset[str]] = {}
+    local_nodes: dict[ServiceKey, frozenset[str]] = {}
     for sl in slice_objs:
         key = objects.service_of(sl)
         if key:

@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from lbctl import config, ipam, objects, ownership
-from lbctl.allocator import Allocator, Decision, Outcome, ServiceRequest, wanted_families
+from lbctl.allocator import (
+    Allocator,
+    Decision,
+    Outcome,
+    ServiceKey,
+    ServiceRequest,
+    wanted_families,
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,7 @@ def report(
     view = speaker_view(handled, cfg) if speaker_view and cfg else None
     owners = view.owners if view else {}
     rows = []
-    decisions: dict[str, Decision] = {}
+    decisions: dict[ServiceKey, Decision] = {}
     for req in requests:
         decision = decisions[req.key] = alloc.decide(req)
         actual = [str(ip) for ip in req.current]
@@ -162,11 +169,11 @@ def report(
 def _reservations(
     cfg: config.PoolConfig,
     requests: list[ServiceRequest],
-    decisions: Mapping[str, Decision],
+    decisions: Mapping[ServiceKey, Decision],
     rows: list[ServiceRow],
 ) -> list[ReservationRow]:
     """Each reservation: who holds its address now, and why its Service does not, if not."""
-    by_key: dict[str, ServiceRequest] = {r.key: r for r in requests}
+    by_key: dict[ServiceKey, ServiceRequest] = {r.key: r for r in requests}
     row_of = {r.service: r for r in rows}
     holders: dict[ipam.IP, list[str]] = {}
     for req in requests:
