@@ -13,7 +13,7 @@ from typing import Any
 from kube_helpers import check_findings, wait_for
 from kubernetes import client
 
-from lbctl import election
+from lbctl import election, leases
 from lbctl.lab import failover, lan, procs
 
 
@@ -80,14 +80,14 @@ class SpeakerLan:
 
     def live_speakers(self) -> set[str]:
         """Speakers whose Lease makes them candidates (not those still starting)."""
-        leases = (
+        found = (
             client.CoordinationV1Api(self.core.api_client)
             .list_namespaced_lease(self.namespace)
             .items
         )
         return {
             lease.spec.holder_identity
-            for lease in leases
+            for lease in found
             if leases.JOINING not in (lease.metadata.annotations or {})
         }
 
