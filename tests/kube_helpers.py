@@ -28,6 +28,26 @@ def wait_for(what: str, probe: Callable[[], T], timeout: float = 20.0, interval:
         ) from None
 
 
+def wait_hello(
+    url: str,
+    curl: Callable[[], subprocess.CompletedProcess[str]],
+    timeout: float,
+    interval: float,
+) -> str:
+    """``curl()`` until the demo at ``url`` says hello; its answer. Fails with curl's error."""
+    errors = [""]
+
+    def answer() -> str:
+        got = curl()
+        errors[0] = got.stderr
+        return got.stdout if got.returncode == 0 and "hello" in got.stdout else ""
+
+    try:
+        return wait_for(f"{url} to answer", answer, timeout=timeout, interval=interval)
+    except AssertionError:
+        raise AssertionError(f"{url}: {errors[0]}") from None
+
+
 def service(
     name: str,
     *,
