@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -50,16 +50,16 @@ class ServiceWriter:
             raise NotLeader("not the leader: write skipped")
         self._on_write(kind)
 
-    def apply(self, obj: Mapping[str, Any], writes: reconcile.Writes) -> str | None:
+    def apply(self, obj: objects.Obj, writes: reconcile.Writes) -> str | None:
         """At most one metadata patch and one status patch; the resourceVersion they left.
 
         Adding: finalizer (with the pool annotation) before the status, so an address is never
         written without the finalizer that cleans it up. Removing: status first, finalizer last.
         """
-        meta = obj["metadata"]
+        meta = objects.meta_of(obj)
         name, ns = meta["name"], meta["namespace"]
         version = meta.get("resourceVersion")
-        finalizers = list(meta.get("finalizers") or [])
+        finalizers = objects.finalizers(obj)
         patch: dict[str, Any] = {}
         if writes.finalizer is True and objects.FINALIZER not in finalizers:
             patch["finalizers"] = [*finalizers, objects.FINALIZER]
@@ -90,11 +90,11 @@ class ServiceWriter:
             self.event(obj, event)
         return str(version) if version is not None else None
 
-    def fence(self, obj: Mapping[str, Any], term: str) -> dict[str, Any] | None:
+    def fence(self, obj: objects.Obj, term: str) -> dict[str, Any] | None:
         """Mark a Service with our leader term, changing its resourceVersion: a write the
         previous leader decided before it lost the lease (and sends late, after a pause) now
         fails with 409 instead of landing. Returns the Service as it is now (None if gone)."""
-        meta = obj["metadata"]
+        meta = objects.meta_of(obj)
         self._guard("fence")
         try:
             patched = self._core.patch_namespaced_service(
@@ -115,12 +115,12 @@ class ServiceWriter:
         )
         return str(patched.metadata.resource_version)
 
-    def event(self, obj: Mapping[str, Any], event: reconcile.Event, kind: str = "Service") -> None:
+    def event(self, obj: objects.Obj, event: reconcile.Event, kind: str = "Service") -> None:
         """Record ``event`` on ``obj``; the same Event again counts up the one already created
         (``count``, ``lastTimestamp``), as Kubernetes' recorder does. Best effort."""
         if not self._may_write():
             return
-        meta = obj["metadata"]
+        meta = objects.meta_of(obj)
         message = event.message[:1000]
         key = repeats.EventKey(
             self.component,
@@ -158,7 +158,7 @@ class ServiceWriter:
 
     def _new_event(
         self,
-        meta: Mapping[str, Any],
+        meta: objects.ObjectMeta,
         key: repeats.EventKey,
         name: str,
         now: datetime.datetime,
