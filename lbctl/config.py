@@ -618,3 +618,29 @@ def parse_configmap(data: Mapping[str, Any] | None, key: str = CONFIG_KEY) -> Po
     if not isinstance(text, str):  # a hand-written manifest; the API server only stores strings
         raise ConfigError([(f"data.{key}", "must be a string holding the YAML config")])
     return parse_yaml(text)
+
+
+@dataclass
+class LastGood:
+    """The pool config in force for a component: the last ConfigMap data that parsed (pure).
+
+    The controller and every speaker hold one. Data whose config text is unchanged is not parsed
+    again; data that does not parse leaves the last good config in force (MetalLB's "stale"
+    config: reported, never applied).
+    """
+
+    config: PoolConfig | None = None
+    seen: object = None  # the ``config.yaml`` value last seen, good or bad; None: none yet
+
+    def update(self, data: Mapping[str, Any] | None) -> PoolConfig | ConfigError | None:
+        """The ConfigMap's ``data`` now: the new config when it took effect, the error when the
+        new text does not parse (``config`` is unchanged), None when the text is unchanged."""
+        text = (data or {}).get(CONFIG_KEY)
+        if text == self.seen:
+            return None
+        self.seen = text
+        try:
+            self.config = parse_configmap(data)
+        except ConfigError as exc:
+            return exc
+        return self.config

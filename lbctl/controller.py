@@ -93,7 +93,7 @@ class Controller:
         )
         self.allocator = Allocator(None)
         self._lock = threading.RLock()  # allocator, config and bookkeeping
-        self._config_text: str | None = None
+        self._config = config.LastGood()  # the allocator's config, the last one that parsed
         self._restored = False
         self._leading_ready = False  # caches loaded, status restored (if there is a config)
         self._expected: dict[str, int] = {}  # key → resourceVersion our last write left
@@ -176,7 +176,7 @@ class Controller:
             self._handoffs = []
             self._expected.clear()
             self._restored = False
-            self._config_text = None
+            self._config = config.LastGood()
             self._load_config()
             self._load_nodes()
             self._restore_all(fenced)
@@ -278,13 +278,11 @@ class Controller:
                     self.settings.config_map,
                 )
             return False
-        text = (obj.get("data") or {}).get(config.CONFIG_KEY)
-        if text == self._config_text:
+        parsed = self._config.update(objects.configmap_data(obj))
+        if parsed is None:
             return False
-        self._config_text = text
-        try:
-            parsed = config.parse_configmap(obj.get("data"))
-        except config.ConfigError as exc:
+        if isinstance(parsed, config.ConfigError):
+            exc = parsed
             self.metrics.config_stale.set(1)
             kept = (
                 "the last good config stays in force"

@@ -250,8 +250,7 @@ class Speaker:
         self.own.starting = True
         self._settling: str | None = None  # why we do not announce yet, as last logged
         self._wake = threading.Event()
-        self._config: config.PoolConfig | None = None
-        self._config_text: str | None = None
+        self._config = config.LastGood()
         self.owned: dict[ipam.IP, tuple[Link, ...]] = {}
         self._needs: dict[ipam.IP, election.AddressNeeds] = {}
         self._owners: dict[ipam.IP, str | None] = {}
@@ -321,16 +320,13 @@ class Speaker:
 
     def _load_config(self) -> config.PoolConfig | None:
         obj = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_map}")
-        text = ((obj or {}).get("data") or {}).get(config.CONFIG_KEY)
-        if obj is not None and text != self._config_text:
-            self._config_text = text
-            try:
-                self._config = config.parse_configmap(obj.get("data"))
-                self.schedule.garp = self._config.announce.garp
-                self.guard.schedule = self._config.announce.conflicts
-            except config.ConfigError as exc:
-                log.error("invalid config, keeping the last good one: %s", exc)
-        return self._config
+        new = None if obj is None else self._config.update(objects.configmap_data(obj))
+        if isinstance(new, config.ConfigError):
+            log.error("invalid config, keeping the last good one: %s", new)
+        elif new is not None:
+            self.schedule.garp = new.announce.garp
+            self.guard.schedule = new.announce.conflicts
+        return self._config.config
 
     def ready(self) -> bool:
         return all(i.synced.is_set() for i in self.informers)
