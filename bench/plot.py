@@ -285,6 +285,63 @@ def failover_figure(speaker: Result) -> Figure | None:
     return fig
 
 
+# Peers' failover after the announcing node dies, at their defaults, as published
+# (../shared/FIELD.md: MetalLB and PureLB measured by their users, kube-vip and Cilium from
+# their issues and docs): (low, high) seconds.
+PEERS_FAILOVER_S = {
+    "MetalLB": (3.0, 4.0),
+    "PureLB": (2.2, 6.7),
+    "kube-vip": (13.0, 20.0),
+    "Cilium L2": (10.0, 20.0),
+}
+FAST_ROWS = (
+    ("fast_sigkill_defaults", "SIGKILL"),
+    ("fast_link_defaults", "link down"),
+    ("fast_freeze_defaults", "node frozen"),
+    ("fast_sigkill_tuned", "SIGKILL\ntuned"),
+    ("fast_link_tuned", "link down\ntuned"),
+    ("fast_freeze_tuned", "node frozen\ntuned"),
+    ("lease_only_sigkill", "SIGKILL\nLease only"),
+)
+
+
+def fast_failover_figure(speaker: Result) -> Figure | None:
+    """Failover with LAN advertisements (defaults and tuned) beside the Lease-only path and
+    the peers' published ranges: p50 and p99 bars, each against its target."""
+    present = [(label, speaker[key], key) for key, label in FAST_ROWS if speaker.get(key)]
+    if not present:
+        return None
+    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    ax = fig.subplots()
+    groups = [f"{label}\n{sec['trials']} trials" for label, sec, _ in present]
+    groups += [f"{name}\n(published)" for name in PEERS_FAILOVER_S]
+    p50 = [float(sec["p50_s"]) for _, sec, _ in present] + [
+        lo for lo, _ in PEERS_FAILOVER_S.values()
+    ]
+    p99 = [float(sec["p99_s"]) for _, sec, _ in present] + [
+        hi for _, hi in PEERS_FAILOVER_S.values()
+    ]
+    centres = grouped_bars(
+        ax,
+        groups,
+        [("p50 (peers: low end)", p50, LBCTL), ("p99 (peers: high end)", p99, LBCTL_LIGHT)],
+        fmt="%.2g",
+    )
+    for n, (centre, (_, sec, key)) in enumerate(zip(centres[: len(present)], present, strict=True)):
+        if key.startswith("lease_only"):
+            target = float(sec["lease_duration_s"]) + 1.0
+        else:
+            target = 0.3 if key.endswith("_tuned") else 1.0
+        target_segment(ax, centre, target, "target" if n == 0 else None)
+    log_scale(ax, "y")
+    ax.set_ylabel("outage seen by the client (s, log scale)")
+    ax.tick_params(axis="x", labelsize=7)
+    missed = sum(int(sec.get("missed", 0)) for _, sec, _ in present)
+    ax.set_title(f"Failover with LAN advertisements, Lease only, and peers (missed: {missed})")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
 def client_outage(speaker: Result, lab: Result) -> Result | None:
     """The optional client-outage section: in speaker.json, or lab.json (nested or whole)."""
     for source in (speaker, lab):
@@ -336,6 +393,7 @@ def figures(controller: Result, speaker: Result, lab: Result) -> dict[str, Figur
         "controller.svg": controller_figure(controller),
         "speaker-arp.svg": arp_figure(speaker),
         "speaker-failover.svg": failover_figure(speaker),
+        "speaker-fast-failover.svg": fast_failover_figure(speaker),
     }
     outage = client_outage(speaker, lab)
     if outage is not None:

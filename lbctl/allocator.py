@@ -33,7 +33,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from lbctl import ipam
+from lbctl import config, ipam
 from lbctl.config import Pool, PoolConfig, Reservation
 from lbctl.config import ServiceKey as ServiceKey  # "namespace/name"; defined with reservations
 
@@ -71,6 +71,9 @@ class ServiceRequest:
     selector: tuple[tuple[str, str], ...] | None = None
     current: tuple[ipam.IP, ...] = ()  # status.loadBalancer.ingress
     problem: str | None = None  # the adapter could not read what the Service asks for
+    # The labels of the Service's namespace (metadata.labels of the Namespace), for pools with
+    # a namespaceSelector; None: not known (no Namespace seen yet).
+    namespace_labels: Mapping[str, str] | None = None
 
     @property
     def age(self) -> tuple[str, str]:
@@ -368,12 +371,33 @@ class _Plan:
 
     # --- rules about pools ---
 
-    def admission(self, pool: Pool) -> str | None:
+    def admission(self, pool: Pool, *, holding: bool = False) -> str | None:
         """Why ``pool`` does not admit this Service, or None."""
-        if pool.namespaces and self.svc.namespace not in pool.namespaces:
-            return f"pool {pool.name!r} admits only namespaces {', '.join(sorted(pool.namespaces))}"
+        why = self.namespace_admission(pool, holding=holding)
+        if why:
+            return why
         if not pool.service_selector.matches(self.svc.labels):
             return f"pool {pool.name!r} admits only Services matching {pool.service_selector}"
+        return None
+
+    def namespace_admission(self, pool: Pool, *, holding: bool = False) -> str | None:
+        """Why ``pool`` does not admit this Service's namespace, or None.
+
+        While the namespace's labels are not known, a pool whose ``namespaceSelector`` only
+        they could satisfy lets the Service keep an address it holds (``holding``) and gives
+        it no new one: nothing is lost, or handed out, on a guess.
+        """
+        svc = self.svc
+        labels = svc.namespace_labels
+        if not pool.admits_namespace(svc.namespace, labels or {}):
+            unknown = labels is None and config.namespace_refusal(pool, svc.namespace) is None
+            if not unknown:
+                return config.namespace_rule(pool)
+            if not holding:
+                return (
+                    f"{config.namespace_rule(pool)}, and the labels of namespace "
+                    f"{svc.namespace!r} are not known yet"
+                )
         return None
 
     def check_ip(self, ip: ipam.IP) -> tuple[Pool | None, Problem | None]:
@@ -397,7 +421,7 @@ class _Plan:
                 Reason.RESERVED,
                 f"{ip} is reserved for {reservation.service} ({reservation.label})",
             )
-        why = self.admission(pool)
+        why = self.admission(pool, holding=ip in self.svc.current)
         if why:
             return pool, Problem(Reason.NOT_ADMITTED, f"{ip}: {why}")
         if self.svc.requested_pool and pool.name != self.svc.requested_pool:
@@ -588,6 +612,13 @@ class _Plan:
 
     def first_free(self, family: int) -> tuple[ipam.IP, str] | Problem:
         pools = self.candidate_pools(family)
+        if not pools and not self.svc.requested_pool:
+            refusals = [why for p in self.config.pools if (why := self.namespace_admission(p))]
+            if refusals and len(refusals) == len(self.config.pools):
+                return Problem(
+                    Reason.NOT_ADMITTED,
+                    f"no pool admits namespace {self.svc.namespace!r}: {'; '.join(refusals)}",
+                )
         if not pools:
             where = (
                 f"pool {self.svc.requested_pool!r} has"

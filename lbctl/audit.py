@@ -21,7 +21,9 @@ class Kind(enum.StrEnum):
     STALE = "Stale"  # a status differs from what the rules give
     PENDING = "Pending"  # a Service has no address; the reason says why
     SPEAKER_DOWN = "SpeakerDown"  # a speaker's Lease has expired (not released)
-    NO_LIVE_SPEAKER = "NoLiveSpeaker"  # no live, eligible speaker can announce an address
+    # no live, eligible speaker its pool's announce policy lets in can announce an address (an
+    # address of a pool with announce: false is meant to have none: not a finding)
+    NO_LIVE_SPEAKER = "NoLiveSpeaker"
     NO_READY_ENDPOINT = "NoReadyEndpoint"  # Local policy and no node has a ready endpoint
     RESERVATION_NOT_ADMITTED = "ReservationNotAdmitted"  # its pool refuses the namespace
     ADDRESS_CONFLICT = "AddressConflict"  # another host on the LAN uses an assigned address
@@ -45,7 +47,10 @@ def check(
     unheard: Collection[str] = (),
     handling: objects.Handling | None = None,
     conflicts: Mapping[str, tuple[str, str]] | None = None,
+    namespace_objs: Iterable[objects.Obj] | None = None,
 ) -> list[Finding]:
+    """Every finding, in a stable order. ``namespace_objs``: every Namespace (their labels,
+    for pools with a namespaceSelector); None when they could not be read."""
     handling = handling or objects.Handling()
     svcs = [o for o in service_objs if handling.handles(o)]
     nodes = list(node_objs)
@@ -85,7 +90,7 @@ def check(
             if cfg.pool_of(ip) is None:
                 findings.append(Finding(Kind.OUTSIDE_POOLS, req.key, f"{ip} is in no pool"))
 
-    report = status.report(svcs, parsed, nodes, handling)
+    report = status.report(svcs, parsed, nodes, handling, namespace_objs=namespace_objs)
     for row in report.services:
         if row.state == "pending":
             findings.append(Finding(Kind.PENDING, row.service, row.reason))
@@ -103,8 +108,9 @@ def check(
         handling=handling,
     )
     for ip, need in own.needs.items():
-        if own.owners.get(ip) is not None:
-            continue
+        pool = cfg.pool_of(ip)
+        if own.owners.get(ip) is not None or (pool is not None and pool.announce == ()):
+            continue  # announced, or its pool is not to be announced (announce: false)
         served = ", ".join(need.services)
         if need.local_nodes is not None and not need.local_nodes:
             findings.append(
@@ -119,7 +125,7 @@ def check(
                 Finding(
                     Kind.NO_LIVE_SPEAKER,
                     str(ip),
-                    f"no live, eligible speaker can announce it ({served})",
+                    f"{own.why_nobody(ip, cfg)} ({served})",
                 )
             )
     return findings

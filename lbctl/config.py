@@ -578,10 +578,16 @@ def namespace_refusal(pool: Pool, namespace: str) -> str | None:
         return None
     if pool.admits_namespace(namespace, {}):
         return None
+    return namespace_rule(pool)
+
+
+def namespace_rule(pool: Pool) -> str:
+    """The namespaces ``pool`` admits, in words: "pool 'web' admits only namespaces a, b or
+    namespaces matching team=web"."""
     what = [f"namespaces {', '.join(sorted(pool.namespaces))}"] if pool.namespaces else []
-    if selector is not None:
-        what.append(f"namespaces matching {selector}")
-    return f"pool {pool.name!r} admits only {' or '.join(what)}"
+    if pool.namespace_selector is not None:
+        what.append(f"namespaces matching {pool.namespace_selector}")
+    return f"pool {pool.name!r} admits only {' or '.join(what) or 'every namespace'}"
 
 
 def _label_order(label: str) -> tuple[int, ...]:

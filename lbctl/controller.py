@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from lbctl import config, ipam, objects, reconcile, waiters
-from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey
+from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey, ServiceRequest
 from lbctl.kube import leader
 from lbctl.kube.informer import Informer, Obj, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
@@ -75,6 +75,10 @@ class Controller:
             field_selector=f"metadata.name={settings.config_map}",
         )
         self.nodes = Informer("nodes", core.list_node, self._on_node)
+        # Pools may admit namespaces by label (namespaceSelector): their labels are an input.
+        self.namespaces = Informer("namespaces", core.list_namespace, self._on_namespace)
+        self._namespace_labels: dict[str, dict[str, str] | None] = {}  # as last seen
+        self.informers = (self.services, self.configmaps, self.nodes, self.namespaces)
         self.elector = leader.LeaderElector(
             api,
             namespace=settings.namespace,
@@ -118,10 +122,27 @@ class Controller:
     def _on_configmap(self, kind: str, obj: Obj) -> None:
         self.queue.add("config:")
 
+    def _on_namespace(self, kind: str, obj: Obj) -> None:
+        """Re-decide the Services of a namespace whose labels changed (or that came or went)."""
+        name = obj_key(obj)
+        labels = None if kind == "DELETED" else objects.labels_of(obj)
+        # Only this informer's thread reads and writes the map.
+        if name in self._namespace_labels and self._namespace_labels[name] == labels:
+            return
+        self._namespace_labels[name] = labels
+        for svc in self.services.items():
+            if (svc.get("metadata") or {}).get("namespace") == name:
+                self.queue.add(obj_key(svc))
+
+    def _request(self, obj: Obj) -> ServiceRequest:
+        """A Service's request, with its namespace's labels as the cache holds them."""
+        namespace = objects.meta_of(obj).get("namespace")
+        return objects.request_of(obj, self.namespaces.get(str(namespace)))
+
     # --- readiness ---
 
     def ready(self) -> bool:
-        synced = all(i.synced.is_set() for i in (self.services, self.configmaps, self.nodes))
+        synced = all(i.synced.is_set() for i in self.informers)
         return synced and (self._leading_ready or not self.elector.is_leader())
 
     # --- the main loop ---
@@ -136,7 +157,7 @@ class Controller:
         )
         threads = [
             threading.Thread(target=t.run, args=(stop,), name=t.name, daemon=True)
-            for t in (self.services, self.configmaps, self.nodes)
+            for t in self.informers
         ]
         threads.append(
             threading.Thread(target=self.elector.run, args=(stop,), name="leader", daemon=True)
@@ -151,7 +172,7 @@ class Controller:
                 self._lead(stop)
         finally:
             self.elector.release()
-            for inf in (self.services, self.configmaps, self.nodes):
+            for inf in self.informers:
                 inf.stop()
             self.queue.close()
             if server:
@@ -160,7 +181,7 @@ class Controller:
     def _lead(self, stop: threading.Event) -> None:
         """Work while leading; on losing the lease, forget everything and stand by."""
         log.info("%s: leading", self.settings.identity)
-        for inf in (self.services, self.configmaps, self.nodes):
+        for inf in self.informers:
             while not inf.synced.wait(0.1):
                 if stop.is_set() or not self.elector.is_leader():
                     return
@@ -345,7 +366,7 @@ class Controller:
             return
         objs = {obj_key(o): o for o in self.services.items()} | (fresher or {})
         handled = [o for o in objs.values() if self.handling.handles(o) and not objects.deleting(o)]
-        requests = sorted((objects.request_of(o) for o in handled), key=lambda r: r.age)
+        requests = sorted((self._request(o) for o in handled), key=lambda r: r.age)
         for req in requests:
             self.allocator.restore(req)
         self._restored = True
@@ -370,7 +391,7 @@ class Controller:
             return self._fresh(key, obj, reconcile.for_release(obj, why))
         if self._behind(key, obj):
             return None  # the informer will bring what we wrote; decide on that
-        request = objects.request_of(obj)
+        request = self._request(obj)
         decision = self.allocator.decide(request)
         for evicted in decision.evicted:
             self.queue.add(evicted)

@@ -27,6 +27,7 @@ class ClusterView:
     slices: list[objects.Obj]  # EndpointSlices
     handling: objects.Handling
     conflicts: dict[str, tuple[str, str]]  # address → (other host's MAC, node that saw it)
+    namespaces: list[objects.Obj] | None = None  # None: not readable (a namespaceSelector's labels)
 
     def speakers(self, state: LeaseState) -> set[str]:
         """The nodes whose speaker Lease is in ``state``."""
@@ -49,7 +50,14 @@ def status_report(view: ClusterView) -> status.Report:
             handling=view.handling,
         )
 
-    report = status.build(view.services, view.config_data, view.nodes, view.handling, speaker_view)
+    report = status.build(
+        view.services,
+        view.config_data,
+        view.nodes,
+        view.handling,
+        speaker_view,
+        view.namespaces,
+    )
     return status.with_conflicts(report, view.conflicts)
 
 
@@ -65,4 +73,5 @@ def findings(view: ClusterView) -> list[audit.Finding]:
         unheard=view.speakers(LeaseState.UNHEARD),
         handling=view.handling,
         conflicts=view.conflicts,
+        namespace_objs=view.namespaces,
     )

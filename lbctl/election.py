@@ -8,7 +8,8 @@ leaving moves only the addresses it wins or held, about 1/N of them.
 Eligibility is decided here too, from plain values: a live speaker Lease, a Node object that
 is not being deleted, not ``NetworkUnavailable``, not being removed by the cluster autoscaler
 nor marked out of service by an administrator (non-graceful node shutdown),
-the announce node selector, the ``node.kubernetes.io/exclude-from-external-load-balancers``
+the announce node selector (per pool: ``ownership``), the
+``node.kubernetes.io/exclude-from-external-load-balancers``
 label, a drain mark, and for ``externalTrafficPolicy: Local`` a ready endpoint on the node.
 
 ``Ready=False`` or ``Unknown`` does not make a node ineligible: the node's own speaker Lease
@@ -61,6 +62,7 @@ class Ineligible(enum.Enum):
     TO_BE_DELETED = f"tainted {TO_BE_DELETED_TAINT} (being scaled down)"
     OUT_OF_SERVICE = f"tainted {OUT_OF_SERVICE_TAINT} (shut down)"
     NODE_SELECTOR = "does not match announce.nodeSelector"
+    POOL_POLICY = "no pool's announce policy lets it announce"
     EXCLUDED = f"labelled {EXCLUDE_LABEL}"
     DRAINED = f"drained ({DRAIN_LABEL})"
     NO_LOCAL_ENDPOINT = "no ready endpoint of the Service (externalTrafficPolicy: Local)"
@@ -68,7 +70,7 @@ class Ineligible(enum.Enum):
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """What eligibility needs of a Node, read by the adapter (``services.node_info``)."""
+    """What eligibility needs of a Node, read by the adapter (``objects.node_info``)."""
 
     name: str
     labels: Mapping[str, str]

@@ -1,6 +1,7 @@
 """On which interfaces a node announces an address (pure).
 
-``announce.interfaces`` wins when set. Otherwise the interfaces whose connected subnet holds the
+The interfaces a pool's announce policy names (``config.Announcing``; else the global
+``announce.interfaces``) win when set. Otherwise the interfaces whose connected subnet holds the
 address, so a multi-NIC, bridged or Wi-Fi host answers where the askers are; failing that, the
 interface of the default route of the address's family.
 """
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lbctl import ipam
+from lbctl.config import Announcing
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -40,13 +42,21 @@ def pick(ip: ipam.IP, links: Iterable[Link], configured: Sequence[str] = ()) -> 
     return [link for link in usable if ip.version in link.default_route]
 
 
-def serves_lan(
-    ranges: Iterable[ipam.Range], links: Iterable[Link], configured: Sequence[str]
-) -> bool:
-    """Whether this node has a link, up, to announce the addresses of at least one pool range.
+def links_for(ip: ipam.IP, links: Iterable[Link], announcing: Announcing) -> list[Link]:
+    """The links to announce ``ip`` on under a policy: the named interfaces that are up, and
+    the automatic choice (``pick``) as well when ``announcing.automatic``."""
+    links = list(links)
+    named = pick(ip, links, announcing.interfaces) if announcing.interfaces else []
+    auto = pick(ip, links) if announcing.automatic else []
+    return list({link.index: link for link in named + auto}.values())
+
+
+def serves_lan(wanted: Iterable[tuple[ipam.Range, Announcing]], links: Iterable[Link]) -> bool:
+    """Whether this node has a link, up, to announce the addresses of at least one pool range
+    (each with how this node announces its pool).
 
     A node without one (cable pulled, NIC down) must not win addresses it cannot announce: its
     speaker withdraws from the election while the API server still reaches it another way.
     """
     links = list(links)
-    return any(pick(r.ip(r.first), links, configured) for r in ranges)
+    return any(links_for(r.ip(r.first), links, how) for r, how in wanted)

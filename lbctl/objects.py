@@ -257,8 +257,11 @@ def current_ips(obj: Obj) -> tuple[ipam.IP, ...]:
     return tuple(out)
 
 
-def request_of(obj: Obj) -> ServiceRequest:
-    """A Service's request in plain values; never raises on malformed input."""
+def request_of(obj: Obj, namespace: Obj | None = None) -> ServiceRequest:
+    """A Service's request in plain values; never raises on malformed input.
+
+    ``namespace``: the Service's Namespace object, whose labels a pool's namespaceSelector
+    reads; None when it is not known."""
     meta = meta_of(obj)
     spec = _spec(obj)
     given = annotations_of(obj)
@@ -287,7 +290,13 @@ def request_of(obj: Obj) -> ServiceRequest:
         else None,
         current=current_ips(obj),
         problem="; ".join(problems) or None,
+        namespace_labels=None if namespace is None else labels_of(namespace),
     )
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    """``metadata.labels`` of any object, as strings."""
+    return _str_map(_dict(obj.get("metadata")).get("labels"))
 
 
 @dataclass(frozen=True)
@@ -311,6 +320,7 @@ def announced(obj: Obj, handling: Handling) -> Announced | None:
 
 
 def node_labels(node: Obj) -> tuple[str, dict[str, str]]:
+    """The name and labels of a Node (or of any cluster-scoped object: a Namespace)."""
     meta = meta_of(node)
     return str(meta.get("name", "")), _str_map(meta.get("labels"))
 

@@ -37,7 +37,7 @@ from lbctl.announce import netlink
 from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
-from lbctl.interfaces import Link, pick, serves_lan
+from lbctl.interfaces import Link, links_for, serves_lan
 from lbctl.kube import speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
@@ -471,24 +471,48 @@ class Speaker:
         if self.advertiser is not None:
             self._advertised = frozenset(
                 link
-                for pool in cfg.pools
-                for r in pool.ranges
-                for link in pick(r.ip(r.first), self.links, cfg.announce.interfaces)
+                for r, how in self._wanted(cfg)
+                for link in links_for(r.ip(r.first), self.links, how)
             )
             self.advertiser.set_links(self._advertised)
-        return {
-            ip: tuple(pick(ip, self.links, cfg.announce.interfaces))
-            for ip, node in owners.items()
-            if node == self.me
-        }
+        labels = self._labels()
+        announce: dict[ipam.IP, tuple[Link, ...]] = {}
+        for ip, node in owners.items():
+            how = cfg.announcing(ip, labels)
+            if node == self.me and isinstance(how, config.Announcing):
+                announce[ip] = tuple(links_for(ip, self.links, how))
+        return announce
+
+    def _labels(self) -> dict[str, str]:
+        """Our Node's labels, as the Node informer holds them (a pool's nodeSelector)."""
+        node = self.nodes.get(self.me)
+        return objects.labels_of(node) if node is not None else {}
+
+    def _wanted(self, cfg: config.PoolConfig) -> list[tuple[ipam.Range, config.Announcing]]:
+        """The pool ranges this node may announce, each with how (its pool's policy).
+
+        A node that may announce no pool answers for nothing, but still joins the election and
+        advertises on the LAN as it always did, on the global section's interfaces: its peers
+        then keep hearing it, and it is ready the moment a policy lets it in."""
+        labels = self._labels()
+        wanted = [
+            (r, how)
+            for pool in cfg.pools
+            if isinstance(how := pool.announcing(labels, cfg.announce), config.Announcing)
+            for r in pool.ranges
+        ]
+        if wanted:
+            return wanted
+        named = cfg.announce.interfaces
+        default = config.Announcing(named, automatic=not named)
+        return [(r, default) for pool in cfg.pools for r in pool.ranges]
 
     def _follow_lan(self, cfg: config.PoolConfig) -> None:
         """Out of the election while no link can carry our announcements; back when one can.
 
         A gap shorter than one renew period (a carrier blip, a route replaced) moves nothing."""
-        ranges = [r for pool in cfg.pools for r in pool.ranges]
         now = time.monotonic()
-        if serves_lan(ranges, self.links, cfg.announce.interfaces):
+        if serves_lan(self._wanted(cfg), self.links):
             self._no_link_since = None
             if self.own.withdrawn or self.own.starting:
                 log.info("a link to announce on is up: joining the election")

@@ -57,6 +57,8 @@ class NodeRow:
     node: str
     eligible: bool
     reason: str  # why it may not announce, "" when it may
+    # Pools whose announce policy leaves this (eligible) node out: "pool: why"
+    not_for: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,35 @@ def build(
     node_objs: Iterable[objects.Obj] = (),
     handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
+    namespace_objs: Iterable[objects.Obj] | None = None,
 ) -> Report:
-    return report(service_objs, parse_config(configmap_data), node_objs, handling, speaker_view)
+    return report(
+        service_objs,
+        parse_config(configmap_data),
+        node_objs,
+        handling,
+        speaker_view,
+        namespace_objs,
+    )
+
+
+def requests_of(
+    service_objs: Iterable[objects.Obj],
+    namespace_objs: Iterable[objects.Obj] | None,
+) -> list[ServiceRequest]:
+    """The Services' requests, oldest first, each with its Namespace's labels when
+    ``namespace_objs`` (every Namespace) is given; None: labels not known."""
+    by_name = {objects.node_labels(n)[0]: n for n in namespace_objs or ()}  # name → object
+    known = namespace_objs is not None
+    return sorted(
+        (
+            objects.request_of(o, by_name.get(objects.key_of(o).split("/", 1)[0]))
+            if known
+            else objects.request_of(o)
+            for o in service_objs
+        ),
+        key=lambda r: r.age,
+    )
 
 
 def report(
@@ -116,6 +145,7 @@ def report(
     node_objs: Iterable[objects.Obj] = (),
     handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
+    namespace_objs: Iterable[objects.Obj] | None = None,
 ) -> Report:
     """``build`` for a config already parsed (``parse_config``)."""
     cfg, error = parsed
@@ -125,7 +155,7 @@ def report(
     alloc = Allocator(cfg, reserved)
     handling = handling or objects.Handling()
     handled = [o for o in service_objs if handling.handles(o) and not objects.deleting(o)]
-    requests = sorted((objects.request_of(o) for o in handled), key=lambda r: r.age)
+    requests = requests_of(handled, namespace_objs)
     for req in requests:
         alloc.restore(req)
     view = speaker_view(handled, cfg) if speaker_view and cfg else None
@@ -144,7 +174,13 @@ def report(
         reason = decision.problem.message if decision.problem else ""
         if state == "stale" and not reason:
             reason = f"the rules give {', '.join(map(str, decision.ips))}: is the controller up?"
-        announced = [owners.get(ip) or "<nobody>" for ip in req.current] if speaker_view else []
+        announced = (
+            [owners.get(ip) or f"<nobody: {view.why_nobody(ip, cfg)}>" for ip in req.current]
+            if view and cfg
+            else ["<nobody>"] * len(req.current)
+            if speaker_view
+            else []
+        )
         pools_of = ",".join(dict.fromkeys(decision.pools))
         rows.append(ServiceRow(req.key, actual, pools_of, state, reason, announced))
     kept: dict[tuple[str, int], int] = {}  # reserved addresses no Service holds
@@ -158,8 +194,18 @@ def report(
             size, used = pool.size(family), alloc.in_use(pool, family)
             n = kept.get((pool.name, family), 0)
             pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used - n, n))
+    silenced_by_pool = view.silenced if view else {}
     nodes = [
-        NodeRow(node, why is None, why.value if why else "")
+        NodeRow(
+            node,
+            why is None,
+            why.value if why else "",
+            [
+                f"{pool}: {silenced[node].value}"
+                for pool, silenced in silenced_by_pool.items()
+                if node in silenced
+            ],
+        )
         for node, why in (view.nodes.items() if view else ())
     ]
     reservations = _reservations(cfg, requests, decisions, rows) if cfg else []
@@ -286,7 +332,14 @@ def render(report: Report, output: str = "table") -> str:
         parts.append(
             _table(
                 ["NODE", "ANNOUNCES", "WHY NOT"],
-                [[n.node, "yes" if n.eligible else "no", n.reason] for n in report.nodes],
+                [
+                    [
+                        n.node,
+                        ("yes, but not every pool" if n.not_for else "yes") if n.eligible else "no",
+                        n.reason or "; ".join(n.not_for),
+                    ]
+                    for n in report.nodes
+                ],
             )
         )
     return "\n".join(parts) + "\n"

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real control plane, a real LAN of namespaces, markers by folder.
+"""Shared fixtures: a real control plane, a real LAN of namespaces, the real controller
+(``run_controller``), markers by folder.
 
 Tests under tests/unit get the ``unit`` marker, tests/integration ``integration``, and so on.
 Where a real part cannot exist (not root, no binaries), tests skip with the reason; under
@@ -16,9 +17,10 @@ from typing import Any
 
 import hypothesis
 import pytest
+from kube_helpers import ControllerProcess, controller_argv, wait_for
 from kubernetes import client, config
 
-from lbctl.lab import assets, controlplane, lan, plan
+from lbctl.lab import assets, controlplane, lan, plan, procs
 
 TESTS = Path(__file__).parent
 
@@ -49,6 +51,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if kind in ("unit", "integration", "network", "e2e"):
             item.add_marker(kind)
+
+
+_PART_SECONDS: dict[str, float] = {}
+
+
+def _part(nodeid: str) -> str:
+    """The part of the suite a test belongs to: its folder, and for e2e its file."""
+    parts = nodeid.split("::")[0].split("/")
+    if len(parts) >= 3 and parts[0] == "tests":
+        return "/".join(parts[1:3]) if parts[1] == "e2e" else parts[1]
+    return parts[0]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    part = _part(report.nodeid)
+    _PART_SECONDS[part] = _PART_SECONDS.get(part, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how long each part of the suite took (setup, call and teardown of its tests)."""
+    if not _PART_SECONDS:
+        return
+    terminalreporter.section("time per part")
+    for part, seconds in sorted(_PART_SECONDS.items()):
+        terminalreporter.write_line(f"{part:<40} {seconds:8.1f} s")
+    terminalreporter.write_line(f"{'all':<40} {sum(_PART_SECONDS.values()):8.1f} s")
 
 
 @pytest.fixture(scope="session")
@@ -187,3 +215,61 @@ def make_lan(tmp_path: Path) -> Iterator[Callable[..., lan.Lan]]:
 
 # Tests that fail on purpose run only inside tests/network/test_hygiene.py.
 collect_ignore_glob = [] if os.environ.get("LBCTL_SELFTEST") else ["selftest/*"]
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def run_controller(
+    apiserver: controlplane.ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+    core: client.CoreV1Api,
+) -> Iterator[Callable[..., ControllerProcess]]:
+    """Start controllers for this test's namespace; at the end, the test's Services are
+    deleted while a controller still runs (so finalizers go), then every process stops."""
+    started: list[ControllerProcess] = []
+
+    def start(
+        identity: str = "ctl-a",
+        *,
+        lease: tuple[int, float, float] = (2, 1.5, 0.25),
+        extra: tuple[str, ...] = (),
+        wait_ready: bool = True,
+    ) -> ControllerProcess:
+        port = procs.free_port()
+        argv = controller_argv(
+            apiserver.kubeconfig, namespace, identity, port, lease=lease, extra=extra
+        )
+        proc = procs.Process(
+            f"controller-{identity}",
+            argv,
+            log=tmp_path / f"controller-{identity}-{len(started)}.log",
+        )
+        ctl = ControllerProcess(proc.start(), port, identity)
+        started.append(ctl)
+        if wait_ready:
+            wait_for(f"{identity} to serve /readyz", lambda: ctl.proc.check_alive() or ctl.ready())
+        return ctl
+
+    try:
+        yield start
+    finally:
+        try:
+            if any(c.proc.alive() for c in started):
+                for svc in core.list_namespaced_service(namespace).items:
+                    # Raw: 1.20 answers a Service delete with a Status the client can't read.
+                    core.delete_namespaced_service(
+                        svc.metadata.name, namespace, _preload_content=False
+                    )
+                wait_for(
+                    "the test's Services to be deleted",
+                    lambda: not core.list_namespaced_service(namespace).items,
+                    timeout=15,
+                )
+        finally:
+            for ctl in started:
+                ctl.proc.stop()

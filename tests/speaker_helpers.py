@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +160,32 @@ class SpeakerLan:
         if link_down:
             self.lan.run(host, ["ip", "link", "set", "eth0", "down"])
 
-    def arp_replies(self, ip: str, count: int = 3) -> set[str]:
-        """MACs that answer ``arping`` from the client."""
-        return failover.arp_macs(self.lan, ip, count)
+    def arp_replies(self, ip: str, count: int = 3, *, ifname: str = "eth0") -> set[str]:
+        """MACs that answer ``arping`` from the client (on its link ``ifname``)."""
+        return failover.arp_macs(self.lan, ip, count, ifname=ifname)
+
+    @contextlib.contextmanager
+    def second_segment(self) -> Iterator[dict[str, str]]:
+        """A second LAN segment: a bridge of its own and an ``eth1`` in every host on it (the
+        client's with the address ``ip4(250)/32`` to ask from). Yields host → its eth1 MAC;
+        the bridge goes afterwards (each eth1 goes with its namespace)."""
+        bridge = f"{self.lan.plan.prefix}b2"
+        subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+        try:
+            subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+            macs = {}
+            for n, host in enumerate([*self.nodes, "client"]):
+                root_end, ns = f"{self.lan.plan.prefix}s{n}", self.lan.host(host).netns
+                for argv in (
+                    ["ip", "link", "add", root_end, "type", "veth", "peer", "name", "eth1",
+                     "netns", ns],
+                    ["ip", "link", "set", root_end, "master", bridge, "up"],
+                    ["ip", "-n", ns, "link", "set", "eth1", "up"],
+                ):  # fmt: skip
+                    subprocess.run(argv, check=True, capture_output=True)
+                shown = self.lan.run(host, ["ip", "-j", "link", "show", "eth1"]).stdout
+                macs[host] = json.loads(shown)[0]["address"]
+            self.lan.run("client", ["ip", "addr", "add", f"{self.ip4(250)}/32", "dev", "eth1"])
+            yield macs
+        finally:
+            subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)

@@ -22,9 +22,10 @@ TIMEOUT = 30  # seconds, per request
 def read(
     api: client.ApiClient, *, namespace: str, config_map: str, handling: objects.Handling
 ) -> diagnose.ClusterView:
-    """Services and EndpointSlices (all namespaces), Nodes, the pool ConfigMap and the speaker
-    Leases in ``namespace``. Raises ``ApiException`` (except a missing ConfigMap, which is
-    ``config_data=None``) and urllib3's ``HTTPError`` when the server cannot be reached."""
+    """Services and EndpointSlices (all namespaces), Nodes, Namespaces (None when we may not
+    list them), the pool ConfigMap and the speaker Leases in ``namespace``. Raises
+    ``ApiException`` (except a missing ConfigMap, which is ``config_data=None``) and urllib3's
+    ``HTTPError`` when the server cannot be reached."""
     core = client.CoreV1Api(api)
     svcs = api.sanitize_for_serialization(
         core.list_service_for_all_namespaces(_request_timeout=TIMEOUT).items
@@ -44,6 +45,14 @@ def read(
         .list_endpoint_slice_for_all_namespaces(_request_timeout=TIMEOUT)
         .items
     )
+    try:
+        namespaces = api.sanitize_for_serialization(
+            core.list_namespace(_request_timeout=TIMEOUT).items
+        )
+    except ApiException as exc:  # may not list them: judged without their labels
+        if exc.status != 403:
+            raise
+        namespaces = None
     lease_objs = api.sanitize_for_serialization(found.items)
     return diagnose.ClusterView(
         services=svcs,
@@ -54,6 +63,7 @@ def read(
         slices=slices,
         handling=handling,
         conflicts=leases.conflicts(lease_objs),
+        namespaces=namespaces,
     )
 
 

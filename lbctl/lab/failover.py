@@ -63,11 +63,13 @@ def address_owned_by(lab: lab_mod.Lab, node: str, first: int = 201) -> str:
     )
 
 
-def arp_macs(the_lan: lan.Lan, ip: str, count: int = 2) -> set[str]:
-    """MACs that answer ``arping`` from the LAN's client."""
-    with the_lan.capture("client", f"arp and arp[6:2] == 2 and src host {ip}") as cap:
+def arp_macs(the_lan: lan.Lan, ip: str, count: int = 2, *, ifname: str = "eth0") -> set[str]:
+    """MACs that answer ``arping`` from the LAN's client, asking on its link ``ifname``."""
+    with the_lan.capture(
+        "client", f"arp and arp[6:2] == 2 and src host {ip}", ifname=ifname
+    ) as cap:
         the_lan.run(
-            "client", ["arping", "-c", str(count), "-w", "2", "-I", "eth0", ip], check=False
+            "client", ["arping", "-c", str(count), "-w", "2", "-I", ifname, ip], check=False
         )
     from scapy.layers.l2 import ARP
 

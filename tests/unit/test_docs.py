@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lbctl import allocator, audit, controller, packets, speaker
+from lbctl import allocator, audit, config, controller, election, packets, speaker
 
 DOCS = Path(__file__).parents[2] / "docs"
 REFERENCE = (DOCS / "configuration.md").read_text()
@@ -62,3 +62,31 @@ def test_the_architecture_picture_names_every_module() -> None:
         or (p.is_dir() and (p / "__init__.py").exists())
     ]
     assert [m for m in modules if (m if m.endswith(".py") else m + "/") not in text] == []
+
+
+def _config_keys() -> list[str]:
+    """Every key of the pool ConfigMap, as the reference table spells its path."""
+    keys = [f"pools[].{f}" for f in config.RawPool.model_fields]
+    keys += [f"pools[].announce[].{f}" for f in config.RawAnnounceRule.model_fields]
+    keys += [f"reservations[].{f}" for f in config.RawReservation.model_fields]
+    for name, model in (("garp", config.RawGarp), ("conflicts", config.RawConflicts)):
+        keys += [f"announce.{name}.{f}" for f in model.model_fields]
+    keys += [f"announce.{f}" for f in ("interfaces", "nodeSelector")]
+    return keys
+
+
+@pytest.mark.parametrize("key", _config_keys())
+def test_every_config_key_is_documented(key: str) -> None:
+    assert f"| `{key}" in REFERENCE
+
+
+@pytest.mark.parametrize("why", [w.value for w in election.Ineligible])
+def test_every_reason_a_node_may_not_announce_is_documented(why: str) -> None:
+    assert why in (DOCS / "operations.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "why", [w.value for w in config.Silence if w is not config.Silence.NOT_IN_POOL]
+)
+def test_every_reason_a_pool_leaves_a_node_out_is_documented(why: str) -> None:
+    assert why in (DOCS / "operations.md").read_text()

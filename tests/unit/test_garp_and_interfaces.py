@@ -7,9 +7,9 @@ import ipaddress
 import pytest
 
 from lbctl import ipam
-from lbctl.config import Garp
+from lbctl.config import Announcing, Garp
 from lbctl.garp import GarpSchedule
-from lbctl.interfaces import Link, pick, serves_lan
+from lbctl.interfaces import Link, links_for, pick, serves_lan
 
 IP = ipaddress.ip_address("198.51.100.200")
 
@@ -112,5 +112,27 @@ MGMT_ONLY = [link("lo", 1, ("127.0.0.0/8",)), link("mgmt0", 5, ("10.0.0.0/30",))
 def test_a_node_serves_the_lan_only_with_a_link_up_for_some_pool(
     ranges: list[str], links: list[Link], configured: list[str], serves: bool
 ) -> None:
-    parsed = [ipam.parse_range(r) for r in ranges]
-    assert serves_lan(parsed, links, configured) is serves
+    how = Announcing(tuple(configured), automatic=not configured)
+    assert serves_lan([(ipam.parse_range(r), how) for r in ranges], links) is serves
+
+
+@pytest.mark.parametrize(
+    ("announcing", "names"),
+    [
+        pytest.param(Announcing(), ["br0"], id="no interface named: the one on the subnet"),
+        pytest.param(Announcing(("eth0",), automatic=False), ["eth0"], id="eth0 named: eth0 only"),
+        pytest.param(
+            Announcing(("eth0",), automatic=True),
+            ["eth0", "br0"],
+            id="eth0 named by one rule, none by another: eth0 and the subnet's",
+        ),
+        pytest.param(
+            Announcing(("wlan0",), automatic=False), [], id="only a link that is down: none"
+        ),
+        pytest.param(
+            Announcing(("br0",), automatic=True), ["br0"], id="a link chosen twice counts once"
+        ),
+    ],
+)
+def test_a_pool_policy_picks_its_interfaces(announcing: Announcing, names: list[str]) -> None:
+    assert [x.name for x in links_for(IP, LINKS, announcing)] == names
