@@ -23,9 +23,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lbctl.lab import assets, controlplane, images, lan, nodes, plan, procs, waits
+
+if TYPE_CHECKING:  # the client's types, for reading; imported at run time where used
+    from kubernetes.client import AppsV1Api, CoreV1Api
 
 SOURCE = Path(__file__).resolve().parents[2]  # the clone: Dockerfile and deploy/
 LBCTL_NS = "lbctl-system"
@@ -302,7 +305,7 @@ def _ready(conditions: Sequence[Any] | None) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
 
 
-def wait_nodes_ready(core: Any, names: Sequence[str], *, timeout: float) -> None:
+def wait_nodes_ready(core: CoreV1Api, names: Sequence[str], *, timeout: float) -> None:
     def ready() -> bool:
         found = {n.metadata.name: _ready(n.status.conditions) for n in core.list_node().items}
         return all(found.get(name) for name in names)
@@ -313,7 +316,7 @@ def wait_nodes_ready(core: Any, names: Sequence[str], *, timeout: float) -> None
         raise ClusterError(f"{exc} (kubelet logs: <lab>/nodes/NODE/kubelet.log)") from None
 
 
-def release_ready(apps: Any, node_count: int) -> tuple[bool, str]:
+def release_ready(apps: AppsV1Api, node_count: int) -> tuple[bool, str]:
     """Whether the controller Deployment (all replicas) and the speaker DaemonSet (one per
     node) are rolled out and Ready; and a line saying where they are."""
     dep = apps.read_namespaced_deployment("lbctl-controller", LBCTL_NS)
@@ -336,7 +339,7 @@ def release_ready(apps: Any, node_count: int) -> tuple[bool, str]:
     return ok, line
 
 
-def wait_release_ready(apps: Any, node_count: int, *, timeout: float) -> None:
+def wait_release_ready(apps: AppsV1Api, node_count: int, *, timeout: float) -> None:
     last = [""]
 
     def ready() -> bool:
@@ -357,7 +360,7 @@ def no_service_account_yet(exc: BaseException) -> bool:
     return isinstance(exc, ApiException) and exc.status in (403, 500)
 
 
-def create_demo(core: Any, apps: Any, image: str) -> None:
+def create_demo(core: CoreV1Api, apps: AppsV1Api, image: str) -> None:
     core.create_namespace({"metadata": {"name": DEMO_NS}})
     waits.retrying(
         lambda: apps.create_namespaced_deployment(DEMO_NS, demo_deployment(image)),

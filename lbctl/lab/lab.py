@@ -31,11 +31,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from lbctl.lab import assets, cluster, controlplane, lan, nodes, plan, procs, waits
+
+if TYPE_CHECKING:  # the client's types, for reading; imported at run time where used
+    from kubernetes.client import CoreV1Api
+
 
 NODES = ("node1", "node2", "node3")
 DEMO_NS = "demo"
@@ -408,7 +412,7 @@ class Lab:
         say(f"the lab is up in {time.monotonic() - started:.0f} s")
 
     def _kubectl_install(
-        self, kubectl: Path, core: Any, kubeconfig: Path, pool: dict[str, Any]
+        self, kubectl: Path, core: CoreV1Api, kubeconfig: Path, pool: dict[str, Any]
     ) -> None:
         core.create_namespaced_config_map(
             LBCTL_NS,
@@ -662,7 +666,7 @@ class Lab:
         return 0
 
 
-def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
+def deploy_demo(core: CoreV1Api, the_lan: lan.Lan) -> None:
     """Host-network Pods in node1 and node2 (made Ready as a kubelet would) and a Service."""
     for host in ("node1", "node2"):
         name = f"demo-{host}"
@@ -702,7 +706,7 @@ def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
     )
 
 
-def create_pod(core: Any, name: str, host: str) -> None:
+def create_pod(core: CoreV1Api, name: str, host: str) -> None:
     core.create_namespaced_pod(
         DEMO_NS,
         {
@@ -722,7 +726,7 @@ def create_pod(core: Any, name: str, host: str) -> None:
     )
 
 
-def service_account_token(core: Any, ns: str, name: str, timeout: float = 30) -> str:
+def service_account_token(core: CoreV1Api, ns: str, name: str, timeout: float = 30) -> str:
     """A token for a ServiceAccount from the TokenRequest API (``serviceaccounts/token``).
 
     Valid for a year: the lab's processes are not Pods, so nothing would refresh it. Retried
@@ -747,7 +751,7 @@ def service_account_token(core: Any, ns: str, name: str, timeout: float = 30) ->
     return str(made.status.token)
 
 
-def wait_external_ip(core: Any, ns: str, name: str, timeout: float) -> str:
+def wait_external_ip(core: CoreV1Api, ns: str, name: str, timeout: float) -> str:
     try:
         ingress = waits.until(
             lambda: core.read_namespaced_service(name, ns).status.load_balancer.ingress,
