@@ -11,7 +11,7 @@ import enum
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from lbctl import allocator, config, ipam, objects, ownership, status
+from lbctl import allocator, config, ipam, leases, objects, ownership, status
 
 
 class Kind(enum.StrEnum):
@@ -66,15 +66,17 @@ def check(
         for node in sorted(unheard)
         if node in names
     ]
+    requests = [objects.request_of(o) for o in svcs]  # deleting ones still hold theirs
+    held = {str(ip) for req in requests for ip in req.current}
     findings += [
         Finding(
             Kind.ADDRESS_CONFLICT,
             ip,
-            f"another host on the LAN uses it (MAC {mac}, seen by node {node}): not announced",
+            f"another host on the LAN uses it (MAC {mac}, seen by node {node}): "
+            + ("not announced" if ip in held else "no Service holds it, none is given it"),
         )
         for ip, (mac, node) in sorted((conflicts or {}).items())
     ]
-    requests = [objects.request_of(o) for o in svcs]  # deleting ones still hold theirs
     deleting = {objects.key_of(o) for o in svcs if objects.deleting(o)}
     findings += _held_twice(requests, deleting)
     parsed = cfg, error = status.parse_config(configmap_data)
@@ -90,7 +92,14 @@ def check(
             if cfg.pool_of(ip) is None:
                 findings.append(Finding(Kind.OUTSIDE_POOLS, req.key, f"{ip} is in no pool"))
 
-    report = status.report(svcs, parsed, nodes, handling, namespace_objs=namespace_objs)
+    report = status.report(
+        svcs,
+        parsed,
+        nodes,
+        handling,
+        namespace_objs=namespace_objs,
+        conflicts=leases.by_address(conflicts or {}),
+    )
     for row in report.services:
         if row.state == "pending":
             findings.append(Finding(Kind.PENDING, row.service, row.reason))

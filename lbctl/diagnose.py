@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lbctl import audit, config, objects, ownership, status
+from lbctl import audit, config, leases, objects, ownership, status
 from lbctl.leases import LeaseState
 
 
@@ -57,6 +57,7 @@ def status_report(view: ClusterView) -> status.Report:
         view.handling,
         speaker_view,
         view.namespaces,
+        leases.by_address(view.conflicts),
     )
     return status.with_conflicts(report, view.conflicts)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from lbctl import objects
+from lbctl import ipam, objects
 from lbctl.objects import Obj
 
 PREFIX = "lbctl-speaker-"
@@ -124,18 +124,45 @@ def renewed(obj: Obj) -> datetime.datetime | None:
     return parse_time(_spec(obj).get("renewTime"))
 
 
-def conflicts(lease_objs: Iterable[Obj]) -> dict[str, tuple[str, str]]:
+def live_at(obj: Obj, now: datetime.datetime) -> bool:
+    """Whether a Lease renewed in time is still within its duration at wall-clock ``now``."""
+    at, duration = renewed(obj), _spec(obj).get("leaseDurationSeconds")
+    try:
+        return at is not None and at + datetime.timedelta(seconds=float(str(duration))) > now
+    except (TypeError, ValueError):
+        return False
+
+
+def conflicts(
+    lease_objs: Iterable[Obj], now: datetime.datetime | None = None
+) -> dict[str, tuple[str, str]]:
     """Address → (MAC of the other host, node that saw it), from the speakers' ``CONFLICTS``
-    annotations; malformed entries are skipped."""
+    annotations; malformed entries are skipped. With ``now``, a Lease expired by then counts
+    no more (a dead speaker's word would keep an address out of use for ever)."""
     out = {}
     for obj in lease_objs:
         node = speaker_node(obj)
         if node is None:
             continue
+        if now is not None and not live_at(obj, now):
+            continue
         for entry in str(objects.annotations_of(obj).get(CONFLICTS) or "").split(","):
             ip, sep, mac = entry.partition("=")
             if sep and ip and mac:
                 out[ip] = (mac, node)
+    return out
+
+
+def by_address(found: Mapping[str, tuple[str, str]]) -> dict[ipam.IP, str]:
+    """``conflicts``' answer as the allocator takes it: address → who uses it, in words
+    (``MAC 02:..., seen by node n1``); entries that are no address are skipped."""
+    out: dict[ipam.IP, str] = {}
+    for text, (mac, node) in found.items():
+        try:
+            ip = ipam.parse_ip(text)
+        except ValueError:
+            continue
+        out[ip] = f"MAC {mac}, seen by node {node}"
     return out
 
 
@@ -148,13 +175,8 @@ def lease_states(lease_objs: Iterable[Obj], now: datetime.datetime) -> dict[str,
         node = speaker_node(obj)
         if node is None:
             continue
-        at, duration = renewed(obj), _spec(obj).get("leaseDurationSeconds")
-        try:
-            live = at is not None and at + datetime.timedelta(seconds=float(str(duration))) > now
-        except (TypeError, ValueError):
-            live = False
         state = LeaseState.EXPIRED
-        if live:
+        if live_at(obj, now):
             state = LeaseState.STARTING if starting(obj) else LeaseState.LIVE
         states[node] = state
         if state is LeaseState.LIVE:

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from lbctl import objects
-from lbctl.allocator import Decision, Outcome
+from lbctl.allocator import Cleared, Decision, Outcome, Reason
 
 
 class EventType(enum.StrEnum):
@@ -21,7 +21,7 @@ class EventType(enum.StrEnum):
 @dataclass(frozen=True)
 class Event:
     type: EventType
-    reason: str  # IPAllocated, AllocationFailed, AllocationIncomplete, ClearAssignment, ...
+    reason: str  # IPAllocated, AllocationFailed, ClearAssignment, AddressMoved, ...
     message: str
 
 
@@ -54,10 +54,7 @@ class Writes:
 def for_decision(obj: objects.Obj, decision: Decision) -> Writes:
     """Writes that make a handled Service's object match ``decision``."""
     has_finalizer = objects.FINALIZER in objects.finalizers(obj)
-    events = [
-        Event(EventType.WARNING, "ClearAssignment", f"removed {c.ip}: {c.message}")
-        for c in decision.cleared
-    ]
+    events = [_cleared_event(c, decision) for c in decision.cleared]
     if decision.outcome is Outcome.UNCHANGED_NO_CONFIG:
         return Writes(events=tuple(events))
     want = [str(ip) for ip in decision.ips]
@@ -97,6 +94,20 @@ def for_decision(obj: objects.Obj, decision: Decision) -> Writes:
         pool_annotation=annotation,
         events=tuple(events),
     )
+
+
+def _cleared_event(cleared: Cleared, decision: Decision) -> Event:
+    """``ClearAssignment`` for an address the Service lost; ``AddressMoved`` when another host
+    on the LAN took it (``onConflict: reallocate``) and the Service got another of its family."""
+    if cleared.reason is Reason.ADDRESS_CONFLICT:
+        moved_to = [ip for ip in decision.ips if ip.version == cleared.ip.version]
+        if moved_to:
+            return Event(
+                EventType.WARNING,
+                "AddressMoved",
+                f"moved from {cleared.ip} to {moved_to[0]}: {cleared.message}",
+            )
+    return Event(EventType.WARNING, "ClearAssignment", f"removed {cleared.ip}: {cleared.message}")
 
 
 def for_release(obj: objects.Obj, why: str) -> Writes:

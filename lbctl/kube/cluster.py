@@ -54,15 +54,16 @@ def read(
             raise
         namespaces = None
     lease_objs = api.sanitize_for_serialization(found.items)
+    # Judged by the API server's clock, not ours: a laptop's skew must not kill speakers.
+    now = server_now(headers)
     return diagnose.ClusterView(
         services=svcs,
         nodes=nodes,
         config_data=data,
-        # Judged by the API server's clock, not ours: a laptop's skew must not kill speakers.
-        leases=leases.lease_states(lease_objs, server_now(headers)),
+        leases=leases.lease_states(lease_objs, now),
         slices=slices,
         handling=handling,
-        conflicts=leases.conflicts(lease_objs),
+        conflicts=leases.conflicts(lease_objs, now),  # an expired Lease's word counts no more
         namespaces=namespaces,
     )
 

@@ -31,8 +31,21 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lbctl import leases, objects
+from lbctl.kube.informer import Handler, Informer
 
 log = logging.getLogger(__name__)
+
+
+def informer(api: client.ApiClient, namespace: str, handler: Handler) -> Informer:
+    """The speaker Leases of ``namespace``, listed and watched (speakers: liveness; the
+    controller: the conflicts they report)."""
+    return Informer(
+        "leases",
+        client.CoordinationV1Api(api).list_namespaced_lease,
+        handler,
+        namespace=namespace,
+        label_selector=f"{leases.LABEL}={leases.LABEL_VALUE}",
+    )
 
 
 @dataclass(frozen=True)
