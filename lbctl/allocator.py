@@ -18,6 +18,14 @@ request or by sharing; a Service that held it before the reservation existed (a 
 allocator recorded, or a status restored at start-up) keeps it until it lets it go, and the
 named Service waits for it (``InUse``).
 
+Address conflicts (another host on the LAN uses an address, as the speakers report it): in a
+pool with ``onConflict: reallocate`` such an address is unavailable while the conflict lasts. It
+is never picked automatically (first free, sharing), and a Service holding it moves to another
+free address of a pool that admits it (``Cleared`` with ``ADDRESS_CONFLICT`` for the old one).
+A Service that names the address (requests it, or has it reserved) keeps it: there is nothing
+else it asked for, and its speaker announces it again once the other host is gone. In a pool
+with ``onConflict: hold`` a conflict changes nothing here.
+
 Who loses an address two Services may not share: an address this allocator already gave a
 Service is a settled holding, so a Service that *changes* into a conflict with a settled holder
 (another sharing key, a port, its traffic policy or selector) is the one refused, and the holder
@@ -35,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import NewType
 
 from lbctl import config, ipam
-from lbctl.config import Pool, PoolConfig, Reservation
+from lbctl.config import OnConflict, Pool, PoolConfig, Reservation
 
 ServiceKey = NewType("ServiceKey", str)  # "namespace/name"
 
@@ -107,6 +115,7 @@ class Reason(enum.Enum):
     EXHAUSTED = "PoolExhausted"
     NO_POOL_FOR_FAMILY = "NoPoolForFamily"
     RESERVED = "Reserved"
+    ADDRESS_CONFLICT = "AddressConflict"
 
 
 @dataclass(frozen=True)
@@ -202,10 +211,15 @@ class Allocator:
     """The current assignments of every Service, and the rules to change them."""
 
     def __init__(
-        self, config: PoolConfig | None = None, reserved: Mapping[ipam.IP, str] | None = None
+        self,
+        config: PoolConfig | None = None,
+        reserved: Mapping[ipam.IP, str] | None = None,
+        conflicts: Mapping[ipam.IP, str] | None = None,
     ) -> None:
         self.config = config
         self.reserved: dict[ipam.IP, str] = dict(reserved or {})  # node addresses → node
+        # Addresses another host on the LAN uses → who (its MAC, the node that saw it).
+        self.conflicts: dict[ipam.IP, str] = dict(conflicts or {})
         self._holders: dict[ipam.IP, dict[ServiceKey, _Holder]] = {}
         self._assigned: dict[ServiceKey, tuple[ipam.IP, ...]] = {}
         self._used = {4: ipam.UsedSet(), 6: ipam.UsedSet()}
@@ -235,10 +249,20 @@ class Allocator:
         pool = self.config.pool(pool_name) if self.config else None
         return pool is not None and self._first_free(pool, family) is not None
 
+    def unavailable(self, ip: ipam.IP) -> str | None:
+        """Who uses ``ip`` on the LAN, when a conflict there makes it unavailable (its pool
+        reallocates); None otherwise."""
+        who = self.conflicts.get(ip)
+        if who is None or self.config is None or not self.config.reallocates(ip):
+            return None
+        return who
+
     def _first_free(self, pool: Pool, family: int) -> ipam.IP | None:
         reserved = {int(ip) for ip in self.reserved if ip.version == family}
         if self.config is not None:
             reserved |= self.config.reserved_values(family)
+        if pool.on_conflict is OnConflict.REALLOCATE:
+            reserved |= {int(ip) for ip in self.conflicts if ip.version == family}
 
         def skip(value: int) -> bool:
             return value in reserved or (
@@ -266,6 +290,18 @@ class Allocator:
 
     def set_reserved(self, reserved: Mapping[ipam.IP, str]) -> None:
         self.reserved = dict(reserved)
+
+    def set_conflicts(self, conflicts: Mapping[ipam.IP, str]) -> set[ipam.IP]:
+        """The addresses other hosts on the LAN use now (address → who); returns those whose
+        conflict began, ended or changed hands. The caller re-decides their holders; an
+        address whose conflict ended wakes what waits for it (``take_touched``)."""
+        new = dict(conflicts)
+        changed = {
+            ip for ip in self.conflicts.keys() | new.keys() if self.conflicts.get(ip) != new.get(ip)
+        }
+        self._touched.update(ip for ip in changed if ip not in new)
+        self.conflicts = new
+        return changed
 
     def release(self, key: ServiceKey) -> tuple[ipam.IP, ...]:
         ips = self._assigned.pop(key, ())
@@ -367,6 +403,10 @@ class _Plan:
         # before (recorded, or restored from status at start-up). A reservation takes nothing.
         self.settled = settled
         self.me = _holder(svc)
+        # Addresses this Service names (requested or reserved): a conflict does not move it.
+        self.named = frozenset(svc.requested_ips) | {
+            r.address for r in config.reservations_for(svc.key)
+        }
         self.cleared: list[Cleared] = []
         self.wait_addresses: set[ipam.IP] = set()
         self.wait_pools: set[PoolFamily] = set()
@@ -440,6 +480,13 @@ class _Plan:
             return pool, Problem(
                 Reason.BUGGY_IP,
                 f"{ip} ends in .0 or .255 and pool {pool.name!r} has avoidBuggyIPs",
+            )
+        who = self.alloc.unavailable(ip)
+        if who is not None and ip not in self.named:
+            return pool, Problem(
+                Reason.ADDRESS_CONFLICT,
+                f"{ip} is in use by another host on the LAN ({who}) and pool {pool.name!r} has "
+                "onConflict: reallocate",
             )
         unrecorded_claim = ip in self.svc.current and ip not in self.held
         for other in self.alloc._holders.get(ip, {}).values():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbctl import allocator, config, ipam, ownership, status
-from lbctl.kube import services
+from lbctl.kube import services, speakers
 
 
 class Kind(enum.StrEnum):
@@ -68,15 +68,17 @@ def check(
         for node in sorted(unheard)
         if node in names
     ]
+    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
+    held = {str(ip) for req in requests for ip in req.current}
     findings += [
         Finding(
             Kind.ADDRESS_CONFLICT,
             ip,
-            f"another host on the LAN uses it (MAC {mac}, seen by node {node}): not announced",
+            f"another host on the LAN uses it (MAC {mac}, seen by node {node}): "
+            + ("not announced" if ip in held else "no Service holds it, none is given it"),
         )
         for ip, (mac, node) in sorted((conflicts or {}).items())
     ]
-    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
     deleting = {services.key_of(o) for o in svcs if services.deleting(o)}
     findings += _held_twice(requests, deleting)
     parsed = cfg, error = status.parse_config(configmap_data)
@@ -92,7 +94,14 @@ def check(
             if cfg.pool_of(ip) is None:
                 findings.append(Finding(Kind.OUTSIDE_POOLS, req.key, f"{ip} is in no pool"))
 
-    report = status.report(svcs, parsed, nodes, handling, namespace_objs=namespace_objs)
+    report = status.report(
+        svcs,
+        parsed,
+        nodes,
+        handling,
+        namespace_objs=namespace_objs,
+        conflicts=speakers.by_address(conflicts or {}),
+    )
     for row in report.services:
         if row.state == "pending":
             findings.append(Finding(Kind.PENDING, row.service, row.reason))

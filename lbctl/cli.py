@@ -197,7 +197,7 @@ def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
         speakers.lease_states(lease_objs, _server_now(headers)),
         slices,
         services.Handling(cfg.lb_class, cfg.class_less),
-        speakers.conflicts(lease_objs),
+        speakers.conflicts(lease_objs, _server_now(headers)),
         namespaces,
     )
 
@@ -251,6 +251,8 @@ def _status(args: argparse.Namespace) -> int:
             handling=cluster.handling,
         )
 
+    from lbctl.kube import speakers
+
     report = status.build(
         cluster.services,
         cluster.config_data,
@@ -258,6 +260,7 @@ def _status(args: argparse.Namespace) -> int:
         cluster.handling,
         speaker_view,
         cluster.namespaces,
+        speakers.by_address(cluster.conflicts),
     )
     report = status.with_conflicts(report, cluster.conflicts)
     print(status.render(report, args.output), end="")

@@ -110,6 +110,7 @@ class RawPool(_Raw):
     serviceSelector: RawSelectors = RawSelector()
     priority: int = 0
     announce: RawPoolAnnounce = True
+    onConflict: Literal["hold", "reallocate"] = "hold"
 
 
 class RawGarp(_Raw):
@@ -169,6 +170,14 @@ class Announcing:
     automatic: bool = True
 
 
+class OnConflict(enum.StrEnum):
+    """What the controller does when another host on the LAN uses one of a pool's addresses
+    (a speaker reports it in its Lease, ``lbctl.io/conflicts``)."""
+
+    HOLD = "hold"  # the Service keeps the address; it is announced again once the host leaves
+    REALLOCATE = "reallocate"  # the Service moves to another free address; nobody gets it meanwhile
+
+
 class Silence(enum.Enum):
     """Why a node does not announce an address (a closed set, for ``lbctl status``)."""
 
@@ -189,6 +198,7 @@ class Pool:
     namespace_selector: AnyOf | None = None  # None: not used
     # None: the global announce section; (): not announced at all; else any matching rule.
     announce: tuple[AnnounceRule, ...] | None = None
+    on_conflict: OnConflict = OnConflict.HOLD
 
     def contains(self, ip: ipam.IP) -> bool:
         return any(ip in r for r in self.ranges)
@@ -282,6 +292,12 @@ class PoolConfig:
     def pools_for_namespace(self, name: str, labels: Mapping[str, str]) -> tuple[Pool, ...]:
         """The pools whose addresses Services in this namespace may get, in the order tried."""
         return tuple(p for p in self.pools if p.admits_namespace(name, labels))
+
+    def reallocates(self, ip: ipam.IP) -> bool:
+        """Whether a conflict on ``ip`` moves its Service (its pool has ``onConflict:
+        reallocate``)."""
+        pool = self.pool_of(ip)
+        return pool is not None and pool.on_conflict is OnConflict.REALLOCATE
 
     def announcing(self, ip: ipam.IP, node_labels: Mapping[str, str]) -> Announcing | Silence:
         """May a node with ``node_labels`` announce ``ip``, and on which interfaces."""
@@ -450,6 +466,7 @@ def check(raw: RawConfig) -> PoolConfig:
                 rp.priority,
                 namespace_selector,
                 _pool_announce(rp.announce, f"{path}.announce", problems),
+                OnConflict(rp.onConflict),
             )
         )
     clash = ipam.first_overlap(labelled)

@@ -9,6 +9,11 @@ within ``defend_interval`` (RFC 5227 §2.4 (b), DEFEND_INTERVAL 10 s) is a confl
 A conflicted address is probed again every ``recheck`` seconds and announced again by itself
 once nobody answers. The cluster's own MACs (a handover, our own frames) never conflict.
 
+A conflicted address we no longer own (its Service was moved away, ``onConflict: reallocate``)
+can be *kept*: still reported in ``conflicts()`` and probed again, so that the controller hands
+it to no one while the other host uses it, and forgotten (``RESOLVED``, never ``ANNOUNCE``) once
+nobody answers.
+
 The caller feeds owned addresses (``own``), claims seen on the wire (``claim``) and the time;
 it gets back the :class:`Action` values to carry out. Shapes: addresses are ``ipaddress``
 objects, MACs 6 bytes, times seconds on one monotonic clock.
@@ -17,7 +22,7 @@ objects, MACs 6 bytes, times seconds on one monotonic clock.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from lbctl import ipam
@@ -49,7 +54,7 @@ class Do(enum.Enum):
     ANNOUNCE = "announce"  # start announcing (gratuitous burst) and answering
     DEFEND = "defend"  # send one gratuitous announcement
     STAND_DOWN = "stand down"  # stop announcing and answering; report the conflict
-    RESOLVED = "resolved"  # the other host is gone (an ANNOUNCE follows)
+    RESOLVED = "resolved"  # the other host is gone (an ANNOUNCE follows if we own it)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class _Address:
     sent: int = 0  # probes sent in this round
     defended_at: float | None = None
     foreign: bytes | None = None  # the MAC that conflicts (kept while re-probing)
+    owned: bool = True  # False: kept only to watch a conflict (never announced)
 
 
 @dataclass
@@ -80,14 +86,25 @@ class Guard:
     _addresses: dict[ipam.IP, _Address] = field(default_factory=dict)
 
     def own(
-        self, ips: Iterable[ipam.IP], now: float, *, handover: Collection[ipam.IP] = ()
+        self,
+        ips: Iterable[ipam.IP],
+        now: float,
+        *,
+        handover: Collection[ipam.IP] = (),
+        keep: Callable[[ipam.IP], bool] = lambda ip: False,
     ) -> list[Action]:
         """The addresses owned now: new ones start probing, except those in ``handover`` (taken
         over from another node of the cluster, which announced them until now: a takeover must
-        not wait) or when probing is off; addresses no longer owned are forgotten."""
+        not wait) or when probing is off. Addresses no longer owned are forgotten, except those
+        in conflict that ``keep`` names: they are watched until the other host is gone."""
         want = set(ips)
-        for ip in [ip for ip in self._addresses if ip not in want]:
-            del self._addresses[ip]
+        for ip, a in list(self._addresses.items()):
+            if ip in want:
+                a.owned = True
+            elif a.foreign is not None and keep(ip):
+                a.owned = False
+            else:
+                del self._addresses[ip]
         out = []
         for ip in sorted(want - set(self._addresses), key=_order):
             if self.schedule.probes > 0 and ip not in handover:
@@ -115,6 +132,9 @@ class Guard:
             else:
                 if a.foreign is not None:
                     out.append(Action(Do.RESOLVED, ip, a.foreign))
+                if not a.owned:
+                    del self._addresses[ip]
+                    continue
                 a.state, a.foreign, a.defended_at = State.ANNOUNCING, None, None
                 out.append(Action(Do.ANNOUNCE, ip))
         return out
@@ -152,8 +172,13 @@ class Guard:
         return frozenset(ip for ip, a in self._addresses.items() if a.state is State.ANNOUNCING)
 
     def conflicts(self) -> dict[ipam.IP, bytes]:
-        """Addresses held by another host (still so while they are probed again), and its MAC."""
+        """Addresses held by another host (still so while they are probed again), and its MAC;
+        owned or kept."""
         return {ip: a.foreign for ip, a in self._addresses.items() if a.foreign is not None}
+
+    def kept(self) -> frozenset[ipam.IP]:
+        """Conflicted addresses watched though no longer owned (see ``own``)."""
+        return frozenset(ip for ip, a in self._addresses.items() if not a.owned)
 
     def next_change(self) -> float | None:
         """When ``due`` next has something to do."""

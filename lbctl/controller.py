@@ -1,14 +1,17 @@
 """The controller process: informers, leader election, the allocator and the writer, wired (I/O).
 
 Decisions live in ``allocator`` and ``reconcile``; this module only moves data between them
-and the API. Gates: nothing is allocated before this replica leads, the caches have synced, a
-valid config exists, and every Service's status has been restored into the allocator.
+and the API: Services, Nodes and the pool ConfigMap, and the speakers' Leases for the address
+conflicts they report (``onConflict: reallocate``). Gates: nothing is allocated before this
+replica leads, the caches have synced, a valid config exists, and every Service's status has
+been restored into the allocator.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import logging
 import socket
 import threading
@@ -21,7 +24,7 @@ from pydantic import Field
 
 from lbctl import config, reconcile, waiters
 from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey, ServiceRequest
-from lbctl.kube import leader, services
+from lbctl.kube import leader, services, speakers
 from lbctl.kube.informer import Informer, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
@@ -79,7 +82,8 @@ class Controller:
         # Pools may admit namespaces by label (namespaceSelector): their labels are an input.
         self.namespaces = Informer("namespaces", core.list_namespace, self._on_namespace)
         self._namespace_labels: dict[str, dict[str, str] | None] = {}  # as last seen
-        self.informers = (self.services, self.configmaps, self.nodes, self.namespaces)
+        self.leases = speakers.informer(api, settings.namespace, self._on_lease)
+        self.informers = (self.services, self.configmaps, self.nodes, self.namespaces, self.leases)
         self.elector = leader.LeaderElector(
             api,
             namespace=settings.namespace,
@@ -122,6 +126,9 @@ class Controller:
 
     def _on_configmap(self, kind: str, obj: dict[str, Any]) -> None:
         self.queue.add("config:")
+
+    def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
+        self.queue.add("leases:")
 
     def _on_namespace(self, kind: str, obj: dict[str, Any]) -> None:
         """Re-decide the Services of a namespace whose labels changed (or that came or went)."""
@@ -201,6 +208,7 @@ class Controller:
             self._config_text = None
             self._load_config()
             self._load_nodes()
+            self._load_conflicts()
             self._restore_all(fenced)
             self._requeue_all()
             self._leading_ready = True
@@ -246,6 +254,7 @@ class Controller:
         due = time.monotonic() + self.settings.resync_period
         while not stop.is_set() and self.elector.is_leader():
             if time.monotonic() >= due:
+                self.queue.add("leases:")  # a speaker's Lease may have expired meanwhile
                 self._requeue_all()
                 due = time.monotonic() + self.settings.resync_period
             stop.wait(min(0.2, max(0.0, due - time.monotonic())))
@@ -273,6 +282,10 @@ class Controller:
         elif key == "node:":
             if self._load_nodes():
                 self._requeue_all()
+        elif key == "leases:":
+            for ip in self._load_conflicts():
+                for holder in self.allocator.holders(ip):
+                    self.queue.add(holder)
         else:
             todo = self._reconcile(key)
             self._export_addresses(key)
@@ -341,6 +354,19 @@ class Controller:
             return False
         self.allocator.set_reserved(reserved)
         return True
+
+    def _load_conflicts(self) -> set[Any]:
+        """The addresses the speakers' Leases say another host uses (expired Leases aside);
+        returns those whose conflict began, ended or changed: their holders are re-decided."""
+        now = datetime.datetime.now(datetime.UTC)
+        found = speakers.conflicts(self.leases.items(), now)
+        changed = self.allocator.set_conflicts(speakers.by_address(found))
+        for ip in sorted(changed, key=str):
+            if ip in self.allocator.conflicts:
+                log.warning("%s is in use by another host (%s)", ip, self.allocator.conflicts[ip])
+            else:
+                log.info("%s: no speaker reports a conflict any more", ip)
+        return changed
 
     def _fence_pending(self) -> dict[str, dict[str, Any]]:
         """Before deciding anything as the new leader, fence every handled Service that has

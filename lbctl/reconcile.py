@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lbctl.allocator import Decision, Outcome
+from lbctl.allocator import Cleared, Decision, Outcome, Reason
 from lbctl.kube import services
 
 
@@ -23,7 +23,7 @@ class EventType(enum.StrEnum):
 @dataclass(frozen=True)
 class Event:
     type: EventType
-    reason: str  # IPAllocated, AllocationFailed, AllocationIncomplete, ClearAssignment, ...
+    reason: str  # IPAllocated, AllocationFailed, ClearAssignment, AddressMoved, ...
     message: str
 
 
@@ -65,10 +65,7 @@ def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
     """Writes that make a handled Service's object match ``decision``."""
     has_finalizer = services.FINALIZER in _finalizers(obj)
-    events = [
-        Event(EventType.WARNING, "ClearAssignment", f"removed {c.ip}: {c.message}")
-        for c in decision.cleared
-    ]
+    events = [_cleared_event(c, decision) for c in decision.cleared]
     if decision.outcome is Outcome.UNCHANGED_NO_CONFIG:
         return Writes(events=tuple(events))
     want = [str(ip) for ip in decision.ips]
@@ -108,6 +105,20 @@ def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
         pool_annotation=annotation,
         events=tuple(events),
     )
+
+
+def _cleared_event(cleared: Cleared, decision: Decision) -> Event:
+    """``ClearAssignment`` for an address the Service lost; ``AddressMoved`` when another host
+    on the LAN took it (``onConflict: reallocate``) and the Service got another of its family."""
+    if cleared.reason is Reason.ADDRESS_CONFLICT:
+        moved_to = [ip for ip in decision.ips if ip.version == cleared.ip.version]
+        if moved_to:
+            return Event(
+                EventType.WARNING,
+                "AddressMoved",
+                f"moved from {cleared.ip} to {moved_to[0]}: {cleared.message}",
+            )
+    return Event(EventType.WARNING, "ClearAssignment", f"removed {cleared.ip}: {cleared.message}")
 
 
 def for_release(obj: Mapping[str, Any], why: str) -> Writes:

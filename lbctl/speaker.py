@@ -175,13 +175,7 @@ class Speaker:
             self._poke,
         )
         self.nodes = Informer("nodes", core.list_node, self._poke)
-        self.leases = Informer(
-            "leases",
-            client.CoordinationV1Api(api).list_namespaced_lease,
-            self._on_lease,
-            namespace=settings.namespace,
-            label_selector=f"{speakers.LABEL}={speakers.LABEL_VALUE}",
-        )
+        self.leases = speakers.informer(api, settings.namespace, self._on_lease)
         self.configmaps = Informer(
             "configmap",
             core.list_namespaced_config_map,
@@ -208,6 +202,8 @@ class Speaker:
         # decides. ``watched``: the addresses we own, announced or not (probing, conflict).
         self.guard = conflicts.Guard()
         self.watched: dict[ipam.IP, tuple[Link, ...]] = {}
+        self._watching: dict[ipam.IP, tuple[Link, ...]] = {}  # watched, and conflicts kept
+        self._conflict_series: set[str] = set()  # the ip labels of lbctl_speaker_address_conflicts
         self._claims: queue.SimpleQueue[tuple[packets.Claim, float]] = queue.SimpleQueue()
         self.peers = liveness.PeerWatch(
             self.me, interval=settings.advertise_interval or 1.0, hold=settings.advertise_hold
@@ -476,6 +472,13 @@ class Speaker:
                 announce[ip] = tuple(links_for(ip, self.links, how))
         return announce
 
+    def _probe_links(self, cfg: config.PoolConfig | None, ip: ipam.IP) -> tuple[Link, ...]:
+        """Where to keep probing a conflicted address we no longer own: the links its pool's
+        policy would announce it on from here, else the automatic choice."""
+        how = cfg.announcing(ip, self._labels()) if cfg is not None else None
+        policy = how if isinstance(how, config.Announcing) else config.Announcing()
+        return tuple(links_for(ip, self.links, policy))
+
     def _labels(self) -> dict[str, str]:
         """Our Node's labels, as the Node informer holds them (a pool's nodeSelector)."""
         node = self.nodes.get(self.me)
@@ -526,7 +529,11 @@ class Speaker:
         handover = {
             ip for ip in desired if ip not in self.watched and before.get(ip) not in (None, self.me)
         }
-        actions = self.guard.own(desired, now, handover=handover)
+        # A conflicted address of a reallocate pool stays watched after its Service moved away:
+        # our Lease reports it, so the controller gives it to no one while the host is there.
+        cfg = self._config
+        keep = cfg.reallocates if cfg is not None else (lambda ip: False)
+        actions = self.guard.own(desired, now, handover=handover, keep=keep)
         cluster = self._cluster_macs()
         while not self._claims.empty():
             claim, at = self._claims.get()
@@ -534,12 +541,16 @@ class Speaker:
                 claim.ip, claim.mac, probe=claim.probe, cluster=cluster, now=at
             )
         self.watched = desired
+        kept = self.guard.kept()
+        watching = desired | {ip: self._probe_links(cfg, ip) for ip in kept if ip not in desired}
         announcing = self.guard.announcing()
         answer = {ip: links for ip, links in desired.items() if ip in announcing}
-        if answer != self.owned or actions:
-            self.responder.set_owned(answer, desired)
+        if answer != self.owned or actions or watching != self._watching:
+            self.responder.set_owned(answer, watching)
+            self._watching = watching
         for action in actions:
-            self._act(action, desired)
+            self._act(action, watching, owned=action.ip in desired)
+        self._report_conflicts(desired)
         if answer == self.owned:
             return
         desired = answer
@@ -582,7 +593,13 @@ class Speaker:
         for svc in self._labelled.pop(ip, ()):
             self.metrics.announced.remove(svc, str(ip))
 
-    def _act(self, action: conflicts.Action, links: dict[ipam.IP, tuple[Link, ...]]) -> None:
+    def _act(
+        self,
+        action: conflicts.Action,
+        links: dict[ipam.IP, tuple[Link, ...]],
+        *,
+        owned: bool = True,
+    ) -> None:
         ip, where = action.ip, links.get(action.ip, ())
         if action.do is conflicts.Do.PROBE:
             for link in where:
@@ -595,24 +612,33 @@ class Speaker:
             log.warning(
                 "%s is in use by another host (%s): not announcing it", ip, _mac(action.mac)
             )
-            self.metrics.conflicts.labels(str(ip)).set(1)
             self._tell(ip, reconcile.EventType.WARNING, "AddressConflict",
                        f"{ip} is in use by another host on the LAN (MAC {_mac(action.mac)}): "
                        f"node {self.me} does not announce it until that host is gone")  # fmt: skip
+        elif action.do is conflicts.Do.RESOLVED and not owned:
+            log.info("%s: the other host (%s) is gone: free again", ip, _mac(action.mac))
         elif action.do is conflicts.Do.RESOLVED:
             log.info("%s: the other host (%s) is gone: announcing it", ip, _mac(action.mac))
-            self.metrics.conflicts.remove(str(ip))
             self._tell(ip, reconcile.EventType.NORMAL, "AddressConflictResolved",
                        f"{ip} is no longer in use by {_mac(action.mac)}: announcing it "
                        f"from node {self.me}")  # fmt: skip
-        if action.do in (conflicts.Do.STAND_DOWN, conflicts.Do.RESOLVED):
-            found = self.guard.conflicts()
-            self.own.publish(
-                speakers.CONFLICTS,
-                ",".join(
-                    f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))
-                ),
-            )
+
+    def _report_conflicts(self, owned: dict[ipam.IP, tuple[Link, ...]]) -> None:
+        """Our Lease's ``lbctl.io/conflicts``: every conflict we watch, owned or kept (written
+        only when it changed; an address we stopped watching leaves it too). The metric
+        ``lbctl_speaker_address_conflicts``: the owned ones. One kept only after its Service
+        moved away (reallocate) is not counted: nothing is down for it."""
+        found = self.guard.conflicts()
+        self.own.publish(
+            speakers.CONFLICTS,
+            ",".join(f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))),
+        )
+        now = {str(ip) for ip in found if ip in owned}
+        for ip in self._conflict_series - now:
+            self.metrics.conflicts.remove(ip)
+        for ip in now - self._conflict_series:
+            self.metrics.conflicts.labels(ip).set(1)
+        self._conflict_series = now
 
     def _tell(self, ip: ipam.IP, kind: reconcile.EventType, reason: str, message: str) -> None:
         need = self._needs.get(ip)

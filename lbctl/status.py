@@ -34,6 +34,7 @@ class PoolRow:
     used: int  # held by Services
     free: int  # neither held nor reserved: what auto-assignment can still give
     reserved: int = 0  # held by no Service, kept for the Service reserving it
+    conflict: int = 0  # held by no Service, used by another host (onConflict: reallocate)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def build(
     handling: services.Handling | None = None,
     speaker_view: SpeakerView | None = None,
     namespace_objs: Iterable[Mapping[str, Any]] | None = None,
+    conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
     return report(
         service_objs,
@@ -112,6 +114,7 @@ def build(
         handling,
         speaker_view,
         namespace_objs,
+        conflicts,
     )
 
 
@@ -141,13 +144,16 @@ def report(
     handling: services.Handling | None = None,
     speaker_view: SpeakerView | None = None,
     namespace_objs: Iterable[Mapping[str, Any]] | None = None,
+    conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
-    """``build`` for a config already parsed (``parse_config``)."""
+    """``build`` for a config already parsed (``parse_config``). ``conflicts``: addresses
+    another host uses (``speakers.by_address``), which the controller moves Services off in
+    pools with ``onConflict: reallocate``."""
     cfg, error = parsed
     reserved: dict[Any, str] = {}
     for node in node_objs:
         reserved.update(services.node_addresses(node))
-    alloc = Allocator(cfg, reserved)
+    alloc = Allocator(cfg, reserved, conflicts)
     handling = handling or services.Handling()
     handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
     requests = requests_of(handled, namespace_objs)
@@ -168,7 +174,9 @@ def report(
             state = "ok"
         reason = decision.problem.message if decision.problem else ""
         if state == "stale" and not reason:
-            reason = f"the rules give {', '.join(map(str, decision.ips))}: is the controller up?"
+            why = "".join(f" ({c.message})" for c in decision.cleared)
+            given = ", ".join(map(str, decision.ips))
+            reason = f"the rules give {given}{why}: is the controller up?"
         announced = (
             [owners.get(ip) or f"<nobody: {view.why_nobody(ip, cfg)}>" for ip in req.current]
             if view and cfg
@@ -183,12 +191,18 @@ def report(
         if not alloc.holders(res.address):
             where = (res.pool, res.address.version)
             kept[where] = kept.get(where, 0) + 1
+    lost: dict[tuple[str, int], int] = {}  # conflicted addresses nobody holds nor reserves
+    for ip in alloc.conflicts if cfg else ():
+        pool = cfg.pool_of(ip) if cfg else None
+        free = not alloc.holders(ip) and not (cfg and cfg.reservation_of(ip))
+        if pool and free and alloc.unavailable(ip):
+            lost[(pool.name, ip.version)] = lost.get((pool.name, ip.version), 0) + 1
     pools = []
     for pool in cfg.pools if cfg else ():
         for family in sorted(pool.families()):
             size, used = pool.size(family), alloc.in_use(pool, family)
-            n = kept.get((pool.name, family), 0)
-            pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used - n, n))
+            n, c = kept.get((pool.name, family), 0), lost.get((pool.name, family), 0)
+            pools.append(PoolRow(pool.name, f"IPv{family}", size, used, size - used - n - c, n, c))
     silenced_by_pool = view.silenced if view else {}
     nodes = [
         NodeRow(
@@ -296,9 +310,13 @@ def render(report: Report, output: str = "table") -> str:
     parts.append("")
     parts.append(
         _table(
-            ["POOL", "FAMILY", "SIZE", "USED", "FREE", "RESERVED"],
+            ["POOL", "FAMILY", "SIZE", "USED", "FREE", "RESERVED", "CONFLICT"],
             [
-                [p.pool, p.family, str(p.size), str(p.used), str(p.free), str(p.reserved)]
+                [
+                    p.pool,
+                    p.family,
+                    *(str(n) for n in (p.size, p.used, p.free, p.reserved, p.conflict)),
+                ]
                 for p in report.pools
             ],
         )

@@ -8,11 +8,13 @@ Overlaps are the readers' business: MetalLB refuses them, kube-vip's are split i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from lbctl import config, ipam, settings
+from lbctl.convert import reservations
 from lbctl.convert.model import MAX_SHOWN, Conversion, ConvertError, Draft, Found, Rule, Selector
 from lbctl.strict_yaml import one_line
 
@@ -20,16 +22,25 @@ CONFIG_MAP_NAME: str = settings.PoolSettings.model_fields["config_map"].default
 CONFIG_MAP_NAMESPACE: str = settings.PoolSettings.model_fields["namespace"].default
 
 
-def conversion(found: Found) -> Conversion:
-    """The manifest for ``found``, checked by the controller's own parser, with every note."""
+def conversion(
+    found: Found, source: str = "metallb", service_objs: Sequence[Any] = ()
+) -> Conversion:
+    """The manifest for ``found``, checked by the controller's own parser, with every note;
+    ``reservations`` from ``service_objs`` (the input's Services) where ``source``'s users
+    pinned an address to a Service."""
     notes = list(found.notes)
-    pools = _pools(found.drafts, notes, plain_default=not found.interfaces)
+    renamed: dict[str, str] = {}
+    pools = _pools(found.drafts, notes, plain_default=not found.interfaces, renamed=renamed)
     if not pools:
         raise ConvertError(["nothing to convert: no pool with usable addresses", *notes])
     notes.extend(found.pool_notes)
     document: dict[str, Any] = {"pools": pools}
     if found.interfaces:
         document["announce"] = {"interfaces": list(found.interfaces)}
+    entries, said = reservations.reservations(source, pools, service_objs, renamed)
+    notes.extend(said)
+    if entries:
+        document["reservations"] = entries
     config_text = yaml.dump(document, Dumper=_Plain, sort_keys=False, default_flow_style=False)
     try:
         config.parse_yaml(config_text)
@@ -83,12 +94,16 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def _pools(drafts: list[Draft], notes: list[str], plain_default: bool) -> list[dict[str, Any]]:
+def _pools(
+    drafts: list[Draft], notes: list[str], plain_default: bool, renamed: dict[str, str]
+) -> list[dict[str, Any]]:
     """The pools as config.yaml lists them, in draft order. ``plain_default``: the global
     announce section is empty, so a pool announced from every node, automatically, needs no
-    policy of its own."""
+    policy of its own. ``renamed`` gets each source name that changed → its new name."""
     pools: list[dict[str, Any]] = []
     for draft, name in zip(drafts, _names(drafts, notes), strict=True):
+        if name != draft.name:
+            renamed.setdefault(draft.name, name)
         addresses = [a for a in draft.addresses if _usable(a, draft.label, notes)]
         if not addresses:
             notes.append(f"{draft.label}: no usable addresses left, pool left out")

@@ -30,6 +30,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from lbctl import ipam
+from lbctl.kube.informer import Handler, Informer
+
 log = logging.getLogger(__name__)
 
 PREFIX = "lbctl-speaker-"
@@ -53,6 +56,18 @@ class LeaseState(enum.Enum):
 
 def lease_name(node: str) -> str:
     return PREFIX + node
+
+
+def informer(api: client.ApiClient, namespace: str, handler: Handler) -> Informer:
+    """The speaker Leases of ``namespace``, listed and watched (speakers: liveness; the
+    controller: the conflicts they report)."""
+    return Informer(
+        "leases",
+        client.CoordinationV1Api(api).list_namespaced_lease,
+        handler,
+        namespace=namespace,
+        label_selector=f"{LABEL}={LABEL_VALUE}",
+    )
 
 
 @dataclass(frozen=True)
@@ -272,9 +287,12 @@ def _starting(meta: Mapping[str, Any]) -> bool:
     return isinstance(annotations, Mapping) and JOINING in annotations
 
 
-def conflicts(lease_objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+def conflicts(
+    lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime | None = None
+) -> dict[str, tuple[str, str]]:
     """Address → (MAC of the other host, node that saw it), from the speakers' ``CONFLICTS``
-    annotations; malformed entries are skipped."""
+    annotations; malformed entries are skipped. With ``now``, a Lease expired by then counts
+    no more (a dead speaker's word would keep an address out of use for ever)."""
     out = {}
     for obj in lease_objs:
         meta = obj.get("metadata") or {}
@@ -282,11 +300,36 @@ def conflicts(lease_objs: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, s
         annotations = meta.get("annotations") or {}
         if not name.startswith(PREFIX) or not isinstance(annotations, Mapping):
             continue
+        if now is not None and not _live(obj.get("spec") or {}, now):
+            continue
         for entry in str(annotations.get(CONFLICTS) or "").split(","):
             ip, sep, mac = entry.partition("=")
             if sep and ip and mac:
                 out[ip] = (mac, name[len(PREFIX) :])
     return out
+
+
+def by_address(found: Mapping[str, tuple[str, str]]) -> dict[ipam.IP, str]:
+    """``conflicts``' answer as the allocator takes it: address → who uses it, in words
+    (``MAC 02:..., seen by node n1``); entries that are no address are skipped."""
+    out: dict[ipam.IP, str] = {}
+    for text, (mac, node) in found.items():
+        try:
+            ip = ipam.parse_ip(text)
+        except ValueError:
+            continue
+        out[ip] = f"MAC {mac}, seen by node {node}"
+    return out
+
+
+def _live(spec: Mapping[str, Any], now: datetime.datetime) -> bool:
+    """Whether a Lease ``spec`` renewed in time is still within its duration at ``now``."""
+    renew, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
+    try:
+        renewed = datetime.datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
+        return renewed + datetime.timedelta(seconds=float(str(duration))) > now
+    except (TypeError, ValueError):
+        return False
 
 
 def lease_states(
@@ -301,14 +344,8 @@ def lease_states(
         name = str(meta.get("name", ""))
         if not name.startswith(PREFIX):
             continue
-        renew, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
-        try:
-            renewed = datetime.datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
-            live = renewed + datetime.timedelta(seconds=float(str(duration))) > now
-        except (TypeError, ValueError):
-            live = False
         state = LeaseState.EXPIRED
-        if live:
+        if _live(spec, now):
             state = LeaseState.STARTING if _starting(meta) else LeaseState.LIVE
         node = name[len(PREFIX) :]
         states[node] = state

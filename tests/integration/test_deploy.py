@@ -82,6 +82,7 @@ CAN = [
     (CONTROLLER, "create events -n default"),
     (CONTROLLER, "watch configmaps -n lbctl-system"),
     (CONTROLLER, "update leases/lbctl-controller -n lbctl-system"),
+    (CONTROLLER, "watch leases -n lbctl-system"),  # the speakers' conflict reports
     (SPEAKER, "list services -A"),
     (SPEAKER, "list endpointslices.discovery.k8s.io -A"),
     (SPEAKER, "list nodes"),
@@ -97,6 +98,9 @@ CANNOT = [
     (CONTROLLER, "update services -n default"),
     (CONTROLLER, "get configmaps -n default"),
     (CONTROLLER, "update leases/someone-else -n lbctl-system"),
+    (CONTROLLER, "patch leases/lbctl-speaker-n1 -n lbctl-system"),
+    (CONTROLLER, "delete leases -n lbctl-system"),
+    (CONTROLLER, "list leases -n default"),
     (CONTROLLER, "patch nodes"),
     (CONTROLLER, "patch namespaces/default"),
     (CONTROLLER, "update namespaces/default"),

@@ -1,12 +1,13 @@
 """Address conflicts on the namespace LAN: a host outside the cluster that uses a pool address
-(its kernel answers for it) keeps lbctl from announcing it until the host is gone."""
+(its kernel answers for it) keeps lbctl from announcing it until the host is gone; with
+``onConflict: reallocate`` the controller moves the Service to another address."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-from kube_helpers import events, wait_for
+from kube_helpers import events, ingress, put_config, wait_for
 from speaker_helpers import SpeakerLan
 
 Build = Callable[..., SpeakerLan]
@@ -58,3 +59,40 @@ def test_a_handover_between_nodes_is_never_a_conflict(speaker_lan: Build) -> Non
     assert wait_for("the heir", lambda: sl.arp_replies(ip, 1) == {sl.mac(second)})
     assert conflict_events(sl, "web", "AddressConflict") == []
     assert [f for f in sl.check() if f[0] == "AddressConflict"] == []
+
+
+def test_with_reallocate_the_service_moves_and_the_new_address_works(
+    speaker_lan: Build, run_controller: Callable[..., object]
+) -> None:
+    probe = ", conflicts: {recheckSeconds: 2}"
+    sl = speaker_lan(3)
+    put_config(
+        sl.core,
+        sl.namespace,
+        sl.pool(probe).replace("}]\n", ", onConflict: reallocate}]\n", 1),
+    )
+    old, new = sl.ip4(200), sl.ip4(201)  # the first two free addresses of the pool
+    intruder = sl.mac("client")  # the LAN's client plays a hand-set host on the first
+    sl.lan.run("client", ["ip", "addr", "add", f"{old}/32", "dev", "eth0"])
+    sl.start_all()
+    run_controller()
+    sl.core.create_namespaced_service(
+        sl.namespace,
+        {"metadata": {"name": "web"},
+         "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]}},
+    )  # fmt: skip
+    assert wait_for("web to move", lambda: ingress(sl.core, sl.namespace, "web") == [new])
+    (moved,) = wait_for("AddressMoved", lambda: conflict_events(sl, "web", "AddressMoved"))
+    assert moved.startswith(f"moved from {old} to {new}: {old} is in use by another host")
+    assert intruder in moved
+    # The new address answers from one node's MAC; the old one only from the other host.
+    owner = sl.expected_owner(new)
+    assert wait_for("the new owner's answer", lambda: sl.arp_replies(new, 1)) == {sl.mac(owner)}
+    assert sl.arp_replies(old) == {intruder}
+    assert not any(f"announcing {old}" in sl.speakers[h].tail() for h in sl.nodes)
+    # check names the conflict (the old address is kept out of use), and nothing else.
+    assert wait_for("lbctl check", sl.check) == [("AddressConflict", old)]
+    # The host leaves: the address is free again, and the Service stays where it is.
+    sl.lan.run("client", ["ip", "addr", "del", f"{old}/32", "dev", "eth0"])
+    assert wait_for("lbctl check clean", lambda: sl.check() == [], timeout=15)
+    assert ingress(sl.core, sl.namespace, "web") == [new]

@@ -56,6 +56,24 @@ def tcp(*ports: int) -> frozenset[Port]:
     return frozenset(Port("TCP", p) for p in ports)
 
 
+def assert_decides(
+    alloc: Allocator,
+    before: list[ServiceRequest],
+    subject: ServiceRequest,
+    outcome: Outcome,
+    expected: list[str],
+    reason: Reason | None,
+) -> None:
+    """A table row: after ``before`` got addresses, ``subject`` gets what the row says."""
+    for earlier in before:
+        assert alloc.decide(earlier).outcome is not Outcome.PENDING
+    decision = alloc.decide(subject)
+    assert decision.outcome is outcome
+    assert [str(i) for i in decision.ips] == expected
+    assert (decision.problem.reason if decision.problem else None) is reason
+    assert alloc.assigned(subject.key) == decision.ips
+
+
 # Each row: earlier Services (decided in order), the Service under test, and what it gets.
 ROWS = [
     (
@@ -343,14 +361,7 @@ def test_rules(
     expected: list[str],
     reason: Reason | None,
 ) -> None:
-    alloc = Allocator(CFG)
-    for earlier in before:
-        assert alloc.decide(earlier).outcome is not Outcome.PENDING
-    decision = alloc.decide(subject)
-    assert decision.outcome is outcome
-    assert [str(i) for i in decision.ips] == expected
-    assert (decision.problem.reason if decision.problem else None) is reason
-    assert alloc.assigned(subject.key) == decision.ips
+    assert_decides(Allocator(CFG), before, subject, outcome, expected, reason)
 
 
 BUGGY = config.parse_yaml("pools: [{name: lan, avoidBuggyIPs: true, addresses: [198.18.4.0/24]}]")
@@ -820,14 +831,7 @@ def test_reservation_rules(
     expected: list[str],
     reason: Reason | None,
 ) -> None:
-    alloc = Allocator(RES)
-    for earlier in before:
-        assert alloc.decide(earlier).outcome is not Outcome.PENDING
-    decision = alloc.decide(subject)
-    assert decision.outcome is outcome
-    assert [str(i) for i in decision.ips] == expected
-    assert (decision.problem.reason if decision.problem else None) is reason
-    assert alloc.assigned(subject.key) == decision.ips
+    assert_decides(Allocator(RES), before, subject, outcome, expected, reason)
 
 
 # Each row: a Service refused because of a reservation, and the words its Event carries.
@@ -982,3 +986,192 @@ def test_a_reserved_address_is_only_ever_held_by_its_service(
         check_invariants(alloc, latest)
         for r in SMALL_RESERVING.reservations:
             assert alloc.holders(r.address) <= {r.service}, (r, alloc.holders(r.address))
+
+
+# --- address conflicts (onConflict) --------------------------------------------------------
+
+CONFLICT_CFG = config.parse_yaml("""
+pools:
+  - name: lan
+    addresses: [198.51.100.10-198.51.100.12, "2001:db8:1::/126"]
+    onConflict: reallocate
+  - name: spare
+    addresses: [198.51.100.20]
+    onConflict: reallocate
+    priority: 5
+  - name: steady
+    addresses: [198.51.100.30-198.51.100.31]
+    autoAssign: false
+  - name: team
+    addresses: [198.51.100.40-198.51.100.41]
+    namespaces: [team-a]
+    onConflict: reallocate
+reservations:
+  - {address: 198.51.100.11, service: default/web}
+""")
+OTHER_HOST = "MAC 02:00:00:00:99:01, seen by node n1"
+
+# Each row: the addresses another host uses, earlier Services (decided in order), the Service
+# under test, and what it gets.
+CONFLICT_ROWS = [
+    (
+        "a Service on a conflicted address of a reallocate pool moves to the next free one",
+        ["198.51.100.10"],
+        [],
+        svc("a", current=ips("198.51.100.10")),
+        Outcome.ALLOCATED,
+        ["198.51.100.12"],
+        None,
+    ),
+    (
+        "a new Service is never given a conflicted address",
+        ["198.51.100.10"],
+        [],
+        svc("a"),
+        Outcome.ALLOCATED,
+        ["198.51.100.12"],
+        None,
+    ),
+    (
+        "a moved Service goes on to the next admitting pool when its own is full",
+        ["198.51.100.10"],
+        [svc("b", age=1)],
+        svc("a", current=ips("198.51.100.10")),
+        Outcome.ALLOCATED,
+        ["198.51.100.20"],
+        None,
+    ),
+    (
+        "a Service of a hold pool keeps its conflicted address",
+        ["198.51.100.30"],
+        [],
+        svc("a", requested_pool="steady", current=ips("198.51.100.30")),
+        Outcome.KEPT,
+        ["198.51.100.30"],
+        None,
+    ),
+    (
+        "a hold pool still hands out a conflicted address",
+        ["198.51.100.30"],
+        [],
+        svc("a", requested_pool="steady"),
+        Outcome.ALLOCATED,
+        ["198.51.100.30"],
+        None,
+    ),
+    (
+        "a Service that requests the conflicted address keeps it",
+        ["198.51.100.10"],
+        [],
+        svc("a", requested_ips=ips("198.51.100.10"), current=ips("198.51.100.10")),
+        Outcome.KEPT,
+        ["198.51.100.10"],
+        None,
+    ),
+    (
+        "a Service keeps its conflicted reserved address",
+        ["198.51.100.11"],
+        [],
+        svc("web", current=ips("198.51.100.11")),
+        Outcome.KEPT,
+        ["198.51.100.11"],
+        None,
+    ),
+    (
+        "a moved Service stays in the pools that admit its namespace",
+        ["198.51.100.40"],
+        [],
+        svc("a", ns="team-a", requested_pool="team", current=ips("198.51.100.40")),
+        Outcome.ALLOCATED,
+        ["198.51.100.41"],
+        None,
+    ),
+    (
+        "a Service with nowhere to move to loses the conflicted address and waits",
+        ["198.51.100.40", "198.51.100.41"],
+        [],
+        svc("a", ns="team-a", requested_pool="team", current=ips("198.51.100.40")),
+        Outcome.PENDING,
+        [],
+        Reason.EXHAUSTED,
+    ),
+    (
+        "a conflicted address is not shared under a sharing key",
+        ["198.51.100.10"],
+        [svc("b", sharing_key="k", ports=tcp(80), requested_ips=ips("198.51.100.10"))],
+        svc("a", age=1, sharing_key="k", ports=tcp(443)),
+        Outcome.ALLOCATED,
+        ["198.51.100.12"],
+        None,
+    ),
+    (
+        "a dual-stack Service moves only the family in conflict",
+        ["2001:db8:1::"],
+        [],
+        svc(
+            "a",
+            families=(4, 6),
+            family_policy=FamilyPolicy.REQUIRE_DUAL,
+            current=ips("198.51.100.10", "2001:db8:1::"),
+        ),
+        Outcome.ALLOCATED,
+        ["198.51.100.10", "2001:db8:1::1"],
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "conflicted", "before", "subject", "outcome", "expected", "reason"),
+    CONFLICT_ROWS,
+    ids=[r[0] for r in CONFLICT_ROWS],
+)
+def test_conflict_rules(
+    title: str,
+    conflicted: list[str],
+    before: list[ServiceRequest],
+    subject: ServiceRequest,
+    outcome: Outcome,
+    expected: list[str],
+    reason: Reason | None,
+) -> None:
+    alloc = Allocator(CONFLICT_CFG, conflicts=dict.fromkeys(ips(*conflicted), OTHER_HOST))
+    assert_decides(alloc, before, subject, outcome, expected, reason)
+
+
+def test_the_moved_address_is_cleared_naming_the_other_host() -> None:
+    alloc = Allocator(CONFLICT_CFG, conflicts={ip("198.51.100.10"): OTHER_HOST})
+    decision = alloc.decide(svc("a", current=ips("198.51.100.10")))
+    [cleared] = decision.cleared
+    assert cleared.ip == ip("198.51.100.10")
+    assert cleared.reason is Reason.ADDRESS_CONFLICT
+    assert "02:00:00:00:99:01" in cleared.message and "onConflict: reallocate" in cleared.message
+
+
+def test_restore_does_not_claim_a_conflicted_address_of_a_reallocate_pool() -> None:
+    alloc = Allocator(CONFLICT_CFG, conflicts={ip("198.51.100.10"): OTHER_HOST})
+    assert alloc.restore(svc("a", current=ips("198.51.100.10"))) == ()
+    assert alloc.restore(svc("b", requested_pool="steady", current=ips("198.51.100.30"))) == ips(
+        "198.51.100.30"
+    )
+
+
+def test_a_conflict_that_ends_frees_the_address_and_wakes_its_waiters() -> None:
+    alloc = Allocator(CONFLICT_CFG)
+    alloc.decide(svc("a", current=ips("198.51.100.10")))
+    alloc.take_touched()
+    assert alloc.set_conflicts({ip("198.51.100.10"): OTHER_HOST}) == {ip("198.51.100.10")}
+    assert alloc.holders(ip("198.51.100.10")) == {"default/a"}  # the caller re-decides it
+    moved = alloc.decide(svc("a", current=ips("198.51.100.10")))
+    assert moved.ips == ips("198.51.100.12")
+    alloc.take_touched()
+    assert alloc.set_conflicts({}) == {ip("198.51.100.10")}
+    assert ip("198.51.100.10") in alloc.take_touched()
+    assert alloc.decide(svc("b", age=1)).ips == ips("198.51.100.10")
+    # The moved Service stays where it is: nothing moves back.
+    assert alloc.decide(svc("a", current=ips("198.51.100.12"))).outcome is Outcome.KEPT
+
+
+def test_an_unchanged_conflict_report_changes_nothing() -> None:
+    alloc = Allocator(CONFLICT_CFG, conflicts={ip("198.51.100.10"): OTHER_HOST})
+    assert alloc.set_conflicts({ip("198.51.100.10"): OTHER_HOST}) == set()

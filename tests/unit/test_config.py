@@ -49,7 +49,19 @@ def test_defaults() -> None:
     pool = cfg.pools[0]
     assert (pool.auto_assign, pool.avoid_buggy_ips, pool.priority) == (True, False, 0)
     assert pool.namespaces == frozenset() and pool.service_selector.empty
+    assert pool.on_conflict is config.OnConflict.HOLD
     assert cfg.announce == config.Announce()
+
+
+def test_on_conflict_reallocate_is_a_pool_setting() -> None:
+    cfg = config.parse_yaml("""
+pools:
+  - {name: lan, addresses: [198.51.100.0/28], onConflict: reallocate}
+  - {name: fixed, addresses: [198.51.100.16/28], onConflict: hold}
+""")
+    assert cfg.reallocates(ipaddress.ip_address("198.51.100.3"))
+    assert not cfg.reallocates(ipaddress.ip_address("198.51.100.17"))
+    assert not cfg.reallocates(ipaddress.ip_address("203.0.113.1"))  # in no pool
 
 
 def test_pools_are_ordered_by_priority_then_name() -> None:
@@ -96,6 +108,15 @@ BAD = [
         "pools[0].priority: Input should be a valid integer",
     ),
     ("pools: [{addresses: [198.51.100.1]}]", "pools[0].name: required"),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1]}, {name: b, addresses: [198.51.100.2], "
+        "onConflict: move}]",
+        "pools[1].onConflict: Input should be 'hold' or 'reallocate'",
+    ),
+    (
+        "pools: [{name: a, addresses: [198.51.100.1], onConflict: true}]",
+        "pools[0].onConflict: Input should be 'hold' or 'reallocate'",
+    ),
     ("pools: [{name: a, addresses: []}]", "pools[0].addresses: List should have at least 1"),
     (
         "pools: [{name: a, addresses: [198.51.100.300]}]",

@@ -127,3 +127,52 @@ def test_claims_for_addresses_we_do_not_own_are_ignored() -> None:
 
 def test_states_are_named_for_status() -> None:
     assert [s.value for s in State] == ["probing", "announcing", "conflict"]
+
+
+def conflicted(guard: Guard) -> None:
+    """Own IP, and have another host answer the first probe."""
+    guard.own([IP], 0.0)
+    guard.claim(IP, FOREIGN, probe=False, cluster=CLUSTER, now=0.02)
+
+
+def test_a_conflicted_address_no_longer_owned_is_forgotten_unless_kept() -> None:
+    guard = Guard(S)
+    conflicted(guard)
+    guard.own([], 1.0)
+    assert guard.conflicts() == {} and guard.next_change() is None
+
+
+def test_a_kept_conflict_is_still_reported_and_probed_but_never_announced() -> None:
+    guard = Guard(S)
+    conflicted(guard)
+    assert guard.own([], 1.0, keep=lambda ip: True) == []
+    assert guard.conflicts() == {IP: FOREIGN} and guard.kept() == {IP}
+    assert [a.do for a in guard.due(5.02)] == [Do.PROBE]  # looked at again, on schedule
+    guard.claim(IP, FOREIGN, probe=False, cluster=CLUSTER, now=5.03)  # still there
+    assert guard.due(5.2) == [] and guard.conflicts() == {IP: FOREIGN}
+    assert guard.announcing() == set()
+
+
+def test_a_kept_conflict_whose_host_left_is_resolved_and_forgotten_not_announced() -> None:
+    guard = Guard(S)
+    conflicted(guard)
+    guard.own([], 1.0, keep=lambda ip: True)
+    done = guard.due(5.02) + guard.due(5.07) + guard.due(5.2)
+    assert [a.do for a in done] == [Do.PROBE, Do.PROBE, Do.RESOLVED]
+    assert guard.conflicts() == {} and guard.kept() == set() and guard.announcing() == set()
+
+
+def test_a_kept_conflict_owned_again_is_announced_once_the_host_left() -> None:
+    guard = Guard(S)
+    conflicted(guard)
+    guard.own([], 1.0, keep=lambda ip: True)
+    assert guard.own([IP], 2.0) == [] and guard.kept() == set()
+    done = guard.due(5.02) + guard.due(5.07) + guard.due(5.2)
+    assert [a.do for a in done] == [Do.PROBE, Do.PROBE, Do.RESOLVED, Do.ANNOUNCE]
+
+
+def test_only_conflicted_addresses_are_kept() -> None:
+    guard = Guard(S)
+    probed(guard)  # announcing, no conflict
+    guard.own([], 1.0, keep=lambda ip: True)
+    assert guard.kept() == set() and guard.next_change() is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import pytest
+
 from lbctl import reconcile
 from lbctl.allocator import Cleared, Decision, Outcome, Problem, Reason, ServiceKey
 from lbctl.kube import services
@@ -101,3 +103,59 @@ def test_release_of_a_deleting_service_only_removes_the_finalizer() -> None:
 
 def test_a_service_we_never_touched_is_left_alone() -> None:
     assert reconcile.for_release(obj(["203.0.113.9"]), "not ours").empty
+
+
+OTHER = ipaddress.ip_address("198.51.100.2")
+V6 = ipaddress.ip_address("2001:db8::1")
+CONFLICT = "198.51.100.1 is in use by another host on the LAN (MAC 02:00:00:00:99:01, ...)"
+
+# Each row: what the Service lost and what it holds now → the Events, as (reason, words).
+LOSS_ROWS = [
+    (
+        "a Service moved off a conflicted address is told where to and which host took it",
+        Cleared(IP, Reason.ADDRESS_CONFLICT, CONFLICT),
+        (OTHER,),
+        [
+            ("AddressMoved", "moved from 198.51.100.1 to 198.51.100.2: " + CONFLICT),
+            ("IPAllocated", "assigned 198.51.100.2 from pool lan"),
+        ],
+    ),
+    (
+        "a Service with nowhere to move to is told it lost the address",
+        Cleared(IP, Reason.ADDRESS_CONFLICT, CONFLICT),
+        (),
+        [("ClearAssignment", "removed 198.51.100.1: " + CONFLICT)],
+    ),
+    (
+        "a new address of the other family is no move",
+        Cleared(IP, Reason.ADDRESS_CONFLICT, CONFLICT),
+        (V6,),
+        [
+            ("ClearAssignment", "removed 198.51.100.1: " + CONFLICT),
+            ("IPAllocated", "assigned 2001:db8::1 from pool lan"),
+        ],
+    ),
+    (
+        "an address lost for another reason is cleared, not moved",
+        Cleared(IP, Reason.NODE_ADDRESS, "198.51.100.1 is an address of node n1"),
+        (OTHER,),
+        [
+            ("ClearAssignment", "removed 198.51.100.1: 198.51.100.1 is an address of node n1"),
+            ("IPAllocated", "assigned 198.51.100.2 from pool lan"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "cleared", "now", "events"), LOSS_ROWS, ids=[r[0] for r in LOSS_ROWS]
+)
+def test_events_for_a_lost_address(
+    title: str, cleared: Cleared, now: tuple[Any, ...], events: list[tuple[str, str]]
+) -> None:
+    outcome = Outcome.ALLOCATED if now else Outcome.PENDING
+    problem = None if now else Problem(Reason.EXHAUSTED, "no free IPv4 address in pool(s) lan")
+    decision = Decision(KEY, outcome, now, ("lan",) * len(now), problem, (cleared,))
+    w = reconcile.for_decision(obj(["198.51.100.1"], finalizer=True, pool="lan"), decision)
+    got = [(e.reason, e.message) for e in w.events]
+    assert got[: len(events)] == events

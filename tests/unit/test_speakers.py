@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from typing import Any
 
 from kubernetes import client
@@ -219,4 +220,33 @@ def test_conflicts_are_read_from_the_speakers_annotations_and_junk_is_skipped() 
     assert conflicts(leases) == {
         "198.51.100.7": ("02:99:00:00:00:01", "n1"),
         "2001:db8::7": ("02:aa:00:00:00:02", "n1"),
+    }
+
+
+def test_an_expired_speakers_conflict_report_counts_no_more() -> None:
+    from lbctl.kube.speakers import conflicts
+
+    def lease(node: str, renewed: str, said: str) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": f"lbctl-speaker-{node}",
+                "annotations": {"lbctl.io/conflicts": said},
+            },
+            "spec": {"renewTime": renewed, "leaseDurationSeconds": 40},
+        }
+
+    leases = [
+        lease("n1", "2026-01-01T00:00:30Z", "198.51.100.7=02:99:00:00:00:01"),
+        lease("n2", "2026-01-01T00:00:00Z", "198.51.100.8=02:99:00:00:00:02"),
+    ]
+    now = datetime.datetime(2026, 1, 1, 0, 0, 50, tzinfo=datetime.UTC)
+    assert conflicts(leases, now) == {"198.51.100.7": ("02:99:00:00:00:01", "n1")}
+
+
+def test_conflicts_by_address_say_who_in_words_and_skip_what_is_no_address() -> None:
+    from lbctl.kube.speakers import by_address
+
+    found = {"198.51.100.7": ("02:99:00:00:00:01", "n1"), "junk": ("02:99:00:00:00:02", "n2")}
+    assert by_address(found) == {
+        ipaddress.ip_address("198.51.100.7"): "MAC 02:99:00:00:00:01, seen by node n1"
     }

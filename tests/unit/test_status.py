@@ -189,7 +189,7 @@ def test_reserved_addresses_nobody_holds_are_not_counted_free() -> None:
 def test_the_reservations_table_is_rendered_and_in_json() -> None:
     report = reservation_report()
     text = status.render(report)
-    assert "POOL  FAMILY  SIZE  USED  FREE  RESERVED" in text
+    assert "POOL  FAMILY  SIZE  USED  FREE  RESERVED  CONFLICT" in text
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("RESERVATION "))
     assert lines[header].split() == [
@@ -220,3 +220,20 @@ def test_a_service_whose_address_another_host_uses_shows_as_conflict() -> None:
     assert a.state == "conflict" and "02:99:00:00:00:01" in a.reason and "n1" in a.reason
     assert b == report.services[1]
     assert status.with_conflicts(report, {}) is report
+
+
+def test_with_reallocate_a_conflicted_address_shows_stale_and_is_not_counted_free() -> None:
+    import ipaddress
+
+    moving = {
+        "config.yaml": "pools: [{name: lan, addresses: [198.51.100.1-198.51.100.3], "
+        "onConflict: reallocate}]"
+    }
+    who = {ipaddress.ip_address("198.51.100.1"): "MAC 02:99:00:00:00:01, seen by node n1"}
+    report = status.build([svc("a", "198.51.100.1"), svc("b", age=1)], moving, conflicts=who)
+    a, b = report.services
+    assert a.state == "stale" and "198.51.100.1 is in use by another host" in a.reason
+    assert b.state == "stale"  # the rules give it an address the controller has not written
+    (lan,) = report.pools
+    # a moves to .2 in the dry run, b gets .3; .1 is nobody's and not free.
+    assert (lan.size, lan.used, lan.free, lan.conflict) == (3, 2, 0, 1)

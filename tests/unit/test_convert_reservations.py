@@ -1,4 +1,4 @@
-"""Reservations for lbctl convert: what MetalLB and kube-vip users do today to keep an address."""
+"""Reservations from lbctl convert: what MetalLB and kube-vip users do today to pin an address."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lbctl import config, convert
-from lbctl.migrate_reservations import reservations
+from lbctl import cli, config, convert
+from lbctl.convert.reservations import reservations
 
 
 def lb(name: str, ns: str = "shop", ip: str | None = None, **annotations: str) -> dict[str, Any]:
@@ -131,7 +131,23 @@ ROWS = [
         KUBE_VIP_POOLS,
         [lb("web", **{KV: "192.168.1.210"})],
         [("192.168.1.210", "shop/web")],
-        ["shop/web: reservation for 192.168.1.210 (it asks for it with kube-vip.io/"],
+        ["shop/web: reservation for 192.168.1.210 (it pins it with kube-vip.io/"],
+    ),
+    (
+        "kube-vip: the annotation and spec.loadBalancerIP together may be the provider's: a note",
+        "kube-vip",
+        KUBE_VIP_POOLS,
+        [
+            lb("web", ip="192.168.1.210", **{KV: "192.168.1.210"}),
+            lb("api", ip="192.168.1.211", **{KV: "192.168.1.211,fd00::7"}),
+            lb("db", **{KV: "192.168.1.212"}),
+        ],
+        [("192.168.1.212", "shop/db")],
+        [
+            "2 Service(s) not reserved: shop/web (192.168.1.210), shop/api (192.168.1.211, "
+            "fd00::7): each carries both kube-vip.io/loadbalancerIPs and spec.loadBalancerIP, "
+            "as kube-vip-cloud-provider writes them on every Service it gives an address"
+        ],
     ),
     (
         "kube-vip: spec.loadBalancerIP and a dual-stack pair, one reservation per family",
@@ -207,12 +223,17 @@ def test_reservations_from_what_users_do_today(
     assert [(str(r.address), r.service) for r in cfg.reservations] == expected
 
 
-# --- on what convert writes today: the pools go straight in -----------------------------
+# --- through lbctl convert: the Services appended to the configuration ------------------
+
+
+def converted(source: str, text: str) -> dict[str, Any]:
+    conv = convert.convert(source, text)
+    document: dict[str, Any] = yaml.safe_load(conv.config_map["data"]["config.yaml"])
+    return document
 
 
 def converted_pools(source: str, text: str) -> list[dict[str, Any]]:
-    conv = convert.convert(source, text)
-    pools: list[dict[str, Any]] = yaml.safe_load(conv.config_map["data"]["config.yaml"])["pools"]
+    pools: list[dict[str, Any]] = converted(source, text)["pools"]
     return pools
 
 
@@ -257,3 +278,71 @@ def test_metallb_renamed_pool_as_convert_writes_it() -> None:
         "metallb", pools, [lb("web", **{POOL: "Web_IP"})], renamed={"Web_IP": "web-ip"}
     )
     assert entries == [{"address": "192.168.1.200", "service": "shop/web"}]
+
+
+def services_list(*objs: dict[str, Any]) -> str:
+    """``kubectl get svc -A -o yaml``, appended to the configuration."""
+    return "---\n" + yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": list(objs)})
+
+
+# Each row: source, input text, the reservations convert writes, and words in its notes.
+CONVERT_ROWS = [
+    (
+        "MetalLB: a renamed single-address pool asked for by one Service becomes its reservation",
+        "metallb",
+        METALLB_CM + services_list(lb("web", **{POOL: "Web_IP"}), lb("other")),
+        [{"address": "192.168.1.200", "service": "shop/web"}],
+        ["shop/web: reservation for 192.168.1.200 (the only address of pool 'web-ip'"],
+    ),
+    (
+        "MetalLB: with the config alone, a note says how to add the reservation",
+        "metallb",
+        METALLB_CM,
+        None,
+        ["add the Services to the input (kubectl get svc -A -o yaml)"],
+    ),
+    (
+        "kube-vip: a pinned Service is reserved, a provider-assigned one is only noted",
+        "kube-vip",
+        KUBE_VIP_CM
+        + services_list(
+            lb("web", **{KV: "192.168.1.201"}),
+            lb("auto", ip="192.168.1.202", **{KV: "192.168.1.202"}),
+        ),
+        [{"address": "192.168.1.201", "service": "shop/web"}],
+        ["1 Service(s) not reserved: shop/auto (192.168.1.202)"],
+    ),
+    (
+        "Services are not reported as ignored objects",
+        "kube-vip",
+        KUBE_VIP_CM + services_list(lb("plain")),
+        None,
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "source", "text", "expected", "notes"), CONVERT_ROWS, ids=[r[0] for r in CONVERT_ROWS]
+)
+def test_convert_writes_reservations_where_certain_and_says_so(
+    title: str,
+    source: str,
+    text: str,
+    expected: list[dict[str, str]] | None,
+    notes: list[str],
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    conv = convert.convert(source, text)
+    document = yaml.safe_load(conv.config_map["data"]["config.yaml"])
+    assert document.get("reservations") == expected
+    for fragment in notes:
+        assert any(fragment in n for n in conv.notes), (fragment, conv.notes)
+    assert not any("ignored" in n and "Service" in n for n in conv.notes)
+    # The output, notes as comments, passes our own parser (lbctl validate).
+    path = tmp_path / "out.yaml"
+    path.write_text(convert.render(conv))
+    assert cli.main(["validate", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert all(e["address"] in shown and e["service"] in shown for e in expected or [])

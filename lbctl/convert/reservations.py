@@ -1,18 +1,22 @@
-"""``reservations:`` entries for ``lbctl convert``, from how MetalLB and kube-vip users keep an
-address for one Service today (pure).
+"""``reservations:`` entries for ``lbctl convert``, from how MetalLB and kube-vip users pin an
+address to one Service today (pure).
 
-Kept apart from ``convert`` (being reworked on another branch): it belongs in
-``lbctl/convert/reservations.py``, called once the pools are final, with the Service objects
-found in the same input (``kubectl get svc -A -o yaml`` appended to the configuration). Its
-entries go under ``reservations`` in the document beside ``pools``; its notes join convert's.
+Called once the pools are final, with the Service objects found in the same input (``kubectl
+get svc -A -o yaml`` appended to the configuration). A reservation is written only where the
+input shows for certain that a Service owns an address; elsewhere a note says how to add one.
 
 - **MetalLB**: a pool of a single address with ``auto-assign: false`` (``autoAssign: false``
   in resources), asked for by exactly one Service (``loadBalancerIPs`` annotation,
   ``spec.loadBalancerIP``, or an ``address-pool`` annotation naming it), becomes a reservation
-  of that address for that Service.
-- **kube-vip**: a Service that asks for an address with ``kube-vip.io/loadbalancerIPs`` (which
-  lbctl does not read) or ``spec.loadBalancerIP``, inside a converted pool, gets a reservation
-  of it: it keeps its address with no edit, and across delete and recreate.
+  of that address for that Service. The config alone cannot say which Service that is: with no
+  Services in the input, a note says how to write the entry.
+- **kube-vip**: a user pins an address with ``kube-vip.io/loadbalancerIPs`` (which lbctl does not
+  read) or ``spec.loadBalancerIP``. But kube-vip-cloud-provider, when it allocates, writes both
+  (the annotation, and ``spec.loadBalancerIP`` = its first address) on every Service, so a
+  Service carrying both cannot be told from an automatic one: no reservation, a note (lbctl keeps
+  its address all the same: it reads ``spec.loadBalancerIP``). One of the two alone is the
+  user's: a reservation, so the Service keeps its address with no edit, and across delete and
+  recreate.
 
 What cannot be a reservation is left as it is, with a note: an address asked for by two
 Services (a reservation is one Service's alone), outside every pool, or in a pool lbctl would
@@ -25,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from lbctl import config, ipam
+from lbctl.convert.model import names
 
 KUBE_VIP_IPS = "kube-vip.io/loadbalancerIPs"
 METALLB_PREFIXES = ("metallb.io/", "metallb.universe.tf/")
@@ -49,8 +54,9 @@ def reservations(
     wanted: dict[ipam.IP, list[str]] = {}  # address → the Services that ask for it
     notes: list[str] = []
     seen = 0  # LoadBalancer Services in the input
+    unsure: list[str] = []
     for obj in service_objs:
-        found = _asks(source, obj, cfg, renamed, notes)
+        found = _asks(source, obj, cfg, renamed, notes, unsure)
         if found is None:
             continue
         seen += 1
@@ -68,7 +74,7 @@ def reservations(
         how = (
             f"the only address of pool {pool.name!r} (autoAssign false), which it asks for"
             if source == "metallb"
-            else f"it asks for it with {KUBE_VIP_IPS} or spec.loadBalancerIP"
+            else f"it pins it with {KUBE_VIP_IPS} or spec.loadBalancerIP"
         )
         notes.append(
             f"{keys[0]}: reservation for {ip} ({how}): it keeps the address with no "
@@ -76,7 +82,21 @@ def reservations(
         )
     if source == "metallb":
         notes += _unasked_pools(cfg, set(wanted), any_services=seen > 0)
+    if unsure:
+        notes.append(
+            f"{len(unsure)} Service(s) not reserved: {names(unsure, quote=False)}: each carries "
+            f"both {KUBE_VIP_IPS} and spec.loadBalancerIP, as kube-vip-cloud-provider writes "
+            "them on every Service it gives an address, so the input cannot say that a user "
+            "pinned it. lbctl keeps the address while spec.loadBalancerIP stays; to keep one "
+            "across delete and recreate, add reservations: [{address: ADDRESS, service: "
+            "NAMESPACE/NAME}]"
+        )
     return entries, notes
+
+
+def is_service(obj: Any) -> bool:
+    """A core v1 Service: what ``reservations`` reads, and no reader's business."""
+    return _dict(obj).get("kind") == "Service" and _dict(obj).get("apiVersion") in ("v1", None)
 
 
 def _asks(
@@ -85,9 +105,11 @@ def _asks(
     cfg: config.PoolConfig,
     renamed: Mapping[str, str],
     notes: list[str],
+    unsure: list[str],
 ) -> tuple[str, list[ipam.IP]] | None:
     """A LoadBalancer Service's key and the addresses it asks for that a reservation could
-    keep; None for any other object."""
+    keep; None for any other object. ``unsure``: Services (and addresses) that may carry what
+    kube-vip-cloud-provider wrote rather than what their user asked for."""
     meta, spec = _dict(_dict(obj).get("metadata")), _dict(_dict(obj).get("spec"))
     if _dict(obj).get("kind") != "Service" or spec.get("type") != "LoadBalancer":
         return None
@@ -96,9 +118,14 @@ def _asks(
     texts = [str(spec["loadBalancerIP"])] if spec.get("loadBalancerIP") else []
     prefixes = METALLB_PREFIXES if source == "metallb" else ()
     keys = [p + "loadBalancerIPs" for p in prefixes] if prefixes else [KUBE_VIP_IPS]
-    for name in keys:
-        if name in annotations:
-            texts += [t.strip() for t in annotations[name].split(",") if t.strip()]
+    annotated = [
+        t.strip() for name in keys if name in annotations for t in annotations[name].split(",")
+    ]
+    annotated = [t for t in annotated if t]
+    if source == "kube-vip" and texts and annotated:
+        unsure.append(f"{key} ({', '.join(annotated)})")  # maybe nobody's choice
+        return key, []
+    texts += annotated
     asked: list[ipam.IP] = []
     for text in dict.fromkeys(texts):
         try:
