@@ -107,7 +107,6 @@ class Controller:
         self.waiters = waiters.Waiters()  # pending Services, by what could unblock them
         self._handoffs: list[PoolFamily] = []  # hand-offs whose waiter was just decided
         self._pending: dict[str, Reason] = {}  # Services without an address, and why
-        self._exported: dict[str, set[str]] = {}  # key → addresses in address_assigned
         self._last_events: dict[str, tuple[reconcile.Event, ...]] = {}
         self._seen_at: dict[str, float] = {}
         self.metrics.config_stale.set(1)
@@ -210,6 +209,7 @@ class Controller:
             self._restore_all(fenced)
             self._requeue_all()
             self._leading_ready = True
+            self.metrics.address_assigned.source = self._assignments
         workers = [
             threading.Thread(target=self._work, args=(stop,), name=f"worker-{i}", daemon=True)
             for i in range(self.settings.workers)
@@ -226,7 +226,6 @@ class Controller:
         self._restored = self._leading_ready = False
         with self._lock:
             self._pending.clear()
-            self._exported.clear()
             self.metrics.forget_allocations()
 
     def _work(self, stop: threading.Event) -> None:
@@ -286,7 +285,6 @@ class Controller:
                     self.queue.add(holder)
         else:
             todo = self._reconcile(key)
-            self._export_addresses(key)
         # Wake the pending Services this change may have unblocked, and only those.
         handoffs, self._handoffs = self._handoffs, []
         for waiter in waiters.woken(self.waiters, self.allocator, handoffs):
@@ -477,16 +475,10 @@ class Controller:
         self._handoffs += self.waiters.remove(key)
         self.allocator.release(key)  # what it frees wakes its waiters (``_handle``)
 
-    def _export_addresses(self, key: str) -> None:
-        """``lbctl_allocator_address_assigned`` for one Service: what the allocator holds."""
-        now = {str(ip) for ip in self.allocator.assigned(ServiceKey(key))}
-        before = self._exported.pop(key, set())
-        for ip in before - now:
-            self.metrics.address_assigned.remove(key, ip)
-        for ip in now - before:
-            self.metrics.address_assigned.labels(key, ip).set(1)
-        if now:
-            self._exported[key] = now
+    def _assignments(self) -> dict[ServiceKey, tuple[ipam.IP, ...]]:
+        """What the allocator holds, for ``lbctl_allocator_address_assigned`` at scrape time."""
+        with self._lock:
+            return self.allocator.all_assignments()
 
     def _update_metrics(self) -> None:
         counts = collections.Counter(self._pending.values())
