@@ -8,7 +8,9 @@ COPY lbctl ./lbctl
 # pip compiles every module to bytecode: keep it. The root filesystem is read-only at run time,
 # so without it each start compiles the Kubernetes client anew (12 s instead of 3 s measured on
 # a loaded machine: long enough for the liveness probe to kill the container).
-RUN python -m venv /opt/lbctl \
+# Without the lab extra, and without lbctl/lab itself: the test bed is not part of the release.
+RUN rm -rf lbctl/lab \
+ && python -m venv /opt/lbctl \
  && /opt/lbctl/bin/pip install --no-cache-dir .
 
 FROM python:3.11.7-slim-bookworm

@@ -40,12 +40,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NewType
 
 from lbctl import config, ipam
 from lbctl.config import OnConflict, Pool, PoolConfig, Reservation
-
-ServiceKey = NewType("ServiceKey", str)  # "namespace/name"
+from lbctl.config import ServiceKey as ServiceKey  # "namespace/name"; defined with reservations
 
 
 class FamilyPolicy(enum.StrEnum):

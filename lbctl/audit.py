@@ -10,10 +10,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from lbctl import allocator, config, ipam, ownership, status
-from lbctl.kube import services, speakers
+from lbctl import allocator, config, ipam, leases, objects, ownership, status
 
 
 class Kind(enum.StrEnum):
@@ -39,25 +37,25 @@ class Finding:
 
 
 def check(
-    service_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
     configmap_data: Mapping[str, str] | None,
     *,
-    node_objs: Iterable[Mapping[str, Any]] = (),
-    slice_objs: Iterable[Mapping[str, Any]] = (),
+    node_objs: Iterable[objects.Obj] = (),
+    slice_objs: Iterable[objects.Obj] = (),
     live: Collection[str] = (),
     expired: Collection[str] = (),
     unheard: Collection[str] = (),
-    handling: services.Handling | None = None,
+    handling: objects.Handling | None = None,
     conflicts: Mapping[str, tuple[str, str]] | None = None,
-    namespace_objs: Iterable[Mapping[str, Any]] | None = None,
+    namespace_objs: Iterable[objects.Obj] | None = None,
 ) -> list[Finding]:
     """Every finding, in a stable order. ``namespace_objs``: every Namespace (their labels,
     for pools with a namespaceSelector); None when they could not be read."""
-    handling = handling or services.Handling()
+    handling = handling or objects.Handling()
     svcs = [o for o in service_objs if handling.handles(o)]
     nodes = list(node_objs)
     slices = list(slice_objs)
-    names = {services.node_labels(n)[0] for n in nodes}
+    names = {objects.node_labels(n)[0] for n in nodes}
     findings = [  # a deleted node's Lease is left to expire: not a speaker down
         Finding(Kind.SPEAKER_DOWN, node, "its speaker Lease expired without being released")
         for node in sorted(expired)
@@ -68,7 +66,7 @@ def check(
         for node in sorted(unheard)
         if node in names
     ]
-    requests = [services.request_of(o) for o in svcs]  # deleting ones still hold theirs
+    requests = [objects.request_of(o) for o in svcs]  # deleting ones still hold theirs
     held = {str(ip) for req in requests for ip in req.current}
     findings += [
         Finding(
@@ -79,7 +77,7 @@ def check(
         )
         for ip, (mac, node) in sorted((conflicts or {}).items())
     ]
-    deleting = {services.key_of(o) for o in svcs if services.deleting(o)}
+    deleting = {objects.key_of(o) for o in svcs if objects.deleting(o)}
     findings += _held_twice(requests, deleting)
     parsed = cfg, error = status.parse_config(configmap_data)
     if cfg is None:
@@ -100,7 +98,7 @@ def check(
         nodes,
         handling,
         namespace_objs=namespace_objs,
-        conflicts=speakers.by_address(conflicts or {}),
+        conflicts=leases.by_address(conflicts or {}),
     )
     for row in report.services:
         if row.state == "pending":
@@ -112,7 +110,7 @@ def check(
 
     own = ownership.compute(
         cfg,
-        service_objs=[o for o in svcs if not services.deleting(o)],
+        service_objs=[o for o in svcs if not objects.deleting(o)],
         node_objs=nodes,
         slice_objs=slices,
         live=live,
@@ -143,7 +141,7 @@ def check(
 
 
 def _held_twice(
-    requests: list[allocator.ServiceRequest], deleting: Collection[str]
+    requests: list[allocator.ServiceRequest], deleting: Collection[allocator.ServiceKey]
 ) -> list[Finding]:
     by_ip: dict[ipam.IP, list[allocator.ServiceRequest]] = {}
     for req in requests:

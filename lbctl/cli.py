@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import datetime
-import email.utils
 import json
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lbctl import audit, config, logs, settings, strict_yaml
+from lbctl import audit, config, diagnose, logs, settings, strict_yaml
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -24,9 +22,20 @@ def _version(_: argparse.Namespace) -> int:
     return 0
 
 
-def _binaries(args: argparse.Namespace) -> int:
-    from lbctl.lab import assets
+def _without_lab(command: str, exc: ModuleNotFoundError) -> int:
+    """The test bed is the ``lab`` extra, not in the image: say how to get it."""
+    print(
+        f"lbctl {command}: the test bed is not installed ({exc}): pip install 'lbctl[lab]'",
+        file=sys.stderr,
+    )
+    return 2
 
+
+def _binaries(args: argparse.Namespace) -> int:
+    try:
+        from lbctl.lab import assets
+    except ModuleNotFoundError as exc:
+        return _without_lab("binaries", exc)
     return assets.main(download=args.download)
 
 
@@ -105,8 +114,11 @@ def _drain(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from lbctl.lab import assets
-    from lbctl.lab.lab import Lab, LabError
+    try:
+        from lbctl.lab import assets
+        from lbctl.lab.lab import Lab, LabError
+    except ModuleNotFoundError as exc:
+        return _without_lab("lab", exc)
 
     lab = Lab()
     try:
@@ -135,89 +147,25 @@ def _lab(args: argparse.Namespace) -> int:
         return 1
 
 
-@dataclass(frozen=True)
-class _Cluster:
-    """One reading of everything ``status`` and ``check`` judge, as raw dicts."""
-
-    services: list[Any]
-    nodes: list[Any]
-    config_data: dict[str, str] | None
-    leases: dict[str, Any]  # speaker node → speakers.LeaseState
-    slices: list[Any]
-    handling: Any
-    conflicts: dict[str, tuple[str, str]]  # address → (other host's MAC, node that saw it)
-    namespaces: list[Any] | None = None  # None: not readable (a namespaceSelector's labels)
-
-
-def _read_cluster(cfg: settings.PoolSettings) -> _Cluster:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    from lbctl.kube import client as kclient
-    from lbctl.kube import services, speakers
-
-    api, _ = kclient.api_client(cfg.kubeconfig)
-    timeout = 30  # an API server that accepts but never answers must not hang us
-    with api:
-        core = client.CoreV1Api(api)
-        svcs = api.sanitize_for_serialization(
-            core.list_service_for_all_namespaces(_request_timeout=timeout).items
-        )
-        nodes = api.sanitize_for_serialization(core.list_node(_request_timeout=timeout).items)
-        try:
-            data = core.read_namespaced_config_map(
-                cfg.config_map, cfg.namespace, _request_timeout=timeout
-            ).data
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            data = None
-        leases, _, headers = client.CoordinationV1Api(api).list_namespaced_lease_with_http_info(
-            cfg.namespace, _request_timeout=timeout
-        )
-        slices = api.sanitize_for_serialization(
-            client.DiscoveryV1Api(api)
-            .list_endpoint_slice_for_all_namespaces(_request_timeout=timeout)
-            .items
-        )
-        try:
-            namespaces = api.sanitize_for_serialization(
-                core.list_namespace(_request_timeout=timeout).items
-            )
-        except ApiException as exc:  # may not list them: judged without their labels
-            if exc.status != 403:
-                raise
-            namespaces = None
-    lease_objs = api.sanitize_for_serialization(leases.items)
-    return _Cluster(
-        svcs,
-        nodes,
-        data,
-        # Judged by the API server's clock, not ours: a laptop's skew must not kill speakers.
-        speakers.lease_states(lease_objs, _server_now(headers)),
-        slices,
-        services.Handling(cfg.lb_class, cfg.class_less),
-        speakers.conflicts(lease_objs, _server_now(headers)),
-        namespaces,
-    )
-
-
-def _server_now(headers: Any) -> datetime.datetime:
-    try:
-        return email.utils.parsedate_to_datetime(headers["Date"])
-    except (KeyError, TypeError, ValueError):
-        return datetime.datetime.now(datetime.UTC)
-
-
-def _cluster_or_exit(args: argparse.Namespace) -> _Cluster | int:
+def _cluster_or_exit(args: argparse.Namespace) -> diagnose.ClusterView | int:
+    """One reading of the cluster, or the exit status (2) after saying why there is none."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
+    from lbctl import objects
     from lbctl.kube import client as kclient
+    from lbctl.kube import cluster
 
     cfg = settings.load(settings.PoolSettings, args)
     try:
-        return _read_cluster(cfg)
+        api, _ = kclient.api_client(cfg.kubeconfig)
+        with api:
+            return cluster.read(
+                api,
+                namespace=cfg.namespace,
+                config_map=cfg.config_map,
+                handling=objects.Handling(cfg.lb_class, cfg.class_less),
+            )
     except kclient.NoCredentials as exc:
         print(f"lbctl {args.command}: {exc}", file=sys.stderr)
     except ApiException as exc:
@@ -230,62 +178,20 @@ def _cluster_or_exit(args: argparse.Namespace) -> _Cluster | int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from lbctl import ownership, status
+    from lbctl import status
 
-    cluster = _cluster_or_exit(args)
-    if isinstance(cluster, int):
-        return cluster
-    from lbctl.kube.speakers import LeaseState
-
-    live = {node for node, state in cluster.leases.items() if state is LeaseState.LIVE}
-    starting = {node for node, state in cluster.leases.items() if state is LeaseState.STARTING}
-
-    def speaker_view(objs: list[Any], pool_config: config.PoolConfig) -> ownership.Ownership:
-        return ownership.compute(
-            pool_config,
-            service_objs=objs,
-            node_objs=cluster.nodes,
-            slice_objs=cluster.slices,
-            live=live,
-            starting=starting,
-            handling=cluster.handling,
-        )
-
-    from lbctl.kube import speakers
-
-    report = status.build(
-        cluster.services,
-        cluster.config_data,
-        cluster.nodes,
-        cluster.handling,
-        speaker_view,
-        cluster.namespaces,
-        speakers.by_address(cluster.conflicts),
-    )
-    report = status.with_conflicts(report, cluster.conflicts)
-    print(status.render(report, args.output), end="")
+    view = _cluster_or_exit(args)
+    if isinstance(view, int):
+        return view
+    print(status.render(diagnose.status_report(view), args.output), end="")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lbctl.kube.speakers import LeaseState
-
-    cluster = _cluster_or_exit(args)
-    if isinstance(cluster, int):
-        return cluster
-    findings = audit.check(
-        cluster.services,
-        cluster.config_data,
-        node_objs=cluster.nodes,
-        slice_objs=cluster.slices,
-        live={node for node, state in cluster.leases.items() if state is LeaseState.LIVE},
-        expired={node for node, state in cluster.leases.items() if state is LeaseState.EXPIRED},
-        unheard={node for node, state in cluster.leases.items() if state is LeaseState.UNHEARD},
-        handling=cluster.handling,
-        conflicts=cluster.conflicts,
-        namespace_objs=cluster.namespaces,
-    )
-    findings = [f for f in findings if f.kind.value not in (args.ignore or ())]
+    view = _cluster_or_exit(args)
+    if isinstance(view, int):
+        return view
+    findings = [f for f in diagnose.findings(view) if f.kind.value not in (args.ignore or ())]
     if args.output == "json":
         print(json.dumps([asdict(f) for f in findings], indent=2))
     else:

@@ -19,12 +19,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from lbctl import conflicts, ipam, strict_yaml
 from lbctl.selectors import AnyOf, Operator, Selector
+
+# A Service by "namespace/name": how reservations name it, and the allocator keys Services.
+ServiceKey = NewType("ServiceKey", str)
 
 CONFIG_KEY = "config.yaml"
 MAX_CONFIG_BYTES = 1 << 20  # a ConfigMap holds at most 1 MiB anyway
@@ -264,7 +267,7 @@ class Reservation:
     that Service exists; no other Service is given it."""
 
     address: ipam.IP
-    service: str  # "namespace/name"
+    service: ServiceKey
     pool: str  # the pool the address lies in
     index: int  # its place in the config's list, to name it in messages
 
@@ -546,7 +549,7 @@ def _reservations(
     return tuple(out)
 
 
-def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> str | None:
+def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> ServiceKey | None:
     """``namespace/name`` with a valid namespace and Service name, or a problem."""
     namespace, slash, name = text.partition("/")
     if not slash or "/" in name:
@@ -564,7 +567,7 @@ def _service_key(text: str, path: str, problems: list[tuple[str, str]]) -> str |
             )
         )
         return None
-    return text
+    return ServiceKey(text)
 
 
 def unusable_reservations(cfg: PoolConfig) -> list[tuple[Reservation, str]]:
@@ -638,3 +641,29 @@ def parse_configmap(data: Mapping[str, Any] | None, key: str = CONFIG_KEY) -> Po
     if not isinstance(text, str):  # a hand-written manifest; the API server only stores strings
         raise ConfigError([(f"data.{key}", "must be a string holding the YAML config")])
     return parse_yaml(text)
+
+
+@dataclass
+class LastGood:
+    """The pool config in force for a component: the last ConfigMap data that parsed (pure).
+
+    The controller and every speaker hold one. Data whose config text is unchanged is not parsed
+    again; data that does not parse leaves the last good config in force (MetalLB's "stale"
+    config: reported, never applied).
+    """
+
+    config: PoolConfig | None = None
+    seen: object = None  # the ``config.yaml`` value last seen, good or bad; None: none yet
+
+    def update(self, data: Mapping[str, Any] | None) -> PoolConfig | ConfigError | None:
+        """The ConfigMap's ``data`` now: the new config when it took effect, the error when the
+        new text does not parse (``config`` is unchanged), None when the text is unchanged."""
+        text = (data or {}).get(CONFIG_KEY)
+        if text == self.seen:
+            return None
+        self.seen = text
+        try:
+            self.config = parse_configmap(data)
+        except ConfigError as exc:
+            return exc
+        return self.config

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime
 import logging
 import socket
 import threading
 import time
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
-from lbctl import config, reconcile, waiters
+from lbctl import config, ipam, leases, objects, reconcile, waiters
 from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey, ServiceRequest
-from lbctl.kube import leader, services, speakers
-from lbctl.kube.informer import Informer, obj_key
+from lbctl.kube import leader, speakers
+from lbctl.kube.informer import Informer, Obj, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
 from lbctl.settings import PoolSettings
@@ -67,7 +65,7 @@ class Controller:
         self.api = api
         self.settings = settings
         self.metrics = metrics or ControllerMetrics()
-        self.handling = services.Handling(settings.lb_class, settings.class_less)
+        self.handling = objects.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
         self.queue: WorkQueue[str] = WorkQueue()
         self.services = Informer("services", core.list_service_for_all_namespaces, self._on_service)
@@ -102,38 +100,37 @@ class Controller:
         )
         self.allocator = Allocator(None)
         self._lock = threading.RLock()  # allocator, config and bookkeeping
-        self._config_text: str | None = None
+        self._config = config.LastGood()  # the allocator's config, the last one that parsed
         self._restored = False
         self._leading_ready = False  # caches loaded, status restored (if there is a config)
         self._expected: dict[str, int] = {}  # key → resourceVersion our last write left
         self.waiters = waiters.Waiters()  # pending Services, by what could unblock them
         self._handoffs: list[PoolFamily] = []  # hand-offs whose waiter was just decided
         self._pending: dict[str, Reason] = {}  # Services without an address, and why
-        self._exported: dict[str, set[str]] = {}  # key → addresses in address_assigned
         self._last_events: dict[str, tuple[reconcile.Event, ...]] = {}
         self._seen_at: dict[str, float] = {}
         self.metrics.config_stale.set(1)
 
     # --- informer callbacks (informer threads): only enqueue ---
 
-    def _on_service(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_service(self, kind: str, obj: Obj) -> None:
         key = obj_key(obj)
         self._seen_at.setdefault(key, time.monotonic())
         self.queue.add(key)
 
-    def _on_node(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_node(self, kind: str, obj: Obj) -> None:
         self.queue.add("node:")
 
-    def _on_configmap(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_configmap(self, kind: str, obj: Obj) -> None:
         self.queue.add("config:")
 
-    def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_lease(self, kind: str, obj: Obj) -> None:
         self.queue.add("leases:")
 
-    def _on_namespace(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_namespace(self, kind: str, obj: Obj) -> None:
         """Re-decide the Services of a namespace whose labels changed (or that came or went)."""
         name = obj_key(obj)
-        labels = None if kind == "DELETED" else services.labels_of(obj)
+        labels = None if kind == "DELETED" else objects.labels_of(obj)
         # Only this informer's thread reads and writes the map.
         if name in self._namespace_labels and self._namespace_labels[name] == labels:
             return
@@ -142,10 +139,10 @@ class Controller:
             if (svc.get("metadata") or {}).get("namespace") == name:
                 self.queue.add(obj_key(svc))
 
-    def _request(self, obj: dict[str, Any]) -> ServiceRequest:
+    def _request(self, obj: Obj) -> ServiceRequest:
         """A Service's request, with its namespace's labels as the cache holds them."""
-        namespace = (obj.get("metadata") or {}).get("namespace")
-        return services.request_of(obj, self.namespaces.get(str(namespace)))
+        namespace = objects.meta_of(obj).get("namespace")
+        return objects.request_of(obj, self.namespaces.get(str(namespace)))
 
     # --- readiness ---
 
@@ -205,13 +202,14 @@ class Controller:
             self._handoffs = []
             self._expected.clear()
             self._restored = False
-            self._config_text = None
+            self._config = config.LastGood()
             self._load_config()
             self._load_nodes()
             self._load_conflicts()
             self._restore_all(fenced)
             self._requeue_all()
             self._leading_ready = True
+            self.metrics.address_assigned.source = self._assignments
         workers = [
             threading.Thread(target=self._work, args=(stop,), name=f"worker-{i}", daemon=True)
             for i in range(self.settings.workers)
@@ -228,7 +226,6 @@ class Controller:
         self._restored = self._leading_ready = False
         with self._lock:
             self._pending.clear()
-            self._exported.clear()
             self.metrics.forget_allocations()
 
     def _work(self, stop: threading.Event) -> None:
@@ -272,7 +269,7 @@ class Controller:
         log.warning("%s: %s; retrying", key, exc if isinstance(exc, ApiException) else repr(exc))
         self.queue.add_after(key, 1.0)
 
-    def _handle(self, key: str) -> tuple[dict[str, Any], reconcile.Writes] | None:
+    def _handle(self, key: str) -> tuple[Obj, reconcile.Writes] | None:
         """Decide (under the lock); return the writes to make for a Service, if any."""
         todo = None
         if key == "config:":
@@ -288,7 +285,6 @@ class Controller:
                     self.queue.add(holder)
         else:
             todo = self._reconcile(key)
-            self._export_addresses(key)
         # Wake the pending Services this change may have unblocked, and only those.
         handoffs, self._handoffs = self._handoffs, []
         for waiter in waiters.woken(self.waiters, self.allocator, handoffs):
@@ -313,13 +309,11 @@ class Controller:
                     self.settings.config_map,
                 )
             return False
-        text = (obj.get("data") or {}).get(config.CONFIG_KEY)
-        if text == self._config_text:
+        parsed = self._config.update(objects.configmap_data(obj))
+        if parsed is None:
             return False
-        self._config_text = text
-        try:
-            parsed = config.parse_configmap(obj.get("data"))
-        except config.ConfigError as exc:
+        if isinstance(parsed, config.ConfigError):
+            exc = parsed
             self.metrics.config_stale.set(1)
             kept = (
                 "the last good config stays in force"
@@ -347,20 +341,19 @@ class Controller:
         return True
 
     def _load_nodes(self) -> bool:
-        reserved: dict[Any, str] = {}
+        reserved: dict[ipam.IP, str] = {}
         for node in self.nodes.items():
-            reserved.update(services.node_addresses(node))
+            reserved.update(objects.node_addresses(node))
         if reserved == self.allocator.reserved:
             return False
         self.allocator.set_reserved(reserved)
         return True
 
-    def _load_conflicts(self) -> set[Any]:
+    def _load_conflicts(self) -> set[ipam.IP]:
         """The addresses the speakers' Leases say another host uses (expired Leases aside);
         returns those whose conflict began, ended or changed: their holders are re-decided."""
-        now = datetime.datetime.now(datetime.UTC)
-        found = speakers.conflicts(self.leases.items(), now)
-        changed = self.allocator.set_conflicts(speakers.by_address(found))
+        found = leases.conflicts(self.leases.items(), leases.wall_now())
+        changed = self.allocator.set_conflicts(leases.by_address(found))
         for ip in sorted(changed, key=str):
             if ip in self.allocator.conflicts:
                 log.warning("%s is in use by another host (%s)", ip, self.allocator.conflicts[ip])
@@ -368,7 +361,7 @@ class Controller:
                 log.info("%s: no speaker reports a conflict any more", ip)
         return changed
 
-    def _fence_pending(self) -> dict[str, dict[str, Any]]:
+    def _fence_pending(self) -> dict[str, Obj]:
         """Before deciding anything as the new leader, fence every handled Service that has
         no address yet: the previous leader may have decided one for it and still be about
         to send it (paused past its lease). A write that landed before the fence is in the
@@ -376,9 +369,9 @@ class Controller:
         term = f"{self.settings.identity} {time.time():.3f}"
         fenced = {}
         for obj in self.services.items():
-            if not self.handling.handles(obj) or obj["metadata"].get("deletionTimestamp"):
+            if not self.handling.handles(obj) or objects.deleting(obj):
                 continue
-            if services.request_of(obj).current:
+            if objects.request_of(obj).current:
                 continue
             now = self.writer.fence(obj, term)
             if now is not None:
@@ -387,18 +380,14 @@ class Controller:
             log.info("fenced %d Service(s) without an address", len(fenced))
         return fenced
 
-    def _restore_all(self, fresher: dict[str, dict[str, Any]] | None = None) -> None:
+    def _restore_all(self, fresher: dict[str, Obj] | None = None) -> None:
         """Claim every status address, oldest Service first, before allocating anything.
 
         ``fresher``: objects read after the cache (the fence's answers) take precedence."""
         if self._restored or self.allocator.config is None:
             return
         objs = {obj_key(o): o for o in self.services.items()} | (fresher or {})
-        handled = [
-            o
-            for o in objs.values()
-            if self.handling.handles(o) and not o["metadata"].get("deletionTimestamp")
-        ]
+        handled = [o for o in objs.values() if self.handling.handles(o) and not objects.deleting(o)]
         requests = sorted((self._request(o) for o in handled), key=lambda r: r.age)
         for req in requests:
             self.allocator.restore(req)
@@ -408,17 +397,17 @@ class Controller:
 
     # --- one Service ---
 
-    def _reconcile(self, key: str) -> tuple[dict[str, Any], reconcile.Writes] | None:
+    def _reconcile(self, key: str) -> tuple[Obj, reconcile.Writes] | None:
         obj = self.services.get(key)
         skey = ServiceKey(key)
         if obj is None:  # deleted; any finalizer was handled while it was terminating
             self._release(skey)
             return None
-        if services.deleting(obj) or not self.handling.handles(obj):
+        if objects.deleting(obj) or not self.handling.handles(obj):
             self._release(skey)
             why = (
                 "the Service is being deleted"
-                if services.deleting(obj)
+                if objects.deleting(obj)
                 else f"the Service is no longer a LoadBalancer of class {self.settings.lb_class}"
             )
             return self._fresh(key, obj, reconcile.for_release(obj, why))
@@ -446,8 +435,8 @@ class Controller:
         return self._fresh(key, obj, reconcile.for_decision(obj, decision))
 
     def _fresh(
-        self, key: str, obj: dict[str, Any], writes: reconcile.Writes
-    ) -> tuple[dict[str, Any], reconcile.Writes] | None:
+        self, key: str, obj: Obj, writes: reconcile.Writes
+    ) -> tuple[Obj, reconcile.Writes] | None:
         """Drop events already sent for this Service (a resync, our own status write)."""
         events = writes.events if writes.events != self._last_events.get(key) else ()
         if writes.events:
@@ -455,7 +444,7 @@ class Controller:
         todo = dataclasses.replace(writes, events=events)
         return None if todo.empty else (obj, todo)
 
-    def _write(self, key: str, obj: dict[str, Any], writes: reconcile.Writes) -> None:
+    def _write(self, key: str, obj: Obj, writes: reconcile.Writes) -> None:
         version = self.writer.apply(obj, writes)
         if version is not None and version.isdigit() and not writes.empty:
             self._expected[key] = int(version)
@@ -463,7 +452,7 @@ class Controller:
         if writes.ingress is not None and seen is not None:
             self.metrics.allocation_seconds.observe(time.monotonic() - seen)
 
-    def _behind(self, key: str, obj: dict[str, Any]) -> bool:
+    def _behind(self, key: str, obj: Obj) -> bool:
         """Whether the cached object is older than our own last write to it.
 
         A decision on it would take for lost the address we just wrote (its status is not in
@@ -472,7 +461,7 @@ class Controller:
         expected = self._expected.get(key)
         if expected is None:
             return False
-        version = str(obj["metadata"].get("resourceVersion", ""))
+        version = objects.resource_version(obj)
         if version.isdigit() and int(version) < expected:
             return True
         self._expected.pop(key, None)
@@ -486,16 +475,10 @@ class Controller:
         self._handoffs += self.waiters.remove(key)
         self.allocator.release(key)  # what it frees wakes its waiters (``_handle``)
 
-    def _export_addresses(self, key: str) -> None:
-        """``lbctl_allocator_address_assigned`` for one Service: what the allocator holds."""
-        now = {str(ip) for ip in self.allocator.assigned(ServiceKey(key))}
-        before = self._exported.pop(key, set())
-        for ip in before - now:
-            self.metrics.address_assigned.remove(key, ip)
-        for ip in now - before:
-            self.metrics.address_assigned.labels(key, ip).set(1)
-        if now:
-            self._exported[key] = now
+    def _assignments(self) -> dict[ServiceKey, tuple[ipam.IP, ...]]:
+        """What the allocator holds, for ``lbctl_allocator_address_assigned`` at scrape time."""
+        with self._lock:
+            return self.allocator.all_assignments()
 
     def _update_metrics(self) -> None:
         counts = collections.Counter(self._pending.values())

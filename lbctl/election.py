@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from lbctl import ipam
+from lbctl.allocator import ServiceKey
 from lbctl.selectors import Selector
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -69,7 +70,7 @@ class Ineligible(enum.Enum):
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """What eligibility needs of a Node, read by the adapter (``services.node_info``)."""
+    """What eligibility needs of a Node, read by the adapter (``objects.node_info``)."""
 
     name: str
     labels: Mapping[str, str]
@@ -116,15 +117,15 @@ class AddressNeeds:
     """What one announced address needs from its owner, merged over the Services sharing it."""
 
     ip: ipam.IP
-    services: tuple[str, ...]
+    services: tuple[ServiceKey, ...]
     # For Local policy: nodes with a ready endpoint of *every* Local Service on the address;
     # None when no Service on it is Local.
     local_nodes: frozenset[str] | None = None
 
 
 def needs(
-    announced: Iterable[tuple[str, Iterable[ipam.IP], bool]],
-    local_nodes: Mapping[str, frozenset[str]],
+    announced: Iterable[tuple[ServiceKey, Iterable[ipam.IP], bool]],
+    local_nodes: Mapping[ServiceKey, frozenset[str]],
     in_pool: Callable[[ipam.IP], bool],
 ) -> list[AddressNeeds]:
     """Merge Services by address: ``(service, addresses, local)`` → one need per address.
@@ -133,7 +134,7 @@ def needs(
     Services an owner needs a ready endpoint of each of them (sharing requires identical
     selectors, so in practice their endpoints are the same).
     """
-    by_ip: dict[ipam.IP, tuple[list[str], frozenset[str] | None]] = {}
+    by_ip: dict[ipam.IP, tuple[list[ServiceKey], frozenset[str] | None]] = {}
     for service, ips, local in announced:
         for ip in ips:
             if not in_pool(ip):

@@ -42,9 +42,6 @@ class GarpSchedule(Generic[K]):
     def drop(self, key: K) -> None:
         self._current.pop(key, None)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._current
-
     def due(self, now: float) -> list[K]:
         """Keys to announce now; schedules each one's next send."""
         out: list[K] = []

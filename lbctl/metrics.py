@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -14,6 +14,41 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+
+from lbctl import ipam
+from lbctl.allocator import ServiceKey
+
+# Service key ("namespace/name") -> the addresses the allocator gives it, read at scrape time.
+Assignments = Callable[[], Mapping[ServiceKey, tuple[ipam.IP, ...]]]
+
+
+class AssignedAddresses:
+    """``lbctl_allocator_address_assigned{service, ip}``: 1 for each address the leader has
+    given a Service, read from the allocator when Prometheus scrapes.
+
+    A labelled Gauge keeps a child object per Service between scrapes (about 0.8 KB each:
+    8 MB with 10,000 Services); this keeps nothing. ``source`` is None while not leading."""
+
+    NAME = "lbctl_allocator_address_assigned"
+    HELP = "1 for each address the leader has given a Service (join with lbctl_speaker_announced)"
+
+    def __init__(self) -> None:
+        self.source: Assignments | None = None
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.NAME, self.HELP, labels=["service", "ip"])
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [self._family()]  # registering must not read the allocator
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family, source = self._family(), self.source
+        if source is not None:
+            for key, ips in sorted(source().items()):
+                for ip in ips:
+                    family.add_metric([str(key), str(ip)], 1)
+        yield family
 
 
 class ControllerMetrics:
@@ -48,12 +83,8 @@ class ControllerMetrics:
         )
         self.writes = Counter("lbctl_api_writes", "Writes to the API server", ["kind"], registry=r)
         self.leader = Gauge("lbctl_leader", "1 while this replica holds the lease", registry=r)
-        self.address_assigned = Gauge(
-            "lbctl_allocator_address_assigned",
-            "1 for each address the leader has given a Service (join with lbctl_speaker_announced)",
-            ["service", "ip"],
-            registry=r,
-        )
+        self.address_assigned = AssignedAddresses()
+        r.register(self.address_assigned)
         self.services_pending = Gauge(
             "lbctl_services_pending",
             "Services the leader handles that have no address, by reason",
@@ -63,10 +94,10 @@ class ControllerMetrics:
 
     def forget_allocations(self) -> None:
         """A replica that stops leading stops reporting what the leader knows."""
+        self.address_assigned.source = None
         for gauge in (
             self.addresses_total,
             self.addresses_in_use,
-            self.address_assigned,
             self.services_pending,
         ):
             gauge.clear()

@@ -10,12 +10,11 @@ Each address is elected among the eligible nodes its pool's announce policy lets
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from lbctl import config, election, ipam
-from lbctl.kube import endpoints, services
+from lbctl import config, election, ipam, objects
+from lbctl.allocator import ServiceKey
 from lbctl.selectors import Selector
 
 
@@ -48,17 +47,17 @@ class Ownership:
 def compute(
     cfg: config.PoolConfig,
     *,
-    service_objs: Iterable[Mapping[str, Any]],
-    node_objs: Iterable[Mapping[str, Any]],
-    slice_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
+    node_objs: Iterable[objects.Obj],
+    slice_objs: Iterable[objects.Obj],
     live: Collection[str],
-    handling: services.Handling,
+    handling: objects.Handling,
     starting: Collection[str] = (),
     honour_exclude_label: bool = True,
 ) -> Ownership:
     infos = {}
     for obj in node_objs:
-        info = services.node_info(obj)
+        info = objects.node_info(obj)
         infos[info.name] = info
     # Without pool policies the global nodeSelector is a node's own rule, as it always was.
     by_node = not cfg.pools or all(p.announce is None for p in cfg.pools)
@@ -88,15 +87,15 @@ def compute(
             if reason is None and n not in anywhere:
                 why[n] = election.Ineligible.POOL_POLICY
     eligible = [n for n, reason in why.items() if reason is None]
-    local_nodes: dict[str, frozenset[str]] = {}
+    local_nodes: dict[ServiceKey, frozenset[str]] = {}
     for sl in slice_objs:
-        key = endpoints.service_of(sl)
+        key = objects.service_of(sl)
         if key:
-            local_nodes[key] = local_nodes.get(key, frozenset()) | endpoints.serving_nodes(sl)
+            local_nodes[key] = local_nodes.get(key, frozenset()) | objects.serving_nodes(sl)
     entries = [
         (a.key, a.ips, a.local)
         for o in service_objs
-        if (a := services.announced(o, handling)) is not None
+        if (a := objects.announced(o, handling)) is not None
     ]
     needs = election.needs(entries, local_nodes, lambda ip: cfg.pool_of(ip) is not None)
     owners = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass
 
 ETH_P_ARP = 0x0806
@@ -281,6 +282,29 @@ class Claim:
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     mac: bytes
     probe: bool  # an RFC 5227 probe / DAD solicitation: the host wants the address, not has it
+
+
+def answer(
+    request: ArpRequest | NeighborSolicitation,
+    *,
+    owned_on: Collection[int] | None,
+    link_index: int,
+    mac: bytes,
+    link_local: ipaddress.IPv6Address | None = None,
+) -> bytes | Drop:
+    """The reply to ``request``, asked on link ``link_index`` whose MAC is ``mac``; or why none.
+
+    ``owned_on``: the indexes of the links we announce ``request.target_ip`` on, None when we do
+    not announce it (``NOT_OURS``); asked on another link: ``WRONG_INTERFACE``. An IPv6 answer
+    comes from ``link_local`` (the asking link's fe80:: address) when it has one.
+    """
+    if owned_on is None:
+        return Drop.NOT_OURS
+    if link_index not in owned_on:
+        return Drop.WRONG_INTERFACE
+    if isinstance(request, ArpRequest):
+        return arp_reply(mac, request)
+    return na_reply(mac, request, link_local)
 
 
 def parse_claim(frame: bytes) -> Claim | None:

@@ -7,12 +7,10 @@ result in a safe order (finalizer before status, status before finalizer removal
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from lbctl import objects
 from lbctl.allocator import Cleared, Decision, Outcome, Reason
-from lbctl.kube import services
 
 
 class EventType(enum.StrEnum):
@@ -27,14 +25,20 @@ class Event:
     message: str
 
 
-KEEP: Any = object()  # "leave this as it is"
+class Keep(enum.Enum):
+    """``KEEP``: leave this field as it is (beside None, which removes it)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 @dataclass(frozen=True)
 class Writes:
     finalizer: bool | None = None  # True: add, False: remove, None: leave
-    ingress: list[dict[str, str]] | None = None  # new status ingress, None: leave
-    pool_annotation: Any = KEEP  # a value to set, None to remove, KEEP to leave
+    ingress: list[objects.Ingress] | None = None  # new status ingress, None: leave
+    pool_annotation: str | Keep | None = KEEP  # a value to set, None to remove, KEEP to leave
     events: tuple[Event, ...] = ()
 
     @property
@@ -47,31 +51,16 @@ class Writes:
         )
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = obj.get("metadata")
-    return value if isinstance(value, Mapping) else {}
-
-
-def _finalizers(obj: Mapping[str, Any]) -> list[str]:
-    value = _meta(obj).get("finalizers")
-    return [str(f) for f in value] if isinstance(value, list) else []
-
-
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = _meta(obj).get("annotations")
-    return value if isinstance(value, Mapping) else {}
-
-
-def for_decision(obj: Mapping[str, Any], decision: Decision) -> Writes:
+def for_decision(obj: objects.Obj, decision: Decision) -> Writes:
     """Writes that make a handled Service's object match ``decision``."""
-    has_finalizer = services.FINALIZER in _finalizers(obj)
+    has_finalizer = objects.FINALIZER in objects.finalizers(obj)
     events = [_cleared_event(c, decision) for c in decision.cleared]
     if decision.outcome is Outcome.UNCHANGED_NO_CONFIG:
         return Writes(events=tuple(events))
     want = [str(ip) for ip in decision.ips]
-    ingress = services.desired_ingress(decision.ips) if services.ingress_ips(obj) != want else None
+    ingress = objects.desired_ingress(decision.ips) if objects.ingress_ips(obj) != want else None
     pools = ",".join(dict.fromkeys(decision.pools)) or None
-    current_pool = _annotations(obj).get(services.ANN_ALLOCATED_FROM)
+    current_pool = objects.annotations_of(obj).get(objects.ANN_ALLOCATED_FROM)
     annotation = KEEP if current_pool == pools else pools
     if decision.outcome is Outcome.ALLOCATED:
         events.append(
@@ -121,12 +110,12 @@ def _cleared_event(cleared: Cleared, decision: Decision) -> Event:
     return Event(EventType.WARNING, "ClearAssignment", f"removed {cleared.ip}: {cleared.message}")
 
 
-def for_release(obj: Mapping[str, Any], why: str) -> Writes:
+def for_release(obj: objects.Obj, why: str) -> Writes:
     """Writes that undo everything we did to a Service we no longer handle."""
-    if services.FINALIZER not in _finalizers(obj):
+    if objects.FINALIZER not in objects.finalizers(obj):
         return Writes()  # never ours, or already cleaned up
-    deleting = bool(_meta(obj).get("deletionTimestamp"))
-    had = services.ingress_ips(obj)
+    deleting = objects.deleting(obj)
+    had = objects.ingress_ips(obj)
     events = (
         ()
         if deleting or not had
@@ -136,7 +125,7 @@ def for_release(obj: Mapping[str, Any], why: str) -> Writes:
         finalizer=False,
         ingress=[] if had and not deleting else None,
         pool_annotation=None
-        if services.ANN_ALLOCATED_FROM in _annotations(obj) and not deleting
+        if objects.ANN_ALLOCATED_FROM in objects.annotations_of(obj) and not deleting
         else KEEP,
         events=events,
     )

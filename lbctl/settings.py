@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lbctl.kube import services
+from lbctl import objects
 from lbctl.logs import LogFormat
 
 
@@ -37,7 +37,7 @@ class PoolSettings(CommonSettings):
     """What every component that reads the pool ConfigMap or picks Services takes."""
 
     config_map: str = Field(default="lbctl-config", description="name of the pool ConfigMap")
-    lb_class: str = Field(default=services.LB_CLASS, description="our loadBalancerClass")
+    lb_class: str = Field(default=objects.LB_CLASS, description="our loadBalancerClass")
     class_less: bool = Field(default=True, description="handle Services without a class")
 
 

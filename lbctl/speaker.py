@@ -21,13 +21,24 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
-from lbctl import config, conflicts, election, ipam, liveness, ownership, packets, reconcile
+from lbctl import (
+    config,
+    conflicts,
+    election,
+    ipam,
+    leases,
+    liveness,
+    objects,
+    ownership,
+    packets,
+    reconcile,
+)
 from lbctl.announce import netlink
 from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, links_for, serves_lan
-from lbctl.kube import services, speakers
+from lbctl.kube import speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
 from lbctl.metrics import serve
@@ -166,7 +177,7 @@ class Speaker:
         self.api, self.settings = api, settings
         self.me = settings.node_name
         self.metrics = metrics or SpeakerMetrics(settings.node_name)
-        self.handling = services.Handling(settings.lb_class, settings.class_less)
+        self.handling = objects.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
         self.services = Informer("services", core.list_service_for_all_namespaces, self._poke)
         self.slices = Informer(
@@ -184,7 +195,7 @@ class Speaker:
             field_selector=f"metadata.name={settings.config_map}",
         )
         self.informers = [self.services, self.slices, self.nodes, self.leases, self.configmaps]
-        self.liveness = speakers.Liveness()
+        self.liveness = leases.Liveness()
         self.own = speakers.OwnLease(
             api,
             namespace=settings.namespace,
@@ -235,8 +246,7 @@ class Speaker:
         self.own.starting = True
         self._settling: str | None = None  # why we do not announce yet, as last logged
         self._wake = threading.Event()
-        self._config: config.PoolConfig | None = None
-        self._config_text: str | None = None
+        self._config = config.LastGood()
         self.owned: dict[ipam.IP, tuple[Link, ...]] = {}
         self._needs: dict[ipam.IP, election.AddressNeeds] = {}
         self._owners: dict[ipam.IP, str | None] = {}
@@ -306,16 +316,13 @@ class Speaker:
 
     def _load_config(self) -> config.PoolConfig | None:
         obj = self.configmaps.get(f"{self.settings.namespace}/{self.settings.config_map}")
-        text = ((obj or {}).get("data") or {}).get(config.CONFIG_KEY)
-        if obj is not None and text != self._config_text:
-            self._config_text = text
-            try:
-                self._config = config.parse_configmap(obj.get("data"))
-                self.schedule.garp = self._config.announce.garp
-                self.guard.schedule = self._config.announce.conflicts
-            except config.ConfigError as exc:
-                log.error("invalid config, keeping the last good one: %s", exc)
-        return self._config
+        new = None if obj is None else self._config.update(objects.configmap_data(obj))
+        if isinstance(new, config.ConfigError):
+            log.error("invalid config, keeping the last good one: %s", new)
+        elif new is not None:
+            self.schedule.garp = new.announce.garp
+            self.guard.schedule = new.announce.conflicts
+        return self._config.config
 
     def ready(self) -> bool:
         return all(i.synced.is_set() for i in self.informers)
@@ -439,7 +446,7 @@ class Speaker:
             self.peers.keep_only(live | self.liveness.starting())
             out = self.peers.out(time.monotonic())
         self.metrics.peers_out.set(len((out & live) - {self.me}))
-        self.own.publish(speakers.UNHEARD, ",".join(sorted(out & live)))
+        self.own.publish(leases.UNHEARD, ",".join(sorted(out & live)))
         if self.me in out:
             if self.owned:
                 log.warning("a peer does not hear us, or we were silent: announcing nothing")
@@ -482,7 +489,7 @@ class Speaker:
     def _labels(self) -> dict[str, str]:
         """Our Node's labels, as the Node informer holds them (a pool's nodeSelector)."""
         node = self.nodes.get(self.me)
-        return services.labels_of(node) if node is not None else {}
+        return objects.labels_of(node) if node is not None else {}
 
     def _wanted(self, cfg: config.PoolConfig) -> list[tuple[ipam.Range, config.Announcing]]:
         """The pool ranges this node may announce, each with how (its pool's policy).
@@ -531,7 +538,7 @@ class Speaker:
         }
         # A conflicted address of a reallocate pool stays watched after its Service moved away:
         # our Lease reports it, so the controller gives it to no one while the host is there.
-        cfg = self._config
+        cfg = self._config.config
         keep = cfg.reallocates if cfg is not None else (lambda ip: False)
         actions = self.guard.own(desired, now, handover=handover, keep=keep)
         cluster = self._cluster_macs()
@@ -630,7 +637,7 @@ class Speaker:
         moved away (reallocate) is not counted: nothing is down for it."""
         found = self.guard.conflicts()
         self.own.publish(
-            speakers.CONFLICTS,
+            leases.CONFLICTS,
             ",".join(f"{a}={_mac(m)}" for a, m in sorted(found.items(), key=lambda kv: str(kv[0]))),
         )
         now = {str(ip) for ip in found if ip in owned}

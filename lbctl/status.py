@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
-from lbctl import config, ipam, ownership
-from lbctl.allocator import Allocator, Decision, Outcome, ServiceRequest, wanted_families
-from lbctl.kube import services
+from lbctl import config, ipam, objects, ownership
+from lbctl.allocator import (
+    Allocator,
+    Decision,
+    Outcome,
+    ServiceKey,
+    ServiceRequest,
+    wanted_families,
+)
 
 
 @dataclass(frozen=True)
@@ -95,16 +100,16 @@ def parse_config(
         return None, str(exc)
 
 
-SpeakerView = Callable[[list[Mapping[str, Any]], config.PoolConfig], ownership.Ownership]
+SpeakerView = Callable[[list[objects.Obj], config.PoolConfig], ownership.Ownership]
 
 
 def build(
-    service_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
     configmap_data: Mapping[str, str] | None,
-    node_objs: Iterable[Mapping[str, Any]] = (),
-    handling: services.Handling | None = None,
+    node_objs: Iterable[objects.Obj] = (),
+    handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
-    namespace_objs: Iterable[Mapping[str, Any]] | None = None,
+    namespace_objs: Iterable[objects.Obj] | None = None,
     conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
     return report(
@@ -119,18 +124,18 @@ def build(
 
 
 def requests_of(
-    service_objs: Iterable[Mapping[str, Any]],
-    namespace_objs: Iterable[Mapping[str, Any]] | None,
+    service_objs: Iterable[objects.Obj],
+    namespace_objs: Iterable[objects.Obj] | None,
 ) -> list[ServiceRequest]:
     """The Services' requests, oldest first, each with its Namespace's labels when
     ``namespace_objs`` (every Namespace) is given; None: labels not known."""
-    by_name = {services.node_labels(n)[0]: n for n in namespace_objs or ()}  # name → object
+    by_name = {objects.node_labels(n)[0]: n for n in namespace_objs or ()}  # name → object
     known = namespace_objs is not None
     return sorted(
         (
-            services.request_of(o, by_name.get(services.key_of(o).split("/", 1)[0]))
+            objects.request_of(o, by_name.get(objects.key_of(o).split("/", 1)[0]))
             if known
-            else services.request_of(o)
+            else objects.request_of(o)
             for o in service_objs
         ),
         key=lambda r: r.age,
@@ -138,31 +143,31 @@ def requests_of(
 
 
 def report(
-    service_objs: Iterable[Mapping[str, Any]],
+    service_objs: Iterable[objects.Obj],
     parsed: tuple[config.PoolConfig | None, str | None],
-    node_objs: Iterable[Mapping[str, Any]] = (),
-    handling: services.Handling | None = None,
+    node_objs: Iterable[objects.Obj] = (),
+    handling: objects.Handling | None = None,
     speaker_view: SpeakerView | None = None,
-    namespace_objs: Iterable[Mapping[str, Any]] | None = None,
+    namespace_objs: Iterable[objects.Obj] | None = None,
     conflicts: Mapping[ipam.IP, str] | None = None,
 ) -> Report:
     """``build`` for a config already parsed (``parse_config``). ``conflicts``: addresses
-    another host uses (``speakers.by_address``), which the controller moves Services off in
+    another host uses (``leases.by_address``), which the controller moves Services off in
     pools with ``onConflict: reallocate``."""
     cfg, error = parsed
-    reserved: dict[Any, str] = {}
+    reserved: dict[ipam.IP, str] = {}
     for node in node_objs:
-        reserved.update(services.node_addresses(node))
+        reserved.update(objects.node_addresses(node))
     alloc = Allocator(cfg, reserved, conflicts)
-    handling = handling or services.Handling()
-    handled = [o for o in service_objs if handling.handles(o) and not services.deleting(o)]
+    handling = handling or objects.Handling()
+    handled = [o for o in service_objs if handling.handles(o) and not objects.deleting(o)]
     requests = requests_of(handled, namespace_objs)
     for req in requests:
         alloc.restore(req)
     view = speaker_view(handled, cfg) if speaker_view and cfg else None
     owners = view.owners if view else {}
     rows = []
-    decisions: dict[str, Decision] = {}
+    decisions: dict[ServiceKey, Decision] = {}
     for req in requests:
         decision = decisions[req.key] = alloc.decide(req)
         actual = [str(ip) for ip in req.current]
@@ -224,11 +229,11 @@ def report(
 def _reservations(
     cfg: config.PoolConfig,
     requests: list[ServiceRequest],
-    decisions: Mapping[str, Decision],
+    decisions: Mapping[ServiceKey, Decision],
     rows: list[ServiceRow],
 ) -> list[ReservationRow]:
     """Each reservation: who holds its address now, and why its Service does not, if not."""
-    by_key: dict[str, ServiceRequest] = {r.key: r for r in requests}
+    by_key: dict[ServiceKey, ServiceRequest] = {r.key: r for r in requests}
     row_of = {r.service: r for r in rows}
     holders: dict[ipam.IP, list[str]] = {}
     for req in requests:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,21 +13,39 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl.lab import procs
+from lbctl.lab import procs, waits
 
 T = TypeVar("T")
 
 
 def wait_for(what: str, probe: Callable[[], T], timeout: float = 20.0, interval: float = 0.05) -> T:
     """Poll until ``probe()`` returns something truthy; return it. Conditions, not sleeps."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+    try:
+        return waits.until(probe, timeout=timeout, interval=interval)
+    except waits.TimedOut as exc:
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what}; last: {exc.last!r}"
+        ) from None
+
+
+def wait_hello(
+    url: str,
+    curl: Callable[[], subprocess.CompletedProcess[str]],
+    timeout: float,
+    interval: float,
+) -> str:
+    """``curl()`` until the demo at ``url`` says hello; its answer. Fails with curl's error."""
+    errors = [""]
+
+    def answer() -> str:
+        got = curl()
+        errors[0] = got.stderr
+        return got.stdout if got.returncode == 0 and "hello" in got.stdout else ""
+
+    try:
+        return wait_for(f"{url} to answer", answer, timeout=timeout, interval=interval)
+    except AssertionError:
+        raise AssertionError(f"{url}: {errors[0]}") from None
 
 
 def service(

@@ -16,8 +16,7 @@ from typing import Any
 from kube_helpers import check_findings, wait_for
 from kubernetes import client
 
-from lbctl import election
-from lbctl.kube import speakers
+from lbctl import election, leases
 from lbctl.lab import failover, lan, procs
 
 
@@ -84,15 +83,15 @@ class SpeakerLan:
 
     def live_speakers(self) -> set[str]:
         """Speakers whose Lease makes them candidates (not those still starting)."""
-        leases = (
+        found = (
             client.CoordinationV1Api(self.core.api_client)
             .list_namespaced_lease(self.namespace)
             .items
         )
         return {
             lease.spec.holder_identity
-            for lease in leases
-            if speakers.JOINING not in (lease.metadata.annotations or {})
+            for lease in found
+            if leases.JOINING not in (lease.metadata.annotations or {})
         }
 
     def start_all(self, *extra: str, wrapper: tuple[str, ...] = ()) -> None:

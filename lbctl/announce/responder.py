@@ -114,9 +114,6 @@ class Responder:
 
     # --- ownership ---
 
-    def owned(self) -> Owned:
-        return self._owned
-
     def set_owned(self, owned: Owned, watched: Owned | None = None) -> None:
         """Answer exactly for ``owned`` from now on, each address on its links; report claims
         by other hosts (``on_claim``) on ``watched`` addresses too (default: ``owned``)."""
@@ -305,16 +302,16 @@ class Responder:
             return
         self._count("requests", family)
         links = self._owned.get(req.target_ip)
-        if links is None:
-            self._count("dropped", packets.Drop.NOT_OURS.name.lower())
+        reply = packets.answer(
+            req,
+            owned_on=None if links is None else {link.index for link in links},
+            link_index=port.link.index,
+            mac=port.mac,
+            link_local=port.link.link_local,
+        )
+        if isinstance(reply, packets.Drop):
+            self._count("dropped", reply.name.lower())
             return
-        if all(link.index != port.link.index for link in links):
-            self._count("dropped", packets.Drop.WRONG_INTERFACE.name.lower())
-            return
-        if isinstance(req, packets.ArpRequest):
-            reply = packets.arp_reply(port.mac, req)
-        else:
-            reply = packets.na_reply(port.mac, req, port.link.link_local)
         port.arp.send(reply)
         self._count("replies", family)
 

@@ -26,12 +26,42 @@ Handler = Callable[[str, Obj], None]
 ListFunc = Callable[..., Any]
 
 
+SHARED_STRINGS_MAX = 65536  # bounds the table: a flood of unique names cannot grow it
+SHORT_VALUE = 16  # values this short are mostly enums ("TCP", "LoadBalancer", "IPv4")
+_shared: dict[str, str] = {}
+
+
+def _share(text: str) -> str:
+    """One copy of each field name and short value across all cached objects."""
+    got = _shared.get(text)
+    if got is not None:
+        return got
+    if len(_shared) < SHARED_STRINGS_MAX:
+        _shared[text] = text
+    return text
+
+
+def _shared_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_share(k): _shared_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared_copy(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHORT_VALUE:
+        return _share(value)
+    return value
+
+
 def slim(obj: Obj) -> Obj:
-    """Drop what no adapter reads and what costs most memory: managedFields."""
+    """The object as the cache keeps it: without managedFields (no adapter reads them), and
+    with field names and short values shared between objects.
+
+    Each watch event is parsed on its own, so every object would otherwise carry its own copy
+    of every field name: about 1.8 KB of a v1.34 Service's 5 KB (10,000 Services: 18 MB)."""
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
-    return obj
+    shared: Obj = _shared_copy(obj)
+    return shared
 
 
 def obj_key(obj: Mapping[str, Any]) -> str:
@@ -66,7 +96,6 @@ class Informer:
         self._response: Any = None
         self.synced = threading.Event()
         self._version: str | None = None  # where the watch resumes; None: list first
-        self.relists = 0
 
     # --- cache reads (any thread) ---
 
@@ -124,7 +153,6 @@ class Informer:
         fresh = {obj_key(o): slim(o) for o in data.get("items") or []}
         with self._lock:
             old, self._cache = self._cache, fresh
-        self.relists += 1
         for key, obj in old.items():
             if key not in fresh:
                 self._handler("DELETED", obj)

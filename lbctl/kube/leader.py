@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from lbctl import leases
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,14 @@ class LeaseTimings:
             )
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+class LeaseClient(Protocol):
+    """The Lease calls leader election makes: ``CoordinationV1Api``'s, or a fake in tests."""
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> client.V1Lease: ...
+    def create_namespaced_lease(self, namespace: str, body: client.V1Lease) -> object: ...
+    def replace_namespaced_lease(
+        self, name: str, namespace: str, body: client.V1Lease
+    ) -> object: ...
 
 
 class LeaderElector:
@@ -53,17 +61,18 @@ class LeaderElector:
         timings: LeaseTimings = LeaseTimings(),
         monotonic: Callable[[], float] = time.monotonic,
         on_change: Callable[[bool], None] = lambda leading: None,
+        wall_clock: Callable[[], datetime.datetime] = leases.wall_now,
+        lease_client: LeaseClient | None = None,
     ) -> None:
-        self._coord = client.CoordinationV1Api(api)
+        self._coord = lease_client or client.CoordinationV1Api(api)
+        self._wall = wall_clock
         self.namespace, self.name, self.identity = namespace, name, identity
         self.timings = timings
         self._mono = monotonic
         self._on_change = on_change
         self._renewed_at: float | None = None  # monotonic time of our last successful write
-        self._observed: tuple[Any, ...] | None = None
-        self._observed_at = 0.0
+        self._observed: leases.Observer[str] = leases.Observer()  # the Lease, on our clock
         self._leading = False
-        self.renew_failures = 0
 
     def is_leader(self) -> bool:
         at = self._renewed_at
@@ -101,8 +110,6 @@ class LeaderElector:
             log.warning("%s: lease %s: %s", self.identity, self.name, exc)
         if ok:
             self._renewed_at = started  # the renewal counts from before the request went out
-        elif self._renewed_at is not None:
-            self.renew_failures += 1
         return ok
 
     def _attempt(self) -> bool:
@@ -123,14 +130,13 @@ class LeaderElector:
             spec.lease_duration_seconds,
             lease.metadata.resource_version,
         )
-        if record != self._observed:
-            self._observed, self._observed_at = record, now
-        holder = spec.holder_identity or ""
         duration = spec.lease_duration_seconds or self.timings.lease_duration
-        if holder and holder != self.identity and now - self._observed_at < duration:
+        self._observed.see(self.name, record, duration, now)
+        holder = spec.holder_identity or ""
+        if holder and holder != self.identity and self._observed.live(self.name, now):
             self._renewed_at = None
             return False
-        stamp = _now()
+        stamp = self._wall()
         if holder != self.identity:
             spec.acquire_time = stamp
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
@@ -143,7 +149,7 @@ class LeaderElector:
         return True
 
     def _new_lease(self) -> client.V1Lease:
-        stamp = _now()
+        stamp = self._wall()
         return client.V1Lease(
             metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
             spec=client.V1LeaseSpec(
@@ -165,7 +171,7 @@ class LeaderElector:
             if lease.spec and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = ""
                 lease.spec.lease_duration_seconds = 1
-                lease.spec.renew_time = _now()
+                lease.spec.renew_time = self._wall()
                 self._coord.replace_namespaced_lease(self.name, self.namespace, lease)
         except Exception as exc:  # best effort: the lease expires by itself anyway
             log.warning("%s: releasing lease %s: %s", self.identity, self.name, exc)

@@ -1,4 +1,5 @@
-"""Speaker liveness through one Lease per node: renew our own, judge the others' (I/O).
+"""Speaker liveness through one Lease per node: renew our own (I/O); the others' are judged by
+``leases.Liveness`` (pure).
 
 API cost: each speaker renews its own Lease once per renew period and watches the speaker
 Leases; with N nodes that is N writes per period in total, whatever the number of Services
@@ -19,43 +20,20 @@ address, but the others can see that it is coming. Once ready it removes the ann
 from __future__ import annotations
 
 import datetime
-import enum
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl import ipam
+from lbctl import leases, objects
 from lbctl.kube.informer import Handler, Informer
 
 log = logging.getLogger(__name__)
-
-PREFIX = "lbctl-speaker-"
-LABEL = "app.kubernetes.io/component"
-LABEL_VALUE = "speaker-lease"
-JOINING = "lbctl.io/joining"  # annotation on a starting speaker's Lease
-# The live speakers this speaker leaves out because of the LAN (liveness.PeerWatch.out):
-# comma-separated node names, itself included while it yields. Written only when it changes.
-UNHEARD = "lbctl.io/unheard"
-# The addresses this speaker does not announce because another host on the LAN uses them:
-# comma-separated ``address=MAC``. Written only when it changes.
-CONFLICTS = "lbctl.io/conflicts"
-
-
-class LeaseState(enum.Enum):
-    LIVE = "live"  # a candidate: joined and renewing
-    STARTING = "starting"  # renewing, but not ready yet: no candidate
-    UNHEARD = "unheard"  # renewing, but a live speaker does not hear it on the LAN
-    EXPIRED = "expired"
-
-
-def lease_name(node: str) -> str:
-    return PREFIX + node
 
 
 def informer(api: client.ApiClient, namespace: str, handler: Handler) -> Informer:
@@ -66,7 +44,7 @@ def informer(api: client.ApiClient, namespace: str, handler: Handler) -> Informe
         client.CoordinationV1Api(api).list_namespaced_lease,
         handler,
         namespace=namespace,
-        label_selector=f"{LABEL}={LABEL_VALUE}",
+        label_selector=f"{leases.LABEL}={leases.LABEL_VALUE}",
     )
 
 
@@ -94,8 +72,16 @@ class LeaseTimings:
             )
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+class LeaseClient(Protocol):
+    """The Lease calls a speaker makes: ``CoordinationV1Api``'s, or a fake in tests."""
+
+    def patch_namespaced_lease(
+        self, name: str, namespace: str, body: Mapping[str, object], **kw: object
+    ) -> object: ...
+    def create_namespaced_lease(
+        self, namespace: str, body: Mapping[str, object], **kw: object
+    ) -> object: ...
+    def delete_namespaced_lease(self, name: str, namespace: str, **kw: object) -> object: ...
 
 
 class OwnLease:
@@ -111,8 +97,11 @@ class OwnLease:
         monotonic: Callable[[], float] = time.monotonic,
         on_failure: Callable[[], None] = lambda: None,
         pod: PodRef | None = None,
+        wall_clock: Callable[[], datetime.datetime] = leases.wall_now,
+        lease_client: LeaseClient | None = None,
     ) -> None:
-        self._coord = client.CoordinationV1Api(api)
+        self._coord = lease_client or client.CoordinationV1Api(api)
+        self._wall = wall_clock
         self.namespace, self.node, self.timings = namespace, node, timings
         self.pod = pod
         self._mono = monotonic
@@ -144,25 +133,15 @@ class OwnLease:
         at = self._joined_at
         return None if at is None else self._mono() - at
 
-    def echo(self, obj: Mapping[str, Any]) -> None:
+    def echo(self, obj: objects.Obj) -> None:
         """Called with every speaker Lease the watch brings: notes when ours comes back."""
-        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         wrote = self._joined_write
-        if (
-            wrote is None
-            or self._joined_at is not None
-            or meta.get("name") != lease_name(self.node)
-        ):
+        if wrote is None or self._joined_at is not None or leases.speaker_node(obj) != self.node:
             return
-        if _starting(meta):
+        if leases.starting(obj):
             return
-        try:
-            renewed = datetime.datetime.fromisoformat(
-                str(spec.get("renewTime")).replace("Z", "+00:00")
-            )
-        except ValueError:
-            return
-        if renewed >= wrote:
+        renewed = leases.renewed(obj)
+        if renewed is not None and renewed >= wrote:
             self._joined_at = self._mono()
 
     def run(self, stop: threading.Event) -> None:
@@ -190,8 +169,11 @@ class OwnLease:
         started = self._mono()
         starting = self.starting
         stale = not self.fresh()  # never written, withdrawn, or not renewed in time
-        now = _now()
-        metadata: dict[str, Any] = {"name": lease_name(self.node), "labels": {LABEL: LABEL_VALUE}}
+        now = self._wall()
+        metadata: dict[str, Any] = {
+            "name": leases.lease_name(self.node),
+            "labels": {leases.LABEL: leases.LABEL_VALUE},
+        }
         if self.pod is not None:  # the current Pod replaces a previous one
             metadata["ownerReferences"] = [self.pod.owner_reference()]
         body: dict[str, Any] = {
@@ -208,13 +190,13 @@ class OwnLease:
             "metadata": {
                 **body["metadata"],
                 "annotations": {
-                    JOINING: "true" if starting else None,
+                    leases.JOINING: "true" if starting else None,
                     **{key: value or None for key, value in self.published.items()},
                 },
             },
         }
         if starting:
-            body["metadata"]["annotations"] = {JOINING: "true"}
+            body["metadata"]["annotations"] = {leases.JOINING: "true"}
         # A renewal stuck in TCP retransmits must not outlive the lease it renews.
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
         before = self._joined_write, self._joined_at
@@ -226,7 +208,7 @@ class OwnLease:
             try:
                 # A JSON merge patch: ownerReferences is replaced, never merged by uid.
                 self._coord.patch_namespaced_lease(
-                    lease_name(self.node),
+                    leases.lease_name(self.node),
                     self.namespace,
                     patch,
                     _request_timeout=timeout,
@@ -237,7 +219,7 @@ class OwnLease:
                     raise
                 self._coord.create_namespaced_lease(self.namespace, body, _request_timeout=timeout)
         except Exception as exc:  # the API server may be unreachable: we stop in time
-            log.warning("renewing lease %s: %s", lease_name(self.node), exc)
+            log.warning("renewing lease %s: %s", leases.lease_name(self.node), exc)
             self._joined_write, self._joined_at = before
             self._on_failure()
             return False
@@ -273,144 +255,10 @@ class OwnLease:
         self._renewed_at = self._joined_at = self._joined_write = None
         try:
             self._coord.delete_namespaced_lease(
-                lease_name(self.node),
+                leases.lease_name(self.node),
                 self.namespace,
                 _preload_content=False,
                 _request_timeout=self.timings.duration,  # held under the lock: never hang
             )
         except Exception as exc:  # it expires by itself anyway
-            log.warning("deleting lease %s: %s", lease_name(self.node), exc)
-
-
-def _starting(meta: Mapping[str, Any]) -> bool:
-    annotations = meta.get("annotations")
-    return isinstance(annotations, Mapping) and JOINING in annotations
-
-
-def conflicts(
-    lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime | None = None
-) -> dict[str, tuple[str, str]]:
-    """Address → (MAC of the other host, node that saw it), from the speakers' ``CONFLICTS``
-    annotations; malformed entries are skipped. With ``now``, a Lease expired by then counts
-    no more (a dead speaker's word would keep an address out of use for ever)."""
-    out = {}
-    for obj in lease_objs:
-        meta = obj.get("metadata") or {}
-        name = str(meta.get("name", ""))
-        annotations = meta.get("annotations") or {}
-        if not name.startswith(PREFIX) or not isinstance(annotations, Mapping):
-            continue
-        if now is not None and not _live(obj.get("spec") or {}, now):
-            continue
-        for entry in str(annotations.get(CONFLICTS) or "").split(","):
-            ip, sep, mac = entry.partition("=")
-            if sep and ip and mac:
-                out[ip] = (mac, name[len(PREFIX) :])
-    return out
-
-
-def by_address(found: Mapping[str, tuple[str, str]]) -> dict[ipam.IP, str]:
-    """``conflicts``' answer as the allocator takes it: address → who uses it, in words
-    (``MAC 02:..., seen by node n1``); entries that are no address are skipped."""
-    out: dict[ipam.IP, str] = {}
-    for text, (mac, node) in found.items():
-        try:
-            ip = ipam.parse_ip(text)
-        except ValueError:
-            continue
-        out[ip] = f"MAC {mac}, seen by node {node}"
-    return out
-
-
-def _live(spec: Mapping[str, Any], now: datetime.datetime) -> bool:
-    """Whether a Lease ``spec`` renewed in time is still within its duration at ``now``."""
-    renew, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
-    try:
-        renewed = datetime.datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
-        return renewed + datetime.timedelta(seconds=float(str(duration))) > now
-    except (TypeError, ValueError):
-        return False
-
-
-def lease_states(
-    lease_objs: Iterable[Mapping[str, Any]], now: datetime.datetime
-) -> dict[str, LeaseState]:
-    """Every speaker Lease's node → its state, judged from one reading by wall clock (for
-    one-shot readers such as ``lbctl status``; the speakers themselves use ``Liveness``)."""
-    states: dict[str, LeaseState] = {}
-    unheard: set[str] = set()
-    for obj in lease_objs:
-        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-        name = str(meta.get("name", ""))
-        if not name.startswith(PREFIX):
-            continue
-        state = LeaseState.EXPIRED
-        if _live(spec, now):
-            state = LeaseState.STARTING if _starting(meta) else LeaseState.LIVE
-        node = name[len(PREFIX) :]
-        states[node] = state
-        if state is LeaseState.LIVE:
-            annotations = meta.get("annotations") or {}
-            said = annotations.get(UNHEARD) if isinstance(annotations, Mapping) else None
-            unheard |= {n for n in str(said or "").split(",") if n}
-    # What a live speaker's LAN view leaves out, as its election does (liveness.PeerWatch).
-    return {
-        node: LeaseState.UNHEARD if state is LeaseState.LIVE and node in unheard else state
-        for node, state in states.items()
-    }
-
-
-class Liveness:
-    """Which speakers are live, from the speaker Leases an informer delivers."""
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._mono = monotonic
-        self._lock = threading.Lock()
-        self._seen: dict[str, tuple[tuple[Any, ...], float, float]] = {}  # node → record
-        self._starting: set[str] = set()  # nodes whose Lease says they are still starting
-
-    def observe(self, kind: str, obj: dict[str, Any]) -> None:
-        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-        name = str(meta.get("name", ""))
-        if not name.startswith(PREFIX):
-            return
-        node = name[len(PREFIX) :]
-        with self._lock:
-            if kind == "DELETED":
-                self._seen.pop(node, None)
-                self._starting.discard(node)
-                return
-            if _starting(meta):
-                self._starting.add(node)
-            else:
-                self._starting.discard(node)
-            record = (spec.get("holderIdentity"), spec.get("renewTime"))
-            duration = float(spec.get("leaseDurationSeconds") or 0)
-            old = self._seen.get(node)
-            if old is None or old[0] != record:
-                self._seen[node] = (record, self._mono(), duration)
-
-    def _renewing(self) -> set[str]:
-        now = self._mono()
-        return {node for node, (_, at, duration) in self._seen.items() if now - at < duration}
-
-    def live(self) -> set[str]:
-        """The candidates: speakers renewing their Lease that have joined."""
-        with self._lock:
-            return self._renewing() - self._starting
-
-    def starting(self) -> set[str]:
-        """Speakers renewing their Lease that are still starting (no candidates yet)."""
-        with self._lock:
-            return self._renewing() & self._starting
-
-    def next_expiry(self) -> float | None:
-        """Seconds until the next live speaker would expire without renewing."""
-        now = self._mono()
-        with self._lock:
-            left = [
-                at + duration - now
-                for _, at, duration in self._seen.values()
-                if now - at < duration
-            ]
-        return min(left) if left else None
+            log.warning("deleting lease %s: %s", leases.lease_name(self.node), exc)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import datetime
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl import reconcile, repeats
-from lbctl.kube import services
+from lbctl import objects, reconcile, repeats
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +50,24 @@ class ServiceWriter:
             raise NotLeader("not the leader: write skipped")
         self._on_write(kind)
 
-    def apply(self, obj: Mapping[str, Any], writes: reconcile.Writes) -> str | None:
+    def apply(self, obj: objects.Obj, writes: reconcile.Writes) -> str | None:
         """At most one metadata patch and one status patch; the resourceVersion they left.
 
         Adding: finalizer (with the pool annotation) before the status, so an address is never
         written without the finalizer that cleans it up. Removing: status first, finalizer last.
         """
-        meta = obj["metadata"]
+        meta = objects.meta_of(obj)
         name, ns = meta["name"], meta["namespace"]
         version = meta.get("resourceVersion")
-        finalizers = list(meta.get("finalizers") or [])
+        finalizers = objects.finalizers(obj)
         patch: dict[str, Any] = {}
-        if writes.finalizer is True and services.FINALIZER not in finalizers:
-            patch["finalizers"] = [*finalizers, services.FINALIZER]
-        elif writes.finalizer is False and services.FINALIZER in finalizers:
+        if writes.finalizer is True and objects.FINALIZER not in finalizers:
+            patch["finalizers"] = [*finalizers, objects.FINALIZER]
+        elif writes.finalizer is False and objects.FINALIZER in finalizers:
             # Merge patch replaces the list; resourceVersion protects others' finalizers.
-            patch["finalizers"] = [f for f in finalizers if f != services.FINALIZER] or None
+            patch["finalizers"] = [f for f in finalizers if f != objects.FINALIZER] or None
         if writes.pool_annotation is not reconcile.KEEP:
-            patch["annotations"] = {services.ANN_ALLOCATED_FROM: writes.pool_annotation}
+            patch["annotations"] = {objects.ANN_ALLOCATED_FROM: writes.pool_annotation}
         removing = writes.finalizer is False
         if patch and not removing:
             self._guard("metadata")
@@ -91,17 +90,17 @@ class ServiceWriter:
             self.event(obj, event)
         return str(version) if version is not None else None
 
-    def fence(self, obj: Mapping[str, Any], term: str) -> dict[str, Any] | None:
+    def fence(self, obj: objects.Obj, term: str) -> dict[str, Any] | None:
         """Mark a Service with our leader term, changing its resourceVersion: a write the
         previous leader decided before it lost the lease (and sends late, after a pause) now
         fails with 409 instead of landing. Returns the Service as it is now (None if gone)."""
-        meta = obj["metadata"]
+        meta = objects.meta_of(obj)
         self._guard("fence")
         try:
             patched = self._core.patch_namespaced_service(
                 meta["name"],
                 meta["namespace"],
-                {"metadata": {"annotations": {services.ANN_FENCE: term}}},
+                {"metadata": {"annotations": {objects.ANN_FENCE: term}}},
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -116,12 +115,12 @@ class ServiceWriter:
         )
         return str(patched.metadata.resource_version)
 
-    def event(self, obj: Mapping[str, Any], event: reconcile.Event, kind: str = "Service") -> None:
+    def event(self, obj: objects.Obj, event: reconcile.Event, kind: str = "Service") -> None:
         """Record ``event`` on ``obj``; the same Event again counts up the one already created
         (``count``, ``lastTimestamp``), as Kubernetes' recorder does. Best effort."""
         if not self._may_write():
             return
-        meta = obj["metadata"]
+        meta = objects.meta_of(obj)
         message = event.message[:1000]
         key = repeats.EventKey(
             self.component,
@@ -159,7 +158,7 @@ class ServiceWriter:
 
     def _new_event(
         self,
-        meta: Mapping[str, Any],
+        meta: objects.ObjectMeta,
         key: repeats.EventKey,
         name: str,
         now: datetime.datetime,

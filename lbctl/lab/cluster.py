@@ -24,9 +24,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lbctl.lab import assets, controlplane, images, lan, nodes, plan, procs
+from lbctl.lab import assets, controlplane, images, lan, nodes, plan, procs, waits
+
+if TYPE_CHECKING:  # the client's types, for reading; imported at run time where used
+    from kubernetes.client import AppsV1Api, CoreV1Api
 
 SOURCE = Path(__file__).resolve().parents[2]  # the clone: Dockerfile and deploy/
 LBCTL_NS = "lbctl-system"
@@ -307,7 +310,7 @@ def _ready(conditions: Sequence[Any] | None) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
 
 
-def wait_nodes_ready(core: Any, names: Sequence[str], *, timeout: float) -> None:
+def wait_nodes_ready(core: CoreV1Api, names: Sequence[str], *, timeout: float) -> None:
     def ready() -> bool:
         found = {n.metadata.name: _ready(n.status.conditions) for n in core.list_node().items}
         return all(found.get(name) for name in names)
@@ -319,7 +322,7 @@ def wait_nodes_ready(core: Any, names: Sequence[str], *, timeout: float) -> None
 
 
 def rollout_ready(
-    apps: Any, ns: str, deployment: str, daemon_set: str, node_count: int
+    apps: AppsV1Api, ns: str, deployment: str, daemon_set: str, node_count: int
 ) -> tuple[bool, str]:
     """Whether a controller Deployment (all replicas) and a speaker DaemonSet (one per node)
     are rolled out and Ready; and a line saying where they are."""
@@ -343,13 +346,13 @@ def rollout_ready(
     return ok, line
 
 
-def release_ready(apps: Any, node_count: int) -> tuple[bool, str]:
+def release_ready(apps: AppsV1Api, node_count: int) -> tuple[bool, str]:
     """:func:`rollout_ready` for lbctl's own controller and speakers."""
     return rollout_ready(apps, LBCTL_NS, "lbctl-controller", "lbctl-speaker", node_count)
 
 
 def wait_rollout(
-    apps: Any,
+    apps: AppsV1Api,
     ns: str,
     deployment: str,
     daemon_set: str,
@@ -370,7 +373,7 @@ def wait_rollout(
         raise ClusterError(f"{exc}: {last[0]} (lbctl lab kubectl get pods -A)") from None
 
 
-def wait_release_ready(apps: Any, node_count: int, *, timeout: float) -> None:
+def wait_release_ready(apps: AppsV1Api, node_count: int, *, timeout: float) -> None:
     wait_rollout(apps, LBCTL_NS, "lbctl-controller", "lbctl-speaker", node_count, timeout=timeout)
 
 
@@ -393,19 +396,22 @@ def remove_release(
         kubectl(binaries, kubeconfig, "delete", "-k", str(workdir / "overlay"), "--wait=true")
 
 
-def create_demo(core: Any, apps: Any, image: str) -> None:
+def no_service_account_yet(exc: BaseException) -> bool:
+    """Pod admission refusing a Pod in a namespace made a moment ago: 403 "serviceaccount not
+    found", 500 "no API token yet"; both pass shortly, once the default ServiceAccount exists."""
     from kubernetes.client.exceptions import ApiException
 
+    return isinstance(exc, ApiException) and exc.status in (403, 500)
+
+
+def create_demo(core: CoreV1Api, apps: AppsV1Api, image: str) -> None:
     core.create_namespace({"metadata": {"name": DEMO_NS}})
-    deadline = time.monotonic() + 30
-    while True:  # Pod admission waits for the namespace's default ServiceAccount
-        try:
-            apps.create_namespaced_deployment(DEMO_NS, demo_deployment(image))
-            break
-        except ApiException as exc:
-            if exc.status not in (403, 500) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    waits.retrying(
+        lambda: apps.create_namespaced_deployment(DEMO_NS, demo_deployment(image)),
+        passes=no_service_account_yet,
+        timeout=30,
+        interval=0.2,
+    )
     core.create_namespaced_service(DEMO_NS, demo_service())
     procs.wait_until(
         "the demo's 3 Pods Ready",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -30,11 +31,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lbctl.lab import assets, cluster, controlplane, lan, nodes, plan, procs
+from lbctl.lab import assets, cluster, controlplane, lan, nodes, plan, procs, waits
+
+if TYPE_CHECKING:  # the client's types, for reading; imported at run time where used
+    from kubernetes.client import CoreV1Api
+
 
 NODES = ("node1", "node2", "node3")
 DEMO_NS = "demo"
@@ -139,22 +144,27 @@ def _record(state: State, proc: procs.Process, path: Path, argv0: str = "") -> N
 
 def pick_ranges(say: Say) -> tuple[plan.IPNetwork, plan.IPNetwork]:
     """Free LAN ranges; while other LANs hold them all, wait (``LBCTL_LAN_WAIT`` s, 900)."""
-    deadline = time.monotonic() + float(os.environ.get("LBCTL_LAN_WAIT", "900"))
-    told = False
-    while True:
+    told: list[BaseException] = []
+
+    def pick() -> tuple[plan.IPNetwork, plan.IPNetwork]:
         routes, needed = lan.root_routes(), lan.needed_addresses()
-        try:
-            return (
-                plan.pick_free(plan.IPV4_CANDIDATES, routes, None, needed),
-                plan.pick_free(plan.IPV6_CANDIDATES, routes, None, needed),
-            )
-        except plan.RangesInUse:
-            if time.monotonic() > deadline:
-                raise
-            if not told:
-                say("every free LAN range is in use by another lab: waiting for one")
-                told = True
-            time.sleep(2)
+        return (
+            plan.pick_free(plan.IPV4_CANDIDATES, routes, None, needed),
+            plan.pick_free(plan.IPV6_CANDIDATES, routes, None, needed),
+        )
+
+    def waiting(exc: BaseException) -> None:
+        if not told:
+            say("every free LAN range is in use by another lab: waiting for one")
+        told.append(exc)
+
+    return waits.retrying(
+        pick,
+        passes=lambda exc: isinstance(exc, plan.RangesInUse),
+        timeout=float(os.environ.get("LBCTL_LAN_WAIT", "900")),
+        interval=2,
+        waiting=waiting,
+    )
 
 
 class Lab:
@@ -393,7 +403,7 @@ class Lab:
         say(f"the lab is up in {time.monotonic() - started:.0f} s")
 
     def _kubectl_install(
-        self, kubectl: Path, core: Any, kubeconfig: Path, pool: dict[str, Any]
+        self, kubectl: Path, core: CoreV1Api, kubeconfig: Path, pool: dict[str, Any]
     ) -> None:
         core.create_namespaced_config_map(
             LBCTL_NS,
@@ -453,16 +463,19 @@ class Lab:
         _record(state, speaker, self.state_file)
 
     def _check_http(self, the_lan: lan.Lan, ip: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        last = [""]
+
+        def answers() -> bool:
             got = the_lan.run(
                 "client", ["curl", "-sS", "--max-time", "2", f"http://{ip}/"], check=False
             )
-            if got.returncode == 0 and "hello" in got.stdout:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"the demo at {ip} does not answer from the client: {got.stderr}")
-            time.sleep(0.3)
+            last[0] = got.stderr
+            return got.returncode == 0 and "hello" in got.stdout
+
+        try:
+            waits.until(answers, timeout=timeout, interval=0.3)
+        except waits.TimedOut:
+            raise LabError(f"the demo at {ip} does not answer from the client: {last[0]}") from None
 
     # --- for tests and benchmarks: a node's faults, on a lab that is up ---
 
@@ -636,9 +649,10 @@ class Lab:
             if _alive(rec):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(rec.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while any(_alive(r) for r in state.processes) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with contextlib.suppress(waits.TimedOut):  # then SIGKILL
+            waits.until(
+                lambda: not any(_alive(r) for r in state.processes), timeout=10, interval=0.1
+            )
         for rec in state.processes:
             if _alive(rec):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -655,22 +669,16 @@ class Lab:
         return 0
 
 
-def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
+def deploy_demo(core: CoreV1Api, the_lan: lan.Lan) -> None:
     """Host-network Pods in node1 and node2 (made Ready as a kubelet would) and a Service."""
-    from kubernetes.client.exceptions import ApiException
-
     for host in ("node1", "node2"):
         name = f"demo-{host}"
-        deadline = time.monotonic() + 30
-        while True:  # Pod admission waits for the namespace's default ServiceAccount
-            try:
-                create_pod(core, name, host)
-                break
-            except ApiException as exc:
-                # 403 "serviceaccount not found", 500 "no API token yet": both pass shortly.
-                if exc.status not in (403, 500) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        waits.retrying(
+            functools.partial(create_pod, core, name, host),
+            passes=cluster.no_service_account_yet,
+            timeout=30,
+            interval=0.2,
+        )
         ip, ip6 = str(the_lan.host(host).ipv4), str(the_lan.host(host).ipv6)
         core.patch_namespaced_pod_status(
             name,
@@ -701,7 +709,7 @@ def deploy_demo(core: Any, the_lan: lan.Lan) -> None:
     )
 
 
-def create_pod(core: Any, name: str, host: str) -> None:
+def create_pod(core: CoreV1Api, name: str, host: str) -> None:
     core.create_namespaced_pod(
         DEMO_NS,
         {
@@ -721,7 +729,7 @@ def create_pod(core: Any, name: str, host: str) -> None:
     )
 
 
-def service_account_token(core: Any, ns: str, name: str, timeout: float = 30) -> str:
+def service_account_token(core: CoreV1Api, ns: str, name: str, timeout: float = 30) -> str:
     """A token for a ServiceAccount from the TokenRequest API (``serviceaccounts/token``).
 
     Valid for a year: the lab's processes are not Pods, so nothing would refresh it. Retried
@@ -729,29 +737,32 @@ def service_account_token(core: Any, ns: str, name: str, timeout: float = 30) ->
     """
     from kubernetes.client.exceptions import ApiException
 
-    deadline = time.monotonic() + timeout
     body = {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenRequest",
         "spec": {"expirationSeconds": 365 * 24 * 3600},
     }
-    while True:
-        try:
-            made = core.create_namespaced_service_account_token(name, ns, body)
-            return str(made.status.token)
-        except ApiException as exc:
-            if exc.status != 404 or time.monotonic() > deadline:
-                raise LabError(f"no token for ServiceAccount {ns}/{name}: {exc.reason}") from exc
-        time.sleep(0.2)
+    try:
+        made = waits.retrying(
+            lambda: core.create_namespaced_service_account_token(name, ns, body),
+            passes=lambda exc: isinstance(exc, ApiException) and exc.status == 404,
+            timeout=timeout,
+            interval=0.2,
+        )
+    except ApiException as exc:
+        raise LabError(f"no token for ServiceAccount {ns}/{name}: {exc.reason}") from exc
+    return str(made.status.token)
 
 
-def wait_external_ip(core: Any, ns: str, name: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ingress = core.read_namespaced_service(name, ns).status.load_balancer.ingress
-        if ingress:
-            return str(ingress[0].ip)
-        time.sleep(0.2)
-    raise LabError(
-        f"Service {ns}/{name} got no EXTERNAL-IP in {timeout:.0f} s (lbctl status says why)"
-    )
+def wait_external_ip(core: CoreV1Api, ns: str, name: str, timeout: float) -> str:
+    try:
+        ingress = waits.until(
+            lambda: core.read_namespaced_service(name, ns).status.load_balancer.ingress,
+            timeout=timeout,
+            interval=0.2,
+        )
+    except waits.TimedOut:
+        raise LabError(
+            f"Service {ns}/{name} got no EXTERNAL-IP in {timeout:.0f} s (lbctl status says why)"
+        ) from None
+    return str(ingress[0].ip)

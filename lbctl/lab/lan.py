@@ -145,6 +145,22 @@ class Capture:
         self.stop()
         return list(rdpcap(str(self.pcap))) if self.pcap.stat().st_size else []
 
+    def so_far(self) -> list[Any]:
+        """The packets written so far, the capture going on (tcpdump -U writes each at once);
+        a record still being written is left for the next call."""
+        import scapy.layers.inet6
+        import scapy.layers.l2  # noqa: F401
+        from scapy.error import Scapy_Exception
+        from scapy.utils import PcapReader
+
+        out: list[Any] = []
+        try:
+            with PcapReader(str(self.pcap)) as reader:
+                out.extend(reader)
+        except (EOFError, OSError, Scapy_Exception):
+            pass  # no header yet, or a record cut short: what was read stands
+        return out
+
     def stop(self) -> None:
         if self.proc.alive():
             self.proc.signal(signal.SIGINT)  # tcpdump flushes its file on SIGINT

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lbctl.lab import procs
+from lbctl.lab import procs, waits
 
 CLUSTER_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")  # pod addresses: node namespaces only
 CGROUPS = Path("/sys/fs/cgroup")
@@ -409,14 +410,19 @@ class Node:
 
 def kill(spec: NodeSpec, *, timeout: float = 10) -> None:
     """SIGKILL every process of the node (daemons, shims, containers), as in a power cut."""
-    deadline = time.monotonic() + timeout
-    while pids := cgroup_pids(spec):
+
+    def killed() -> set[int]:  # empty once every process is gone
+        pids = cgroup_pids(spec)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if time.monotonic() > deadline:
-            raise NodeError(f"{spec.name}: processes {sorted(pids)} survive SIGKILL")
-        time.sleep(0.05)
+        return pids
+
+    try:
+        waits.until(lambda: not killed(), timeout=timeout, interval=0.05)
+    except waits.TimedOut:
+        pids = cgroup_pids(spec)
+        raise NodeError(f"{spec.name}: processes {sorted(pids)} survive SIGKILL") from None
 
 
 def _group_pids(spec: NodeSpec, part: str) -> list[int]:
@@ -434,9 +440,10 @@ def stop(spec: NodeSpec, *, grace: float = 5) -> None:
         for pid in _group_pids(spec, part):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_group_pids(spec, d) for d in daemons):
-        time.sleep(0.1)
+    with contextlib.suppress(waits.TimedOut):  # then SIGKILL
+        waits.until(
+            lambda: not any(_group_pids(spec, d) for d in daemons), timeout=grace, interval=0.1
+        )
     kill(spec)
 
 
@@ -466,21 +473,24 @@ def remove_cgroups(spec: NodeSpec, *, timeout: float = 10) -> list[str]:
         top = h / spec.cgroup
         if not top.is_dir():
             continue
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout  # for the whole tree
         dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
         for d in [*dirs, top]:
-            while True:
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:  # EBUSY while a killed process is being reaped
-                    if time.monotonic() > deadline:
-                        left.append(f"{d}: {exc.strerror}")
-                        break
-                    time.sleep(0.05)
+            try:
+                waits.retrying(
+                    functools.partial(_rmdir, d),
+                    passes=lambda exc: isinstance(exc, OSError),  # EBUSY while being reaped
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    interval=0.05,
+                )
+            except OSError as exc:
+                left.append(f"{d}: {exc.strerror}")
     return left
+
+
+def _rmdir(directory: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        directory.rmdir()
 
 
 def remove_shared_files(spec: NodeSpec) -> None:

@@ -7,9 +7,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from lbctl.lab import waits
 
 
 class ProcessError(RuntimeError):
@@ -145,13 +146,14 @@ def wait_until(
     watch: Sequence[Process] = (),
 ) -> None:
     """Poll ``ready()`` until true; fail early if a watched process dies."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def probe() -> bool:
         for proc in watch:
             proc.check_alive()
-        if ready():
-            return
-        if time.monotonic() > deadline:
-            tails = "".join(f"\n--- {p.name} ({p.log}):\n{p.tail()}" for p in watch)
-            raise ProcessError(f"timed out after {timeout:.0f} s waiting for {what}{tails}")
-        time.sleep(interval)
+        return ready()
+
+    try:
+        waits.until(probe, timeout=timeout, interval=interval)
+    except waits.TimedOut:
+        tails = "".join(f"\n--- {p.name} ({p.log}):\n{p.tail()}" for p in watch)
+        raise ProcessError(f"timed out after {timeout:.0f} s waiting for {what}{tails}") from None

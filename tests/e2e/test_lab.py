@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_helpers import check_findings
+from kube_helpers import check_findings, wait_for, wait_hello
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
@@ -49,6 +50,11 @@ def lab_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         lab(env, "down", timeout=120)  # every scenario ends with the lab torn down
+
+
+def hello(prefix: str, address: str) -> bool:
+    """Whether the demo answers on ``address`` from the client."""
+    return "hello" in curl(prefix, f"http://{address}/").stdout
 
 
 def curl(prefix: str, url: str) -> subprocess.CompletedProcess[str]:
@@ -103,8 +109,7 @@ def test_lab_up_serves_the_demo_on_its_external_ip_and_down_removes_everything(
     pids = [p["pid"] for p in state["processes"]]
     down = lab(lab_env, "down", timeout=120)
     assert down.returncode == 0, down.stderr
-    time.sleep(0.2)
-    assert [p for p in pids if procs.running(p)] == []
+    wait_for("the lab's processes gone", lambda: not [p for p in pids if procs.running(p)], 5)
     assert [n for n in netns.listnetns() if n.startswith(prefix)] == []
     with IPRoute() as ipr:
         assert [
@@ -169,13 +174,7 @@ class UpLab:
         return f"http://{host}:{port}/"
 
     def wait_http(self, url: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = curl(self.prefix, url)
-            if got.returncode == 0 and "hello" in got.stdout:
-                return got.stdout
-            assert time.monotonic() < deadline, f"{url}: {got.stderr}"
-            time.sleep(0.3)
+        return wait_hello(url, functools.partial(curl, self.prefix, url), timeout, 0.3)
 
     def announcer(self, ip: str) -> str:
         rows = json.loads(self.lbctl("status", "-o", "json").stdout)["services"]
@@ -369,20 +368,21 @@ def test_installed_with_helm_the_demo_answers_and_an_upgrade_and_uninstall_keep_
         assert more == str(gw + 180)
         assert lab_mod.wait_external_ip(core, "demo", "demo", timeout=5) == ip
         for address in (more, ip):  # announced and forwarded a moment after the status
-            deadline = time.monotonic() + 30
-            while "hello" not in (got := curl(state.prefix, f"http://{address}/")).stdout:
-                assert time.monotonic() < deadline, f"{address}: {got.stderr}"
-                time.sleep(0.3)
+            wait_for(
+                f"{address} to answer", functools.partial(hello, state.prefix, address), 30, 0.3
+            )
 
         # Uninstall as the README says: the Services go while the controller runs, then the
         # components stop (in a cluster their Pods go with the uninstall; a speaker's Lease
         # then goes with its Pod: tests/integration/test_speaker_lease_owner.py), then helm.
         for name in ("demo", "more"):
             core.delete_namespaced_service(name, "demo", _preload_content=False)
-        deadline = time.monotonic() + 30
-        while core.list_namespaced_service("demo").items:
-            assert time.monotonic() < deadline, "Services kept by a finalizer"
-            time.sleep(0.2)
+        wait_for(
+            "the Services gone (not kept by a finalizer)",
+            lambda: not core.list_namespaced_service("demo").items,
+            30,
+            0.2,
+        )
         for name in ("controller", *(f"speaker@{n}" for n in lab_mod.NODES)):
             the_lab.stop(name)
         assert "uninstalled" in helm_run("uninstall", "lbctl")

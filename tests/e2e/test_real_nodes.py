@@ -6,6 +6,7 @@ destructive ones last, and the last one takes the lab down and checks that nothi
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import missing
-from kube_helpers import check_findings
+from kube_helpers import check_findings, wait_hello
 from kubernetes import client, config
 from pyroute2 import IPRoute, netns
 
@@ -68,13 +69,7 @@ class RealLab:
         return self.lab.lan().run("client", ["curl", "-sS", "--max-time", "2", url], check=False)
 
     def wait_http(self, url: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.curl(url)
-            if got.returncode == 0 and "hello" in got.stdout:
-                return got.stdout
-            assert time.monotonic() < deadline, f"{url}: {got.stderr}"
-            time.sleep(0.5)
+        return wait_hello(url, functools.partial(self.curl, url), timeout, 0.5)
 
     def service(self, name: str, **spec: Any) -> str:
         self.core.create_namespaced_service(cluster.DEMO_NS, cluster.demo_service(name, **spec))

@@ -10,7 +10,7 @@ from kube_helpers import ControllerProcess, check_findings, events, ingress, put
 from kube_helpers import wait_for as _wait_for
 from kubernetes import client
 
-from lbctl.kube import speakers
+from lbctl import leases
 from lbctl.lab import controlplane
 
 Start = Callable[..., ControllerProcess]
@@ -25,9 +25,9 @@ def report(coord: client.CoordinationV1Api, ns: str, node: str, said: str) -> No
     """Write speaker ``node``'s Lease, live, saying ``lbctl.io/conflicts: said``."""
     body = {
         "metadata": {
-            "name": speakers.lease_name(node),
-            "labels": {speakers.LABEL: speakers.LABEL_VALUE},
-            "annotations": {speakers.CONFLICTS: said},
+            "name": leases.lease_name(node),
+            "labels": {leases.LABEL: leases.LABEL_VALUE},
+            "annotations": {leases.CONFLICTS: said},
         },
         "spec": {
             "holderIdentity": node,
@@ -36,7 +36,7 @@ def report(coord: client.CoordinationV1Api, ns: str, node: str, said: str) -> No
         },
     }
     try:
-        coord.patch_namespaced_lease(speakers.lease_name(node), ns, body)
+        coord.patch_namespaced_lease(leases.lease_name(node), ns, body)
     except client.exceptions.ApiException as exc:
         if exc.status != 404:
             raise

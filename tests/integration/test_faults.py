@@ -33,8 +33,8 @@ from kube_helpers import (
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from lbctl import leases
 from lbctl.controller import ControllerSettings
-from lbctl.kube import speakers
 from lbctl.kube.informer import Informer
 from lbctl.lab import controlplane, procs
 
@@ -242,8 +242,8 @@ def stand_in_speaker(api: client.ApiClient, ns: str) -> None:
         ns,
         client.V1Lease(
             metadata=client.V1ObjectMeta(
-                name=speakers.lease_name("stand-in"),
-                labels={speakers.LABEL: speakers.LABEL_VALUE},
+                name=leases.lease_name("stand-in"),
+                labels={leases.LABEL: leases.LABEL_VALUE},
             ),
             spec=client.V1LeaseSpec(
                 holder_identity="stand-in",

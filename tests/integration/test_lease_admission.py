@@ -19,6 +19,7 @@ from kube_helpers import wait_for
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from lbctl import leases
 from lbctl.kube import leader, speakers
 from lbctl.lab import controlplane
 
@@ -169,27 +170,27 @@ def test_a_speaker_token_writes_its_own_nodes_lease_and_nothing_else(
     assert lease.renew() and lease.renew()
     lease.join()
     assert lease.fresh()
-    got = client.CoordinationV1Api(api_client).read_namespaced_lease(speakers.lease_name(mine), NS)
+    got = client.CoordinationV1Api(api_client).read_namespaced_lease(leases.lease_name(mine), NS)
     assert got.spec.holder_identity == mine and not (got.metadata.annotations or {})
     lease.release()
 
     # Another node's Lease: neither created, nor renewed, nor deleted, nor held as ours.
     assert not own_lease(api, theirs).renew()
     message = refused(
-        lambda: coord.create_namespaced_lease(NS, lease_body(speakers.lease_name(theirs), theirs))
+        lambda: coord.create_namespaced_lease(NS, lease_body(leases.lease_name(theirs), theirs))
     )
     assert SPEAKER_POLICY in message and f"not lbctl-speaker-{theirs}" in message
     admin = client.CoordinationV1Api(api_client)
-    admin.create_namespaced_lease(NS, lease_body(speakers.lease_name(theirs), theirs))
+    admin.create_namespaced_lease(NS, lease_body(leases.lease_name(theirs), theirs))
     patch = {"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}}
     assert SPEAKER_POLICY in refused(
-        lambda: coord.patch_namespaced_lease(speakers.lease_name(theirs), NS, patch)
+        lambda: coord.patch_namespaced_lease(leases.lease_name(theirs), NS, patch)
     )
     assert SPEAKER_POLICY in refused(
-        lambda: coord.delete_namespaced_lease(speakers.lease_name(theirs), NS)
+        lambda: coord.delete_namespaced_lease(leases.lease_name(theirs), NS)
     )
     assert SPEAKER_POLICY in refused(
-        lambda: coord.create_namespaced_lease(NS, lease_body(speakers.lease_name(mine), theirs))
+        lambda: coord.create_namespaced_lease(NS, lease_body(leases.lease_name(mine), theirs))
     )
 
     # The controller's Lease: not taken, not deleted, not created.
@@ -212,7 +213,7 @@ def test_a_speaker_token_bound_to_no_pod_writes_no_lease(
     api = pod_token("lbctl-speaker", None)
     message = refused(
         lambda: client.CoordinationV1Api(api).create_namespaced_lease(
-            NS, lease_body(speakers.lease_name("node1"), "node1")
+            NS, lease_body(leases.lease_name("node1"), "node1")
         )
     )
     assert SPEAKER_POLICY in message and "no node name" in message
@@ -230,6 +231,6 @@ def test_the_controller_token_writes_its_leader_lease_and_no_speakers(
     elector.release()
     # RBAC already forbids it any other update; admission forbids it creating another Lease.
     message = refused(
-        lambda: coord.create_namespaced_lease(NS, lease_body(speakers.lease_name("n1"), "n1"))
+        lambda: coord.create_namespaced_lease(NS, lease_body(leases.lease_name("n1"), "n1"))
     )
     assert CONTROLLER_POLICY in message and "only its leader Lease" in message

@@ -22,7 +22,7 @@ from kube_helpers import ControllerProcess, events, lbctl_check, put_config, wai
 from kubernetes import client, watch
 from urllib3.exceptions import ProtocolError
 
-from lbctl.kube import services
+from lbctl import objects
 from lbctl.lab import controlplane
 
 Start = Callable[..., ControllerProcess]
@@ -203,7 +203,7 @@ def test_services_keep_their_addresses_when_lbctl_replaces_metallb(
         with contextlib.suppress(ProtocolError):  # the connection closes on stop()
             for event in stream:
                 obj = core.api_client.sanitize_for_serialization(event["object"])
-                seen.append((obj["metadata"]["name"], services.ingress_ips(obj)))
+                seen.append((obj["metadata"]["name"], objects.ingress_ips(obj)))
 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
@@ -215,8 +215,7 @@ def test_services_keep_their_addresses_when_lbctl_replaces_metallb(
     def adopted() -> bool:
         now = snapshot(core, namespace)
         return all(
-            services.FINALIZER in s["finalizers"]
-            and services.ANN_ALLOCATED_FROM in s["annotations"]
+            objects.FINALIZER in s["finalizers"] and objects.ANN_ALLOCATED_FROM in s["annotations"]
             for s in now.values()
         )
 
@@ -232,10 +231,10 @@ def test_services_keep_their_addresses_when_lbctl_replaces_metallb(
         assert now["status"] == was["status"], name
         assert now["spec"] == was["spec"] and now["labels"] == was["labels"], name
         # Only our finalizer and our annotation are added; MetalLB's stay as they were.
-        assert now["finalizers"] == [*was["finalizers"], services.FINALIZER], name
+        assert now["finalizers"] == [*was["finalizers"], objects.FINALIZER], name
         added = {k: v for k, v in now["annotations"].items() if k not in was["annotations"]}
         pool = next(iter(written.values()))
-        assert added == {services.ANN_ALLOCATED_FROM: pool}, name
+        assert added == {objects.ANN_ALLOCATED_FROM: pool}, name
         assert {k: now["annotations"][k] for k in was["annotations"]} == was["annotations"]
         assert not [e for e in events(core, namespace, name) if e[1] == "ClearAssignment"]
     for name, ingress in seen:  # not even for a moment

@@ -10,6 +10,7 @@ from kube_helpers import wait_for
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from lbctl import leases
 from lbctl.kube import speakers
 from lbctl.lab import controlplane
 
@@ -37,7 +38,7 @@ def _create(core: client.CoreV1Api, body: dict[str, object]) -> client.V1Pod | N
 
 def lease_of(coord: client.CoordinationV1Api) -> client.V1Lease | None:
     try:
-        return coord.read_namespaced_lease(speakers.lease_name("node1"), NS)
+        return coord.read_namespaced_lease(leases.lease_name("node1"), NS)
     except ApiException as exc:
         if exc.status == 404:
             return None

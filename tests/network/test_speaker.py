@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kube_helpers import events, wait_for
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr
@@ -19,10 +19,18 @@ Build = Callable[..., SpeakerLan]
 def garp_macs(packets: list, ip: str) -> dict[int, set[str]]:  # type: ignore[type-arg]
     """Gratuitous ARP for ``ip`` by opcode: {1: request senders, 2: reply senders}."""
     out: dict[int, set[str]] = {1: set(), 2: set()}
-    for p in packets:
-        if ARP in p and p[ARP].psrc == ip == p[ARP].pdst:
-            out[p[ARP].op].add(p[Ether].src)
+    for p in gratuitous(packets, ip):
+        out[p[ARP].op].add(p[Ether].src)
     return out
+
+
+def gratuitous(packets: list[Any], ip: str) -> list[Any]:
+    return [p for p in packets if ARP in p and p[ARP].psrc == ip == p[ARP].pdst]
+
+
+def garp_replies(packets: list[Any], ip: str) -> int:
+    """How many gratuitous ARP replies for ``ip``: one per round."""
+    return sum(1 for p in gratuitous(packets, ip) if p[ARP].op == 2)
 
 
 def test_one_node_announces_an_ipv4_address_in_both_forms_and_alone_answers(
@@ -37,7 +45,7 @@ def test_one_node_announces_an_ipv4_address_in_both_forms_and_alone_answers(
         wait_for(
             "the gratuitous reply", lambda: sl.speakers[owner].tail().count(f"announcing {ip}") > 0
         )
-        time.sleep(1.5)  # two rounds, 1.1 s apart
+        wait_for("two gratuitous rounds captured", lambda: garp_replies(cap.so_far(), ip) >= 2)
     garp = garp_macs(cap.packets(), ip)
     assert garp == {1: {sl.mac(owner)}, 2: {sl.mac(owner)}}
     assert sl.arp_replies(ip) == {sl.mac(owner)}
@@ -85,6 +93,7 @@ def test_killing_the_owner_moves_the_address(speaker_lan: Build) -> None:
     assert wait_for("the owner's answer", lambda: sl.arp_replies(ip, 1)) == {sl.mac(owner)}
     survivors = [h for h in sl.nodes if h != owner]
     heir = sl.expected_owner(ip, survivors)
+    heir_mac = sl.mac(heir)
     with sl.lan.capture("client", "arp") as cap:
         sl.kill(owner)
         wait_for(
@@ -92,8 +101,10 @@ def test_killing_the_owner_moves_the_address(speaker_lan: Build) -> None:
             lambda: f"announcing {ip}" in sl.speakers[heir].tail(),
             timeout=15,
         )
-        time.sleep(0.2)
-    assert sl.mac(heir) in garp_macs(cap.packets(), ip)[1]
+        wait_for(
+            "the heir's gratuitous ARP captured", lambda: heir_mac in garp_macs(cap.so_far(), ip)[1]
+        )
+    assert heir_mac in garp_macs(cap.packets(), ip)[1]
     assert sl.arp_replies(ip) == {sl.mac(heir)}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 
@@ -59,13 +58,19 @@ def test_speakers_ride_out_an_api_server_restart_and_a_compaction(
         sl.lb_service("web", [ip])
         wait_for("the owner alone", lambda: sl.arp_replies(ip, 1) == {sl.mac(owner)})
         pids = {h: p.pid for h, p in sl.speakers.items()}
+        ran_out = "announcing nothing: our Lease is not fresh"
+        before = sl.speakers[owner].tail(100_000).count(ran_out)
 
         cp.stop_apiserver()
         bump_etcd(cp)
         cp.compact_etcd()
         # Nobody can renew a Lease: every speaker falls silent once its own has run out,
         # rather than risk answering beside a node the others think alive.
-        time.sleep(2.5)  # the Lease (2 s) and a little
+        wait_for(
+            "the owner's Lease to run out",
+            lambda: sl.speakers[owner].tail(100_000).count(ran_out) > before,
+            timeout=10,
+        )
         wait_for("silence", lambda: sl.arp_replies(ip, 2) == set(), timeout=10)
 
         cp.start_apiserver()

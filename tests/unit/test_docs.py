@@ -51,6 +51,19 @@ def test_every_check_finding_is_documented(kind: str) -> None:
     assert f"`{kind}`" in (DOCS / "operations.md").read_text()
 
 
+def test_the_architecture_picture_names_every_module() -> None:
+    """docs/architecture.md's layers stay true: every module of lbctl/ is placed in them."""
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "architecture.md").read_text()
+    modules = [
+        p.name
+        for p in (root / "lbctl").iterdir()
+        if (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))
+        or (p.is_dir() and (p / "__init__.py").exists())
+    ]
+    assert [m for m in modules if (m if m.endswith(".py") else m + "/") not in text] == []
+
+
 def _config_keys() -> list[str]:
     """Every key of the pool ConfigMap, as the reference table spells its path."""
     keys = [f"pools[].{f}" for f in config.RawPool.model_fields]

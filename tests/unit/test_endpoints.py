@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lbctl.kube import endpoints
+from lbctl import objects
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ from lbctl.kube import endpoints
     ],
 )
 def test_endpoint_conditions(says: str, conditions: dict[str, object], serves: bool) -> None:
-    assert endpoints.serves(conditions) is serves, says
+    assert objects.serves(conditions) is serves, says
 
 
 def test_serving_nodes_reads_node_names_and_skips_junk() -> None:
@@ -41,5 +41,5 @@ def test_serving_nodes_reads_node_names_and_skips_junk() -> None:
             {"nodeName": 7},
         ]
     }
-    assert endpoints.serving_nodes(slice_obj) == {"node1", "node3"}
-    assert endpoints.serving_nodes({"endpoints": "x"}) == frozenset()
+    assert objects.serving_nodes(slice_obj) == {"node1", "node3"}
+    assert objects.serving_nodes({"endpoints": "x"}) == frozenset()

@@ -61,8 +61,8 @@ def elector(identity: str, leases: FakeLeases, clock: Clock) -> LeaderElector:
         identity=identity,
         timings=LeaseTimings(lease_duration=2, renew_deadline=1.5, retry_period=0.25),
         monotonic=clock,
+        lease_client=leases,
     )
-    e._coord = leases  # the fake API
     return e
 
 

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lbctl import audit, config, ownership, status
+from lbctl import audit, config, objects, ownership, status
 from lbctl.allocator import Allocator, Outcome, Reason, ServiceKey, ServiceRequest
-from lbctl.kube import services
 
 TEAM = {"matchLabels": {"team": "a"}}
 LAN = "198.51.100.1-198.51.100.14"
@@ -118,8 +117,8 @@ def test_a_namespace_a_selector_names_by_its_name_is_judged_without_its_labels()
 def test_the_adapter_reads_the_namespace_labels() -> None:
     svc = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"type": "LoadBalancer"}}
     ns = {"metadata": {"name": "shop", "labels": {"team": "a"}}}
-    assert services.request_of(svc, ns).namespace_labels == {"team": "a"}
-    assert services.request_of(svc).namespace_labels is None
+    assert objects.request_of(svc, ns).namespace_labels == {"team": "a"}
+    assert objects.request_of(svc).namespace_labels is None
 
 
 # --- the election -------------------------------------------------------------------------
@@ -152,7 +151,7 @@ def view(
         node_objs=NODES,
         slice_objs=[],
         live=live,
-        handling=services.Handling(),
+        handling=objects.Handling(),
     )
 
 

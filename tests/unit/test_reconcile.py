@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from lbctl import reconcile
+from lbctl import objects, reconcile
 from lbctl.allocator import Cleared, Decision, Outcome, Problem, Reason, ServiceKey
-from lbctl.kube import services
 
 KEY = ServiceKey("default/web")
 IP = ipaddress.ip_address("198.51.100.1")
@@ -23,9 +22,9 @@ def obj(
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": "web", "namespace": "default"}
     if finalizer:
-        meta["finalizers"] = [services.FINALIZER]
+        meta["finalizers"] = [objects.FINALIZER]
     if pool:
-        meta["annotations"] = {services.ANN_ALLOCATED_FROM: pool}
+        meta["annotations"] = {objects.ANN_ALLOCATED_FROM: pool}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     return {

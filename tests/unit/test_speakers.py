@@ -9,8 +9,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lbctl.kube import speakers
-from lbctl.kube.speakers import LeaseState, LeaseTimings, Liveness, OwnLease
+from lbctl import leases
+from lbctl.kube.speakers import LeaseTimings, OwnLease
+from lbctl.leases import LeaseState, Liveness
 
 
 class Clock:
@@ -51,11 +52,15 @@ class FakeCoord:
 
 
 def own(clock: Clock) -> tuple[OwnLease, FakeCoord]:
-    lease = OwnLease(
-        client.ApiClient(), namespace="ns", node="n1", timings=LeaseTimings(4, 1), monotonic=clock
-    )
     fake = FakeCoord()
-    lease._coord = fake  # type: ignore[assignment]
+    lease = OwnLease(
+        client.ApiClient(),
+        namespace="ns",
+        node="n1",
+        timings=LeaseTimings(4, 1),
+        monotonic=clock,
+        lease_client=fake,
+    )
     return lease, fake
 
 
@@ -70,7 +75,7 @@ def test_a_starting_speaker_writes_its_lease_at_once_marked_joining_and_has_not_
     lease.starting = True
     assert lease.renew()
     assert [c for c, _ in fake.calls] == ["patch", "create"]
-    assert annotations(fake) == {speakers.JOINING: "true"}
+    assert annotations(fake) == {leases.JOINING: "true"}
     assert lease.fresh() and lease.joined_for() is None
 
 
@@ -133,9 +138,9 @@ def test_withdrawing_deletes_the_lease_and_rejoining_starts_the_clock_again() ->
 def lease_obj(
     node: str, *, joining: bool = False, renew: str = "2026-01-01T00:00:00Z"
 ) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": speakers.lease_name(node)}
+    meta: dict[str, Any] = {"name": leases.lease_name(node)}
     if joining:
-        meta["annotations"] = {speakers.JOINING: "true"}
+        meta["annotations"] = {leases.JOINING: "true"}
     return {
         "metadata": meta,
         "spec": {"holderIdentity": node, "renewTime": renew, "leaseDurationSeconds": 4},
@@ -164,7 +169,7 @@ def test_a_starting_speaker_that_stops_renewing_is_neither() -> None:
 
 def test_one_shot_readers_tell_live_starting_and_expired_apart() -> None:
     now = datetime.datetime(2026, 1, 1, 0, 0, 2, tzinfo=datetime.UTC)
-    states = speakers.lease_states(
+    states = leases.lease_states(
         [
             lease_obj("n1"),
             lease_obj("n2", joining=True),
@@ -187,7 +192,7 @@ def _lease(node: str, *, unheard: str | None = None, renewed: str = "2026-11-30T
 def test_lease_states_leave_out_whom_a_live_speaker_does_not_hear_on_the_lan() -> None:
     import datetime
 
-    from lbctl.kube.speakers import LeaseState, lease_states
+    from lbctl.leases import LeaseState, lease_states
 
     now = datetime.datetime(2026, 11, 30, 12, 0, 10, tzinfo=datetime.UTC)
     states = lease_states(
@@ -208,7 +213,7 @@ def test_lease_states_leave_out_whom_a_live_speaker_does_not_hear_on_the_lan() -
 
 
 def test_conflicts_are_read_from_the_speakers_annotations_and_junk_is_skipped() -> None:
-    from lbctl.kube.speakers import conflicts
+    from lbctl.leases import conflicts
 
     leases = [
         {"metadata": {"name": "lbctl-speaker-n1", "annotations": {"lbctl.io/conflicts":
@@ -224,7 +229,7 @@ def test_conflicts_are_read_from_the_speakers_annotations_and_junk_is_skipped() 
 
 
 def test_an_expired_speakers_conflict_report_counts_no_more() -> None:
-    from lbctl.kube.speakers import conflicts
+    from lbctl.leases import conflicts
 
     def lease(node: str, renewed: str, said: str) -> dict[str, Any]:
         return {
@@ -244,7 +249,7 @@ def test_an_expired_speakers_conflict_report_counts_no_more() -> None:
 
 
 def test_conflicts_by_address_say_who_in_words_and_skip_what_is_no_address() -> None:
-    from lbctl.kube.speakers import by_address
+    from lbctl.leases import by_address
 
     found = {"198.51.100.7": ("02:99:00:00:00:01", "n1"), "junk": ("02:99:00:00:00:02", "n2")}
     assert by_address(found) == {

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from lbctl import config, ownership, status
-from lbctl.kube import services
+from lbctl import config, objects, ownership, status
 
 
 def svc(name: str, ip: str | None = None, age: int = 0, **ann: str) -> dict[str, Any]:
@@ -79,7 +78,7 @@ def test_status_shows_why_each_node_may_not_announce() -> None:
             node_objs=nodes,
             slice_objs=[],
             live={"n1", "n2", "n4", "gone"},
-            handling=services.Handling(),
+            handling=objects.Handling(),
         )
 
     report = status.build([svc("a", "198.51.100.1")], CONFIG, nodes, speaker_view=view)

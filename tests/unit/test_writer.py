@@ -7,8 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
-from lbctl import reconcile
-from lbctl.kube import services
+from lbctl import objects, reconcile
 from lbctl.kube.writer import ServiceWriter
 
 
@@ -52,7 +51,7 @@ def test_the_status_write_carries_the_version_it_was_decided_on() -> None:
     """So a write delayed past a takeover (a paused process) cannot overwrite newer data."""
     core = FakeCore()
     ingress = [{"ip": "198.51.100.1"}]
-    writer(core).apply(svc([services.FINALIZER]), reconcile.Writes(ingress=ingress))
+    writer(core).apply(svc([objects.FINALIZER]), reconcile.Writes(ingress=ingress))
     assert core.calls == [
         (
             "status",

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lbctl import objects
 from lbctl.allocator import FamilyPolicy, Port
-from lbctl.kube import services
 
 
 def svc(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -36,11 +36,11 @@ def svc(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any
     ],
 )
 def test_which_services_we_handle(obj: dict[str, Any], handled: bool) -> None:
-    assert services.Handling().handles(obj) is handled
+    assert objects.Handling().handles(obj) is handled
 
 
 def test_class_less_services_can_be_left_to_another_provider() -> None:
-    h = services.Handling(class_less=False)
+    h = objects.Handling(class_less=False)
     assert not h.handles(svc()) and h.handles(svc(loadBalancerClass="lbctl.io/l2"))
 
 
@@ -77,13 +77,13 @@ def test_class_less_services_can_be_left_to_another_provider() -> None:
 def test_requested_addresses(
     annotations: dict[str, str], spec: dict[str, Any], ips: list[str], problem: str | None
 ) -> None:
-    req = services.request_of(svc(annotations, **spec))
+    req = objects.request_of(svc(annotations, **spec))
     assert [str(i) for i in req.requested_ips] == ips
     assert (problem is None and req.problem is None) or (problem and problem in str(req.problem))
 
 
 def test_pool_sharing_policy_ports_and_selector_are_read() -> None:
-    req = services.request_of(
+    req = objects.request_of(
         svc(
             {"metallb.universe.tf/address-pool": "lan", "lbctl.io/allow-shared-ip": "k"},
             ports=[{"port": 53, "protocol": "UDP"}, {"port": 80}],
@@ -100,8 +100,8 @@ def test_pool_sharing_policy_ports_and_selector_are_read() -> None:
 
 
 def test_a_server_without_ip_families_uses_the_cluster_ip_family() -> None:
-    assert services.request_of(svc(clusterIP="fd00::10")).families == (6,)
-    assert services.request_of(svc(clusterIP="10.96.0.10")).families == (4,)
+    assert objects.request_of(svc(clusterIP="fd00::10")).families == (6,)
+    assert objects.request_of(svc(clusterIP="10.96.0.10")).families == (4,)
 
 
 def test_status_addresses_that_are_not_addresses_are_ignored() -> None:
@@ -116,7 +116,7 @@ def test_status_addresses_that_are_not_addresses_are_ignored() -> None:
             ]
         }
     }
-    assert services.current_ips(obj) == (ipaddress.ip_address("198.51.100.1"),)
+    assert objects.current_ips(obj) == (ipaddress.ip_address("198.51.100.1"),)
 
 
 def test_node_addresses() -> None:
@@ -131,7 +131,7 @@ def test_node_addresses() -> None:
             ]
         },
     }
-    assert {str(k): v for k, v in services.node_addresses(node).items()} == {
+    assert {str(k): v for k, v in objects.node_addresses(node).items()} == {
         "198.51.100.10": "n1",
         "2001:db8::10": "n1",
     }
@@ -153,7 +153,7 @@ def test_node_info_reads_conditions_taints_and_deletion() -> None:
             ]
         },
     }
-    info = services.node_info(node)
+    info = objects.node_info(node)
     assert (info.name, dict(info.labels), info.deleting) == ("n1", {"a": "b"}, True)
     assert dict(info.conditions) == {"Ready": "Unknown", "NetworkUnavailable": "True"}
     assert info.taints == {"ToBeDeletedByClusterAutoscaler"}
@@ -204,7 +204,7 @@ json_values = st.recursive(
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.dictionaries(st.sampled_from(["metadata", "spec", "status"]), json_values))
 def test_any_json_is_read_without_raising(obj: dict[str, Any]) -> None:
-    services.Handling().handles(obj)
-    services.request_of(obj)
-    services.node_addresses(obj)
-    services.node_info(obj)
+    objects.Handling().handles(obj)
+    objects.request_of(obj)
+    objects.node_addresses(obj)
+    objects.node_info(obj)

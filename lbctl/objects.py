@@ -1,14 +1,21 @@
-"""The one place that reads Service and Node objects: raw API dicts → plain values (pure).
+"""The one reader of raw Kubernetes objects: API JSON → typed values (pure, no I/O).
 
-Annotations, ports, traffic policy and IP families are read here and nowhere else. Input is
-untrusted: anything malformed becomes ``ServiceRequest.problem``, never an exception.
+Services, Nodes, EndpointSlices and ConfigMaps arrive from the informers (and ``lbctl status``)
+as the API server's JSON. Annotations, ports, traffic policy, IP families, finalizers and
+endpoint conditions are read here and nowhere else; the rest of lbctl sees the values
+(``ServiceRequest``, ``Announced``, ``election.NodeInfo``). Input is untrusted: anything
+malformed becomes ``ServiceRequest.problem`` or is skipped, never an exception.
+
+The ``TypedDict`` classes give the raw shapes read (field names as in the Kubernetes API
+reference, core/v1 and discovery.k8s.io/v1); they document and type the reading, but a value
+may still be missing or of another type, so every read checks what it gets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, TypeVar, cast
 
 from lbctl import election, ipam
 from lbctl.allocator import FamilyPolicy, Port, ServiceKey, ServiceRequest
@@ -25,16 +32,98 @@ ANN_POOL = "address-pool"
 ANN_SHARING = "allow-shared-ip"
 MAX_ANNOTATION = 1024  # longer values are refused, not parsed
 
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # on an EndpointSlice: the Service it serves
+
+# A raw object as decoded from the API's JSON; the TypedDicts below say which fields we read.
 Obj = Mapping[str, Any]
+
+
+class ObjectMeta(TypedDict, total=False):
+    name: str
+    namespace: str
+    uid: str
+    resourceVersion: str
+    creationTimestamp: str
+    deletionTimestamp: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    finalizers: list[str]
+
+
+class ServicePort(TypedDict, total=False):
+    port: int
+    protocol: str  # TCP (default), UDP, SCTP
+
+
+class ServiceSpec(TypedDict, total=False):
+    type: str  # LoadBalancer is ours to handle
+    loadBalancerClass: str
+    loadBalancerIP: str  # deprecated; still honoured
+    ipFamilies: list[str]  # IPv4, IPv6
+    ipFamilyPolicy: str  # SingleStack, PreferDualStack, RequireDualStack
+    clusterIP: str
+    ports: list[ServicePort]
+    selector: dict[str, str]
+    externalTrafficPolicy: str  # Cluster (default) or Local
+
+
+class Ingress(TypedDict, total=False):
+    ip: str
+    ipMode: str  # VIP
+
+
+class LoadBalancerStatus(TypedDict, total=False):
+    ingress: list[Ingress]
+
+
+class ServiceStatus(TypedDict, total=False):
+    loadBalancer: LoadBalancerStatus
+
+
+class NodeCondition(TypedDict, total=False):
+    type: str
+    status: str
+
+
+class Taint(TypedDict, total=False):
+    key: str
+
+
+class NodeAddress(TypedDict, total=False):
+    type: str  # InternalIP, ExternalIP, Hostname
+    address: str
+
+
+class NodeSpec(TypedDict, total=False):
+    taints: list[Taint]
+
+
+class NodeStatus(TypedDict, total=False):
+    conditions: list[NodeCondition]
+    addresses: list[NodeAddress]
+
+
+class EndpointConditions(TypedDict, total=False):
+    ready: bool | None
+    serving: bool | None
+    terminating: bool | None
+
+
+class Endpoint(TypedDict, total=False):
+    nodeName: str
+    conditions: EndpointConditions
+
+
+M = TypeVar("M", bound=Mapping[str, Any])
 
 
 def _dict(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def key_of(obj: Obj) -> ServiceKey:
-    meta = _dict(obj.get("metadata"))
-    return ServiceKey(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+def _shape(shape: type[M], value: object) -> M:
+    """``value`` read as ``shape`` when it is a mapping, else empty; fields are checked on use."""
+    return cast(M, _dict(value))
 
 
 def _list(value: object) -> Sequence[Any]:
@@ -45,8 +134,40 @@ def _str_map(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in _dict(value).items()}
 
 
+def meta_of(obj: Obj) -> ObjectMeta:
+    return _shape(ObjectMeta, obj.get("metadata"))
+
+
+def _spec(obj: Obj) -> ServiceSpec:
+    return _shape(ServiceSpec, obj.get("spec"))
+
+
+def key_of(obj: Obj) -> ServiceKey:
+    meta = meta_of(obj)
+    return ServiceKey(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+
+
 def deleting(obj: Obj) -> bool:
-    return bool(_dict(obj.get("metadata")).get("deletionTimestamp"))
+    return bool(meta_of(obj).get("deletionTimestamp"))
+
+
+def resource_version(obj: Obj) -> str:
+    return str(meta_of(obj).get("resourceVersion", ""))
+
+
+def finalizers(obj: Obj) -> list[str]:
+    value = meta_of(obj).get("finalizers")
+    return [str(f) for f in value] if isinstance(value, list) else []
+
+
+def annotations_of(obj: Obj) -> dict[str, str]:
+    return _str_map(meta_of(obj).get("annotations"))
+
+
+def configmap_data(obj: Obj | None) -> Mapping[str, Any] | None:
+    """A ConfigMap's ``data`` as it is (``config.parse_configmap`` checks it), None if absent."""
+    data = (obj or {}).get("data")
+    return data if isinstance(data, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -57,7 +178,7 @@ class Handling:
     class_less: bool = True
 
     def handles(self, obj: Obj) -> bool:
-        spec = _dict(obj.get("spec"))
+        spec = _spec(obj)
         if spec.get("type") != "LoadBalancer":
             return False
         cls = spec.get("loadBalancerClass")
@@ -74,7 +195,7 @@ def annotation(annotations: Mapping[str, str], name: str) -> tuple[str | None, s
 
 
 def _requested_ips(
-    annotations: Mapping[str, str], spec: Mapping[str, Any]
+    annotations: Mapping[str, str], spec: ServiceSpec
 ) -> tuple[tuple[ipam.IP, ...], str | None]:
     value, key = annotation(annotations, ANN_IPS)
     legacy = spec.get("loadBalancerIP") or None
@@ -99,7 +220,7 @@ def _requested_ips(
     return tuple(ips), None
 
 
-def _families(spec: Mapping[str, Any]) -> tuple[tuple[int, ...], FamilyPolicy]:
+def _families(spec: ServiceSpec) -> tuple[tuple[int, ...], FamilyPolicy]:
     families = tuple(
         6 if f == "IPv6" else 4 for f in _list(spec.get("ipFamilies")) if f in ("IPv4", "IPv6")
     )
@@ -114,10 +235,9 @@ def _families(spec: Mapping[str, Any]) -> tuple[tuple[int, ...], FamilyPolicy]:
     return families, policy
 
 
-def _ports(spec: Mapping[str, Any]) -> frozenset[Port]:
+def _ports(spec: ServiceSpec) -> frozenset[Port]:
     out = set()
-    for p in _list(spec.get("ports")):
-        p = _dict(p)
+    for p in map(_dict, _list(spec.get("ports"))):
         port = p.get("port")
         if isinstance(port, int):
             out.add(Port(str(p.get("protocol") or "TCP"), port))
@@ -127,10 +247,9 @@ def _ports(spec: Mapping[str, Any]) -> frozenset[Port]:
 def current_ips(obj: Obj) -> tuple[ipam.IP, ...]:
     """The addresses in status; entries that are not addresses are ignored (and so cleared)."""
     out = []
-    ingress = _list(_dict(_dict(obj.get("status")).get("loadBalancer")).get("ingress"))
-    for entry in ingress:
+    for entry in _ingress(obj):
         try:
-            ip = ipam.parse_ip(str(_dict(entry).get("ip", "")))
+            ip = ipam.parse_ip(str(entry.get("ip", "")))
         except ValueError:
             continue
         if ip not in out:
@@ -143,15 +262,15 @@ def request_of(obj: Obj, namespace: Obj | None = None) -> ServiceRequest:
 
     ``namespace``: the Service's Namespace object, whose labels a pool's namespaceSelector
     reads; None when it is not known."""
-    meta = _dict(obj.get("metadata"))
-    spec = _dict(obj.get("spec"))
-    annotations = _str_map(meta.get("annotations"))
+    meta = meta_of(obj)
+    spec = _spec(obj)
+    given = annotations_of(obj)
     problems = []
-    ips, problem = _requested_ips(annotations, spec)
+    ips, problem = _requested_ips(given, spec)
     if problem:
         problems.append(problem)
-    pool, _ = annotation(annotations, ANN_POOL)
-    sharing, _ = annotation(annotations, ANN_SHARING)
+    pool, _ = annotation(given, ANN_POOL)
+    sharing, _ = annotation(given, ANN_SHARING)
     families, policy = _families(spec)
     selector = spec.get("selector")
     return ServiceRequest(
@@ -196,20 +315,20 @@ def announced(obj: Obj, handling: Handling) -> Announced | None:
     ips = current_ips(obj)
     if not ips:
         return None
-    local = _dict(obj.get("spec")).get("externalTrafficPolicy") == "Local"
+    local = _spec(obj).get("externalTrafficPolicy") == "Local"
     return Announced(key_of(obj), ips, local)
 
 
 def node_labels(node: Obj) -> tuple[str, dict[str, str]]:
     """The name and labels of a Node (or of any cluster-scoped object: a Namespace)."""
-    meta = _dict(node.get("metadata"))
+    meta = meta_of(node)
     return str(meta.get("name", "")), _str_map(meta.get("labels"))
 
 
 def node_info(node: Obj) -> election.NodeInfo:
     """What eligibility needs of a Node: labels, deletion, conditions, taint keys."""
-    meta = _dict(node.get("metadata"))
-    status, spec = _dict(node.get("status")), _dict(node.get("spec"))
+    meta = meta_of(node)
+    status, spec = _shape(NodeStatus, node.get("status")), _shape(NodeSpec, node.get("spec"))
     conditions = {
         str(c.get("type")): str(c.get("status"))
         for c in map(_dict, _list(status.get("conditions")))
@@ -227,10 +346,11 @@ def node_info(node: Obj) -> election.NodeInfo:
 
 def node_addresses(node: Obj) -> dict[ipam.IP, str]:
     """InternalIP and ExternalIP addresses of a Node, which must never be handed out."""
-    name = str(_dict(node.get("metadata")).get("name", ""))
+    name = str(meta_of(node).get("name", ""))
     out: dict[ipam.IP, str] = {}
-    for entry in _list(_dict(node.get("status")).get("addresses")):
-        entry = _dict(entry)
+    for entry in (
+        _shape(NodeAddress, e) for e in _list(_dict(node.get("status")).get("addresses"))
+    ):
         if entry.get("type") in ("InternalIP", "ExternalIP"):
             try:
                 out[ipam.parse_ip(str(entry.get("address", "")))] = name
@@ -239,11 +359,47 @@ def node_addresses(node: Obj) -> dict[ipam.IP, str]:
     return out
 
 
-def desired_ingress(ips: Sequence[ipam.IP]) -> list[dict[str, str]]:
+def desired_ingress(ips: Sequence[ipam.IP]) -> list[Ingress]:
     return [{"ip": str(ip), "ipMode": "VIP"} for ip in ips]
+
+
+def _ingress(obj: Obj) -> list[Ingress]:
+    status = _shape(ServiceStatus, obj.get("status"))
+    balancer = _shape(LoadBalancerStatus, status.get("loadBalancer"))
+    return [_shape(Ingress, e) for e in _list(balancer.get("ingress"))]
 
 
 def ingress_ips(obj: Obj) -> list[str]:
     """The status addresses as written, for comparing desired and actual status."""
-    ingress = _list(_dict(_dict(obj.get("status")).get("loadBalancer")).get("ingress"))
-    return [str(_dict(e).get("ip", "")) for e in ingress]
+    return [str(e.get("ip", "")) for e in _ingress(obj)]
+
+
+# --- EndpointSlices (discovery.k8s.io/v1): which nodes serve a Service ---
+
+
+def service_of(slice_obj: Obj) -> ServiceKey | None:
+    """The Service (namespace/name) an EndpointSlice belongs to, from its service-name label."""
+    meta = meta_of(slice_obj)
+    name = _dict(meta.get("labels")).get(SERVICE_NAME_LABEL)
+    return ServiceKey(f"{meta.get('namespace')}/{name}") if name else None
+
+
+def serves(conditions: Mapping[str, Any]) -> bool:
+    """Whether kube-proxy may send traffic to an endpoint with these ``conditions``.
+
+    ``ready`` (unset counts as true) or, for a terminating endpoint, ``serving``: kube-proxy
+    (1.28+) falls back to serving-but-terminating endpoints when a node has no ready one, so
+    such a node still serves ``externalTrafficPolicy: Local`` traffic (EndpointConditions,
+    discovery.k8s.io/v1).
+    """
+    return conditions.get("ready") is not False or conditions.get("serving") is True
+
+
+def serving_nodes(slice_obj: Obj) -> frozenset[str]:
+    """Nodes (``endpoints[].nodeName``) with at least one endpoint that :func:`serves`."""
+    nodes = set()
+    for ep in (_shape(Endpoint, e) for e in _list(slice_obj.get("endpoints"))):
+        node = ep.get("nodeName")
+        if isinstance(node, str) and node and serves(_dict(ep.get("conditions"))):
+            nodes.add(node)
+    return frozenset(nodes)
