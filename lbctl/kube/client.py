@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import socket
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,28 @@ from kubernetes import client, config
 log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+# TCP keepalive on every connection to the API server: probe after 10 s idle, every 5 s, give
+# up after 3 unanswered (25 s). A watch only reads, so without probes a connection whose path
+# died (a node cut off, then back) or whose RST was lost is noticed only by the read timeout,
+# minutes later: the leader kept its Lease on a fresh connection while its Service watch sat
+# dead. client-go dials with a 30 s keepalive; we want the watch back sooner.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 10, 5, 3
+
+
+def keepalive_socket_options() -> list[tuple[int, int, int]]:
+    """urllib3's own defaults (no Nagle) plus TCP keepalive with the timings above (Linux
+    names; an option this platform lacks is left out)."""
+    options = list(urllib3.connection.HTTPConnection.default_socket_options)
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
 
 
 class Source(enum.Enum):
@@ -59,13 +82,14 @@ def api_client(kubeconfig: str | None = None) -> tuple[client.ApiClient, Choice]
     choice = choose(
         kubeconfig, os.environ, in_cluster=in_cluster, home_config=Path.home() / ".kube" / "config"
     )
+    cfg = client.Configuration()
     if choice.source is Source.IN_CLUSTER:
-        cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)
-        api = client.ApiClient(cfg)
     else:
         # The client merges a colon-separated KUBECONFIG list itself.
-        api = config.new_client_from_config(config_file=choice.path)
+        config.load_kube_config(config_file=choice.path, client_configuration=cfg)
+    cfg.socket_options = keepalive_socket_options()  # read when the ApiClient makes its pool
+    api = client.ApiClient(cfg)
     warn_once_if_unverified(api.configuration.verify_ssl, choice)
     return api, choice
 

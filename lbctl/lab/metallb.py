@@ -200,8 +200,8 @@ def replace_lbctl(the_lab: lab_mod.Lab, built: Built, say: Say) -> str:
         for svc in balanced():
             core.delete_namespaced_service(svc.metadata.name, svc.metadata.namespace)
         started = time.monotonic()
-        # Long: after a partition of its node, lbctl's leader may sit on a dead watch until
-        # its read timeout (270 s) before it sees the deletions (seen in bench/peers.py).
+        # Long: after a partition of its node, lbctl's leader sat on a dead watch until its
+        # read timeout (270 s) in bench/peers.py; TCP keepalive now notices within 25 s.
         procs.wait_until("the LoadBalancer Services gone", lambda: not balanced(),
                          timeout=420, interval=0.5)  # fmt: skip
         say(f"lbctl released them in {time.monotonic() - started:.1f} s")

@@ -4,6 +4,7 @@ once, not on every request, when it does not verify the server."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -20,6 +21,26 @@ def test_kubeconfig_flag(apiserver: controlplane.ControlPlane) -> None:
     with api:
         assert choice.source is kclient.Source.FLAG
         assert client.VersionApi(api).get_code().git_version.startswith("v1.")
+
+
+def test_a_watch_connection_is_probed_with_tcp_keepalive(
+    apiserver: controlplane.ControlPlane, namespace: str
+) -> None:
+    # A watch only reads: keepalive probes are what notice a dead path or a lost RST.
+    api, _ = kclient.api_client(str(apiserver.kubeconfig))
+    with api:
+        response = client.CoreV1Api(api).list_namespaced_service(
+            namespace, watch=True, timeout_seconds=5, _preload_content=False
+        )
+        try:
+            sock = response.connection.sock
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 5
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1  # urllib3's own
+        finally:
+            response.release_conn()
 
 
 def test_kubeconfig_environment_variable(
