@@ -22,7 +22,7 @@ from pydantic import Field
 
 from lbctl import config, ipam, leases, objects, reconcile, waiters
 from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey, ServiceRequest
-from lbctl.kube import leader, speakers
+from lbctl.kube import informer, leader, speakers
 from lbctl.kube.informer import Informer, Obj, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
@@ -69,12 +69,8 @@ class Controller:
         core = client.CoreV1Api(api)
         self.queue: WorkQueue[reconcile.Item] = WorkQueue()
         self.services = Informer("services", core.list_service_for_all_namespaces, self._on_service)
-        self.configmaps = Informer(
-            "configmap",
-            core.list_namespaced_config_map,
-            self._on_configmap,
-            namespace=settings.namespace,
-            field_selector=f"metadata.name={settings.config_map}",
+        self.configmaps = informer.config_map(
+            api, settings.namespace, settings.config_map, self._on_configmap
         )
         self.nodes = Informer("nodes", core.list_node, self._on_node)
         # Pools may admit namespaces by label (namespaceSelector): their labels are an input.
@@ -153,13 +149,7 @@ class Controller:
     # --- the main loop ---
 
     def run(self, stop: threading.Event) -> None:
-        server = serve(
-            self.metrics.registry,
-            self.settings.metrics_address,
-            self.settings.metrics_port,
-            healthy=lambda: True,
-            ready=self.ready,
-        )
+        server = serve(self.metrics.registry, self.settings, ready=self.ready)
         threads = [
             threading.Thread(target=t.run, args=(stop,), name=t.name, daemon=True)
             for t in self.informers

@@ -40,7 +40,7 @@ from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, links_for, serves_lan
-from lbctl.kube import speakers
+from lbctl.kube import informer, speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
 from lbctl.metrics import serve
@@ -192,12 +192,8 @@ class Speaker:
         )
         self.nodes = Informer("nodes", core.list_node, self._poke)
         self.leases = speakers.informer(api, settings.namespace, self._on_lease)
-        self.configmaps = Informer(
-            "configmap",
-            core.list_namespaced_config_map,
-            self._poke,
-            namespace=settings.namespace,
-            field_selector=f"metadata.name={settings.config_map}",
+        self.configmaps = informer.config_map(
+            api, settings.namespace, settings.config_map, self._poke
         )
         self.informers = [self.services, self.slices, self.nodes, self.leases, self.configmaps]
         self.liveness = leases.Liveness()
@@ -335,13 +331,7 @@ class Speaker:
     # --- the loop ---
 
     def run(self, stop: threading.Event) -> None:
-        server = serve(
-            self.metrics.registry,
-            self.settings.metrics_address,
-            self.settings.metrics_port,
-            healthy=lambda: True,
-            ready=self.ready,
-        )
+        server = serve(self.metrics.registry, self.settings, ready=self.ready)
         targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
         self.responder.start(stop)
         targets += [

@@ -79,6 +79,20 @@ def test_when_the_start_up_rule_next_changes(
     assert got == pytest.approx(wakeups), says
 
 
+def follow_lan(
+    serves: bool, now: float, since: float | None, withdrawn: bool, starting: bool
+) -> LanFollow:
+    """``announcing.follow_lan`` with the default renew period as its grace period."""
+    return announcing.follow_lan(
+        serves=serves,
+        now=now,
+        no_link_since=since,
+        withdrawn=withdrawn,
+        starting=starting,
+        grace=RENEW,
+    )
+
+
 @pytest.mark.parametrize(
     ("says", "serves", "now", "since", "withdrawn", "starting", "follow"),
     [
@@ -142,15 +156,7 @@ def test_withdraw_hysteresis(
     starting: bool,
     follow: LanFollow,
 ) -> None:
-    got = announcing.follow_lan(
-        serves=serves,
-        now=now,
-        no_link_since=since,
-        withdrawn=withdrawn,
-        starting=starting,
-        grace=RENEW,
-    )
-    assert got == follow, says
+    assert follow_lan(serves, now, since, withdrawn, starting) == follow, says
 
 
 def test_withdraw_hysteresis_over_time() -> None:
@@ -159,14 +165,7 @@ def test_withdraw_hysteresis_over_time() -> None:
     since, withdrawn, steps = None, False, []
     for now, serves in [(0.0, True), (1.0, False), (5.0, True), (6.0, False), (15.9, False),
                         (16.0, False), (30.0, False), (31.0, True)]:  # fmt: skip
-        got = announcing.follow_lan(
-            serves=serves,
-            now=now,
-            no_link_since=since,
-            withdrawn=withdrawn,
-            starting=False,
-            grace=RENEW,
-        )
+        got = follow_lan(serves, now, since, withdrawn, starting=False)
         since = got.no_link_since
         withdrawn = (withdrawn or got.step is LanStep.WITHDRAW) and got.step is not LanStep.JOIN
         steps.append(got.step)
