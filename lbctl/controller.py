@@ -22,7 +22,7 @@ from pydantic import Field
 
 from lbctl import config, ipam, leases, objects, reconcile, waiters
 from lbctl.allocator import Allocator, Outcome, PoolFamily, Reason, ServiceKey, ServiceRequest
-from lbctl.kube import leader, speakers
+from lbctl.kube import informer, leader, speakers
 from lbctl.kube.informer import Informer, Obj, obj_key
 from lbctl.kube.writer import NotLeader, ServiceWriter
 from lbctl.metrics import ControllerMetrics, serve
@@ -67,14 +67,10 @@ class Controller:
         self.metrics = metrics or ControllerMetrics()
         self.handling = objects.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
-        self.queue: WorkQueue[str] = WorkQueue()
+        self.queue: WorkQueue[reconcile.Item] = WorkQueue()
         self.services = Informer("services", core.list_service_for_all_namespaces, self._on_service)
-        self.configmaps = Informer(
-            "configmap",
-            core.list_namespaced_config_map,
-            self._on_configmap,
-            namespace=settings.namespace,
-            field_selector=f"metadata.name={settings.config_map}",
+        self.configmaps = informer.config_map(
+            api, settings.namespace, settings.config_map, self._on_configmap
         )
         self.nodes = Informer("nodes", core.list_node, self._on_node)
         # Pools may admit namespaces by label (namespaceSelector): their labels are an input.
@@ -103,29 +99,29 @@ class Controller:
         self._config = config.LastGood()  # the allocator's config, the last one that parsed
         self._restored = False
         self._leading_ready = False  # caches loaded, status restored (if there is a config)
-        self._expected: dict[str, int] = {}  # key → resourceVersion our last write left
+        self._expected: dict[ServiceKey, int] = {}  # key → resourceVersion our last write left
         self.waiters = waiters.Waiters()  # pending Services, by what could unblock them
         self._handoffs: list[PoolFamily] = []  # hand-offs whose waiter was just decided
-        self._pending: dict[str, Reason] = {}  # Services without an address, and why
-        self._last_events: dict[str, tuple[reconcile.Event, ...]] = {}
-        self._seen_at: dict[str, float] = {}
+        self._pending: dict[ServiceKey, Reason] = {}  # Services without an address, and why
+        self._last_events: dict[ServiceKey, tuple[reconcile.Event, ...]] = {}
+        self._seen_at: dict[ServiceKey, float] = {}
         self.metrics.config_stale.set(1)
 
     # --- informer callbacks (informer threads): only enqueue ---
 
     def _on_service(self, kind: str, obj: Obj) -> None:
-        key = obj_key(obj)
+        key = ServiceKey(obj_key(obj))
         self._seen_at.setdefault(key, time.monotonic())
         self.queue.add(key)
 
     def _on_node(self, kind: str, obj: Obj) -> None:
-        self.queue.add("node:")
+        self.queue.add(reconcile.Input.NODES)
 
     def _on_configmap(self, kind: str, obj: Obj) -> None:
-        self.queue.add("config:")
+        self.queue.add(reconcile.Input.CONFIG)
 
     def _on_lease(self, kind: str, obj: Obj) -> None:
-        self.queue.add("leases:")
+        self.queue.add(reconcile.Input.LEASES)
 
     def _on_namespace(self, kind: str, obj: Obj) -> None:
         """Re-decide the Services of a namespace whose labels changed (or that came or went)."""
@@ -137,7 +133,7 @@ class Controller:
         self._namespace_labels[name] = labels
         for svc in self.services.items():
             if (svc.get("metadata") or {}).get("namespace") == name:
-                self.queue.add(obj_key(svc))
+                self.queue.add(ServiceKey(obj_key(svc)))
 
     def _request(self, obj: Obj) -> ServiceRequest:
         """A Service's request, with its namespace's labels as the cache holds them."""
@@ -153,13 +149,7 @@ class Controller:
     # --- the main loop ---
 
     def run(self, stop: threading.Event) -> None:
-        server = serve(
-            self.metrics.registry,
-            self.settings.metrics_address,
-            self.settings.metrics_port,
-            healthy=lambda: True,
-            ready=self.ready,
-        )
+        server = serve(self.metrics.registry, self.settings, ready=self.ready)
         threads = [
             threading.Thread(target=t.run, args=(stop,), name=t.name, daemon=True)
             for t in self.informers
@@ -238,8 +228,8 @@ class Controller:
                 with self._lock:
                     todo = self._handle(key)
                 if todo is not None:
-                    self._write(key, *todo)
-                else:
+                    self._write(*todo)
+                elif not isinstance(key, reconcile.Input):
                     self._seen_at.pop(key, None)  # nothing to write: no latency to record
             except Exception as exc:  # one bad Service must not stop the others
                 self._retry(key, exc)
@@ -251,35 +241,43 @@ class Controller:
         due = time.monotonic() + self.settings.resync_period
         while not stop.is_set() and self.elector.is_leader():
             if time.monotonic() >= due:
-                self.queue.add("leases:")  # a speaker's Lease may have expired meanwhile
+                self.queue.add(reconcile.Input.LEASES)  # a speaker's Lease may have expired
                 self._requeue_all()
                 due = time.monotonic() + self.settings.resync_period
             stop.wait(min(0.2, max(0.0, due - time.monotonic())))
 
-    def _retry(self, key: str, exc: Exception) -> None:
-        # The writes failed before their Events went out: the retry must send them again.
-        self._last_events.pop(key, None)
+    def _retry(self, key: reconcile.Item, exc: Exception) -> None:
+        if not isinstance(key, reconcile.Input):
+            # The writes failed before their Events went out: the retry must send them again.
+            self._last_events.pop(key, None)
         if isinstance(exc, NotLeader):
+            retry = reconcile.after_failure(reconcile.Failure.NOT_LEADER)
+        elif isinstance(exc, ApiException):
+            retry = reconcile.after_failure(reconcile.Failure.API_ERROR, exc.status)
+        else:
+            retry = reconcile.after_failure(reconcile.Failure.OTHER)
+        if retry.warn:
+            name = key if isinstance(key, str) else key.value
+            log.warning(
+                "%s: %s; retrying", name, exc if isinstance(exc, ApiException) else repr(exc)
+            )
+        if retry.seconds > 0:
+            self.queue.add_after(key, retry.seconds)
+        else:
             self.queue.add(key)
-            return
-        if isinstance(exc, ApiException) and exc.status in (404, 409):
-            # Stale data: the informer brings the fresh object; look again soon.
-            self.queue.add_after(key, 0.05)
-            return
-        log.warning("%s: %s; retrying", key, exc if isinstance(exc, ApiException) else repr(exc))
-        self.queue.add_after(key, 1.0)
 
-    def _handle(self, key: str) -> tuple[Obj, reconcile.Writes] | None:
+    def _handle(self, key: reconcile.Item) -> tuple[ServiceKey, Obj, reconcile.Writes] | None:
         """Decide (under the lock); return the writes to make for a Service, if any."""
         todo = None
-        if key == "config:":
-            if self._load_config():
+        if key is reconcile.Input.CONFIG:
+            outcome = reconcile.after_input(self._load_config())
+            if isinstance(outcome, reconcile.ReprocessAll):
                 self._restore_all()
                 self._requeue_all()
-        elif key == "node:":
-            if self._load_nodes():
+        elif key is reconcile.Input.NODES:
+            if isinstance(reconcile.after_input(self._load_nodes()), reconcile.ReprocessAll):
                 self._requeue_all()
-        elif key == "leases:":
+        elif key is reconcile.Input.LEASES:
             for ip in self._load_conflicts():
                 for holder in self.allocator.holders(ip):
                     self.queue.add(holder)
@@ -294,7 +292,7 @@ class Controller:
 
     def _requeue_all(self) -> None:
         for obj in self.services.items():
-            self.queue.add(obj_key(obj))
+            self.queue.add(ServiceKey(obj_key(obj)))
 
     # --- config and nodes ---
 
@@ -397,9 +395,9 @@ class Controller:
 
     # --- one Service ---
 
-    def _reconcile(self, key: str) -> tuple[Obj, reconcile.Writes] | None:
+    def _reconcile(self, key: ServiceKey) -> tuple[ServiceKey, Obj, reconcile.Writes] | None:
         obj = self.services.get(key)
-        skey = ServiceKey(key)
+        skey = key
         if obj is None:  # deleted; any finalizer was handled while it was terminating
             self._release(skey)
             return None
@@ -435,16 +433,16 @@ class Controller:
         return self._fresh(key, obj, reconcile.for_decision(obj, decision))
 
     def _fresh(
-        self, key: str, obj: Obj, writes: reconcile.Writes
-    ) -> tuple[Obj, reconcile.Writes] | None:
+        self, key: ServiceKey, obj: Obj, writes: reconcile.Writes
+    ) -> tuple[ServiceKey, Obj, reconcile.Writes] | None:
         """Drop events already sent for this Service (a resync, our own status write)."""
         events = writes.events if writes.events != self._last_events.get(key) else ()
         if writes.events:
             self._last_events[key] = writes.events
         todo = dataclasses.replace(writes, events=events)
-        return None if todo.empty else (obj, todo)
+        return None if todo.empty else (key, obj, todo)
 
-    def _write(self, key: str, obj: Obj, writes: reconcile.Writes) -> None:
+    def _write(self, key: ServiceKey, obj: Obj, writes: reconcile.Writes) -> None:
         version = self.writer.apply(obj, writes)
         if version is not None and version.isdigit() and not writes.empty:
             self._expected[key] = int(version)
@@ -452,17 +450,10 @@ class Controller:
         if writes.ingress is not None and seen is not None:
             self.metrics.allocation_seconds.observe(time.monotonic() - seen)
 
-    def _behind(self, key: str, obj: Obj) -> bool:
-        """Whether the cached object is older than our own last write to it.
-
-        A decision on it would take for lost the address we just wrote (its status is not in
-        the cache yet) and hand that address to the next Service. resourceVersions are opaque
-        in principle; etcd's are increasing integers, and anything else is never skipped."""
-        expected = self._expected.get(key)
-        if expected is None:
-            return False
-        version = objects.resource_version(obj)
-        if version.isdigit() and int(version) < expected:
+    def _behind(self, key: ServiceKey, obj: Obj) -> bool:
+        """Whether the cached object is older than our own last write to it
+        (``reconcile.behind``); once it is not, the write is no longer waited for."""
+        if reconcile.behind(self._expected.get(key), objects.resource_version(obj)):
             return True
         self._expected.pop(key, None)
         return False

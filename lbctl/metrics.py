@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -142,19 +143,27 @@ class _Server(http.server.ThreadingHTTPServer):
     ready: Callable[[], bool]
 
 
+class Endpoint(Protocol):
+    """Where a component serves its metrics and probes (its settings)."""
+
+    @property
+    def metrics_address(self) -> str: ...
+    @property
+    def metrics_port(self) -> int: ...
+
+
 def serve(
     registry: CollectorRegistry,
-    address: str,
-    port: int,
+    endpoint: Endpoint,
     *,
-    healthy: Callable[[], bool],
     ready: Callable[[], bool],
+    healthy: Callable[[], bool] = lambda: True,
 ) -> _Server | None:
-    """Start serving in a daemon thread; ``shutdown()`` on the result stops it. Port 0 turns
-    the endpoint off (None)."""
-    if port == 0:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``endpoint`` in a daemon thread;
+    ``shutdown()`` on the result stops it. Port 0 turns the endpoint off (None)."""
+    if endpoint.metrics_port == 0:
         return None
-    server = _Server((address, port), _Handler)
+    server = _Server((endpoint.metrics_address, endpoint.metrics_port), _Handler)
     server.registry, server.healthy, server.ready = registry, healthy, ready
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from lbctl import objects
-from lbctl.allocator import Cleared, Decision, Outcome, Reason
+from lbctl.allocator import Cleared, Decision, Outcome, Reason, ServiceKey
 
 
 class EventType(enum.StrEnum):
@@ -129,3 +129,85 @@ def for_release(obj: objects.Obj, why: str) -> Writes:
         else KEEP,
         events=events,
     )
+
+
+# --- the work queue's items, and how one sync ended ---
+
+
+class Input(enum.Enum):
+    """A queue item that is not a Service: one of the controller's shared inputs changed.
+
+    Each is handled as a whole (the informer's cache is read again), so one item stands for
+    any number of changes to it; Services are queued by their ``ServiceKey``."""
+
+    CONFIG = "config"  # the pool ConfigMap
+    NODES = "nodes"  # the Nodes' addresses (never handed out)
+    LEASES = "leases"  # the speakers' Leases: the address conflicts they report
+
+
+Item = ServiceKey | Input
+
+
+class Failure(enum.Enum):
+    """Why a sync raised, as the adapter saw it (the exception's kind)."""
+
+    NOT_LEADER = "not leader"  # leadership was lost between the decision and a write
+    API_ERROR = "API error"  # the API server answered with an error status
+    OTHER = "other"  # anything else: the API server unreachable, a timeout, a bug
+
+
+@dataclass(frozen=True)
+class Success:
+    """Nothing more to do for this item until it changes again."""
+
+
+@dataclass(frozen=True)
+class ReprocessAll:
+    """A shared input took effect: every Service is decided again."""
+
+
+@dataclass(frozen=True)
+class RetryAfter:
+    """Look at this item again ``seconds`` from now (0: queue it again at once); ``warn``:
+    the failure is worth a warning in the log (stale data is not: it is expected)."""
+
+    seconds: float
+    warn: bool = False
+
+
+SyncOutcome = Success | ReprocessAll | RetryAfter
+
+STALE_RETRY = 0.05  # s: the informer brings the fresh object within a moment
+ERROR_RETRY = 1.0  # s: the API server may be down or restarting; do not hammer it
+STALE_STATUSES = frozenset({404, 409})  # Not Found, Conflict (resourceVersion changed)
+
+
+def after_failure(failure: Failure, status: int | None = None) -> RetryAfter:
+    """When to sync an item again after a failed sync; ``status``: the HTTP status code of an
+    ``API_ERROR``.
+
+    Lost leadership is queued again at once (the worker stops when it is not leading, and the
+    next leader decides afresh). A 404 or 409 means the decision was made on stale data: the
+    informer brings the fresh object (or the deletion) within a moment, so look again soon.
+    Any other failure is logged and retried after a second."""
+    if failure is Failure.NOT_LEADER:
+        return RetryAfter(0.0)
+    if failure is Failure.API_ERROR and status in STALE_STATUSES:
+        return RetryAfter(STALE_RETRY)
+    return RetryAfter(ERROR_RETRY, warn=True)
+
+
+def after_input(changed: bool) -> Success | ReprocessAll:
+    """After a shared input (the config, the Nodes) was read again: every Service is decided
+    again when it took effect (a new valid config, other node addresses)."""
+    return ReprocessAll() if changed else Success()
+
+
+def behind(expected: int | None, version: str) -> bool:
+    """Whether a cached object (``metadata.resourceVersion`` ``version``) is older than the one
+    our own last write to it left (``expected``, None: no write pending).
+
+    A decision on it would take for lost the address we just wrote (its status is not in the
+    cache yet) and hand that address to the next Service. resourceVersions are opaque in
+    principle; etcd's are increasing integers, and anything else is never skipped."""
+    return expected is not None and version.isdigit() and int(version) < expected

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -22,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
 from lbctl import (
+    announcing,
     config,
     conflicts,
     election,
@@ -38,7 +40,7 @@ from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
 from lbctl.interfaces import Link, links_for, serves_lan
-from lbctl.kube import speakers
+from lbctl.kube import informer, speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
 from lbctl.metrics import serve
@@ -171,11 +173,14 @@ class Speaker:
         api: client.ApiClient,
         settings: SpeakerSettings,
         metrics: SpeakerMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: monotonic seconds, for every decision the loop makes (tests give one)."""
         if not settings.node_name:
             raise ValueError("the speaker needs its node name: --node-name or LBCTL_NODE_NAME")
         self.api, self.settings = api, settings
         self.me = settings.node_name
+        self._clock = clock
         self.metrics = metrics or SpeakerMetrics(settings.node_name)
         self.handling = objects.Handling(settings.lb_class, settings.class_less)
         core = client.CoreV1Api(api)
@@ -187,12 +192,8 @@ class Speaker:
         )
         self.nodes = Informer("nodes", core.list_node, self._poke)
         self.leases = speakers.informer(api, settings.namespace, self._on_lease)
-        self.configmaps = Informer(
-            "configmap",
-            core.list_namespaced_config_map,
-            self._poke,
-            namespace=settings.namespace,
-            field_selector=f"metadata.name={settings.config_map}",
+        self.configmaps = informer.config_map(
+            api, settings.namespace, settings.config_map, self._poke
         )
         self.informers = [self.services, self.slices, self.nodes, self.leases, self.configmaps]
         self.liveness = leases.Liveness()
@@ -296,7 +297,7 @@ class Speaker:
             self._wake.set()
 
     def _on_claim(self, claim: packets.Claim, link: Link) -> None:
-        self._claims.put((claim, time.monotonic()))
+        self._claims.put((claim, self._clock()))
         self._wake.set()
 
     def _cluster_macs(self) -> set[bytes]:
@@ -310,7 +311,7 @@ class Speaker:
         if any(link.index in was_up - up for link in self._advertised):
             # Our peers may miss our advertisements now: yield, and tell them when we can.
             with self._peers_lock:
-                self.peers.link_lost(time.monotonic())
+                self.peers.link_lost(self._clock())
         self.links, self._links_known = links, True
         self._wake.set()
 
@@ -330,13 +331,7 @@ class Speaker:
     # --- the loop ---
 
     def run(self, stop: threading.Event) -> None:
-        server = serve(
-            self.metrics.registry,
-            self.settings.metrics_address,
-            self.settings.metrics_port,
-            healthy=lambda: True,
-            ready=self.ready,
-        )
+        server = serve(self.metrics.registry, self.settings, ready=self.ready)
         targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
         self.responder.start(stop)
         targets += [
@@ -385,7 +380,7 @@ class Speaker:
 
     def _sleep(self) -> float:
         waits = [0.5]
-        now = time.monotonic()
+        now = self._clock()
         if (at := self.schedule.next_time()) is not None:
             waits.append(at - now)
         if (left := self.liveness.next_expiry()) is not None:
@@ -395,13 +390,10 @@ class Speaker:
         with self._peers_lock:
             if (change := self.peers.next_change(now)) is not None:
                 waits.append(change - now + 0.005)
-        joined_for = self.own.joined_for()
-        if self._settling and joined_for is not None:  # the start-up rule's next step
-            for step in election.settle_times(
-                self.settings.renew_period, self.settings.lease_duration
-            ):
-                if joined_for < step:
-                    waits.append(step - joined_for + 0.01)
+        if self._settling:  # the start-up rule's next step
+            waits += announcing.settle_wakeups(
+                self.own.joined_for(), self.settings.renew_period, self.settings.lease_duration
+            )
         return max(0.0, min(waits))
 
     def desired(self) -> dict[ipam.IP, tuple[Link, ...]]:
@@ -409,25 +401,18 @@ class Speaker:
         cfg = self._load_config()
         if cfg is not None and self.ready() and self._links_known:
             self._follow_lan(cfg)
-        if cfg is None or not self.ready() or not self.own.fresh():
-            why = (
-                "no valid config"
-                if cfg is None
-                else "caches not synced"
-                if not self.ready()
-                else "our Lease is not fresh"
-            )
+        why = announcing.silence(
+            has_config=cfg is not None, synced=self.ready(), lease_fresh=self.own.fresh()
+        )
+        if cfg is None or why is not None:
             if self.owned:
                 log.warning("announcing nothing: %s", why)
             return {}
-        wait, bound = election.settle_times(
-            self.settings.renew_period, self.settings.lease_duration
-        )
-        settling = election.settling(
+        settling = announcing.settle(
             self.own.joined_for(),
-            starting_peers=self.liveness.starting() - {self.me},
-            wait=wait,
-            bound=bound,
+            self.liveness.starting() - {self.me},
+            self.settings.renew_period,
+            self.settings.lease_duration,
         )
         if settling != self._settling:
             if settling:
@@ -444,7 +429,7 @@ class Speaker:
         # The LAN's word can only take speakers out, never put one in (liveness).
         with self._peers_lock:
             self.peers.keep_only(live | self.liveness.starting())
-            out = self.peers.out(time.monotonic())
+            out = self.peers.out(self._clock())
         self.metrics.peers_out.set(len((out & live) - {self.me}))
         self.own.publish(leases.UNHEARD, ",".join(sorted(out & live)))
         if self.me in out:
@@ -513,29 +498,29 @@ class Speaker:
     def _follow_lan(self, cfg: config.PoolConfig) -> None:
         """Out of the election while no link can carry our announcements; back when one can.
 
-        A gap shorter than one renew period (a carrier blip, a route replaced) moves nothing."""
-        now = time.monotonic()
-        if serves_lan(self._wanted(cfg), self.links):
-            self._no_link_since = None
-            if self.own.withdrawn or self.own.starting:
-                log.info("a link to announce on is up: joining the election")
-                self.own.join()
-            return
-        if self._no_link_since is None:
-            self._no_link_since = now
-        if not self.own.withdrawn and now - self._no_link_since >= self.settings.renew_period:
+        A gap shorter than one renew period (a carrier blip, a route replaced) moves nothing
+        (``announcing.follow_lan``)."""
+        follow = announcing.follow_lan(
+            serves=serves_lan(self._wanted(cfg), self.links),
+            now=self._clock(),
+            no_link_since=self._no_link_since,
+            withdrawn=self.own.withdrawn,
+            starting=self.own.starting,
+            grace=self.settings.renew_period,
+        )
+        self._no_link_since = follow.no_link_since
+        if follow.step is announcing.LanStep.JOIN:
+            log.info("a link to announce on is up: joining the election")
+            self.own.join()
+        elif follow.step is announcing.LanStep.WITHDRAW:
             log.warning("no link up to announce any pool's addresses on: withdrawing")
             self.own.withdraw()
 
     def recompute(self) -> None:
         before = self._owners
         desired = self.desired()
-        now = time.monotonic()
-        # A takeover from another node of the cluster is announced at once; an address new to
-        # the LAN is probed first (conflicts.Guard).
-        handover = {
-            ip for ip in desired if ip not in self.watched and before.get(ip) not in (None, self.me)
-        }
+        now = self._clock()
+        handover = announcing.handovers(desired, self.watched, before, self.me)
         # A conflicted address of a reallocate pool stays watched after its Service moved away:
         # our Lease reports it, so the controller gives it to no one while the host is there.
         cfg = self._config.config
@@ -550,8 +535,8 @@ class Speaker:
         self.watched = desired
         kept = self.guard.kept()
         watching = desired | {ip: self._probe_links(cfg, ip) for ip in kept if ip not in desired}
-        announcing = self.guard.announcing()
-        answer = {ip: links for ip, links in desired.items() if ip in announcing}
+        cleared = self.guard.announcing()  # not probing, not conflicted
+        answer = {ip: links for ip, links in desired.items() if ip in cleared}
         if answer != self.owned or actions or watching != self._watching:
             self.responder.set_owned(answer, watching)
             self._watching = watching
@@ -560,15 +545,14 @@ class Speaker:
         self._report_conflicts(desired)
         if answer == self.owned:
             return
-        desired = answer
-        for ip in set(self.owned) - set(desired):
+        change = announcing.diff(self.owned, answer)
+        for ip in change.gave_up:
             owner = self._owners.get(ip)
             log.info("%s now belongs to %s", ip, owner or "nobody here")
             self._gave_up(ip)
-        for ip, links in desired.items():
-            if self.owned.get(ip) != links:
-                self._took(ip, links, now, new=ip not in self.owned)
-        self.owned = desired
+        for took in change.took:
+            self._took(took.ip, took.links, now, new=took.new)
+        self.owned = answer
 
     def _took(self, ip: ipam.IP, links: tuple[Link, ...], now: float, *, new: bool) -> None:
         self.schedule.take(ip, now)
@@ -656,6 +640,6 @@ class Speaker:
                     self._events.put_nowait((obj, reconcile.Event(kind, reason, message)))
 
     def send_due(self) -> None:
-        for ip in self.schedule.due(time.monotonic()):
+        for ip in self.schedule.due(self._clock()):
             for link in self.owned.get(ip, ()):
                 self.responder.announce(ip, link)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from lbctl import packets
+from lbctl.announce.frames import read_waiting
 from lbctl.interfaces import Link
 
 log = logging.getLogger(__name__)
@@ -127,13 +128,7 @@ class Advertiser:
         return went
 
     def _read(self, sock: socket.socket) -> None:
-        for _ in range(64):  # bounded: the sender side must not starve
-            try:
-                frame = sock.recv(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
+        for frame in read_waiting(sock):  # bounded: the sender side must not starve
             beat = packets.parse_heartbeat(frame)
             if isinstance(beat, packets.Drop):
                 self._count("dropped", beat.name.lower())

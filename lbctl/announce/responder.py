@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from lbctl import ipam, packets
+from lbctl.announce.frames import read_waiting
 from lbctl.interfaces import Link
 
 log = logging.getLogger(__name__)
@@ -276,13 +277,7 @@ class Responder:
 
     def _drain(self, port: _Port, is_arp: bool) -> None:
         sock = port.arp if is_arp else port.ns
-        for _ in range(64):  # bounded: one busy interface cannot starve the others
-            try:
-                frame = sock.recv(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
+        for frame in read_waiting(sock):  # bounded: one busy interface cannot starve the others
             try:
                 self.handle(port, frame, is_arp)
             except Exception as exc:  # a hostile frame must never stop the responder

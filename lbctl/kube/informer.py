@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
@@ -222,3 +223,14 @@ def _short(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
         return f"API error {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def config_map(api: client.ApiClient, namespace: str, name: str, handler: Handler) -> Informer:
+    """The pool ConfigMap ``namespace/name``, alone, listed and watched (controller, speaker)."""
+    return Informer(
+        "configmap",
+        client.CoreV1Api(api).list_namespaced_config_map,
+        handler,
+        namespace=namespace,
+        field_selector=f"metadata.name={name}",
+    )
