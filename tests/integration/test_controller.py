@@ -47,6 +47,9 @@ def test_a_loadbalancer_service_gets_an_address_a_finalizer_and_an_event(
                 'lbctl_allocator_addresses_in_use{family="IPv4",pool="lan"}'
             )
             == 1
+            # The latency is observed once the status write returns, which may be after the
+            # watch has shown the address: wait for it rather than race it.
+            and m.get("lbctl_allocation_latency_seconds_count", 0) >= 1
             and m
         ),
     )
