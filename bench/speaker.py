@@ -227,9 +227,16 @@ def failover(
         bed.lan.run(owner, ["ip", "link", "set", "eth0", "up"])
         bed.start(owner, lease, extra)
         time.sleep(lease[0] + 0.5)
+    return outage_summary(outages, lease, extra)
+
+
+def outage_summary(
+    outages: list[float], lease: tuple[int, float], extra: tuple[str, ...]
+) -> dict[str, Any]:
+    """Trials, settings and p50/p99/max of outages in seconds; a missed takeover is inf."""
     finite = [o for o in outages if o != float("inf")]
     return {
-        "trials": trials,
+        "trials": len(outages),
         "lease_duration_s": lease[0],
         "renew_period_s": lease[1],
         "flags": list(extra),
@@ -317,16 +324,8 @@ def fast_failover(
         wait("every speaker answering its own again",
              lambda: all(bed.answered_by(a) == {bed.lan.host(bed.owner(a, hosts)).mac}
                          for a in ips[:3]), timeout=90)  # fmt: skip
-    finite = [o for o in outages if o != float("inf")]
     return {
-        "trials": trials,
-        "lease_duration_s": lease[0],
-        "renew_period_s": lease[1],
-        "flags": list(extra),
-        "p50_s": statistics.median(finite) if finite else None,
-        "p99_s": pct(finite, 0.99),
-        "max_s": max(outages),
-        "missed": len(outages) - len(finite),
+        **outage_summary(outages, lease, extra),
         "one_mac_after_settling": sum(one_mac),
     }
 
