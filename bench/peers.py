@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -252,26 +251,22 @@ class Bench:
     @contextlib.contextmanager
     def arp_watch(self, ip: str) -> Iterator[Callable[[], list[arpwatch.Answers]]]:
         """Who answers ARP for ``ip``, asked every 50 ms from the client; yields a reader."""
-        with tempfile.NamedTemporaryFile("w+", prefix="peers-arp-") as out:
-            proc = subprocess.Popen(
-                procs.netns_argv(f"{self.state.prefix}-client",
-                                 [sys.executable, "-m", "lbctl.lab.arpwatch", ip,
-                                  "--period", "0.05", "--duration", "600"]),
-                stdout=out, text=True,
-            )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="peers-arp-") as tmp:
+            proc = procs.Process(
+                "arpwatch",
+                [sys.executable, "-m", "lbctl.lab.arpwatch", ip,
+                 "--period", "0.05", "--duration", "600"],
+                log=Path(tmp) / "arpwatch.log",
+                netns=f"{self.state.prefix}-client",
+            ).start()  # fmt: skip
 
             def read() -> list[arpwatch.Answers]:
-                return arpwatch.parse(Path(out.name).read_text().splitlines())
+                return arpwatch.parse(proc.log.read_text().splitlines())
 
             try:
                 yield read
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                proc.stop()
 
     def speaker_pod(self, peer: Peer, node: str) -> Any:
         pods = self.core.list_namespaced_pod(peer.namespace, label_selector=peer.speaker_pods)

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,28 +110,21 @@ class RealLab:
     def check(self) -> list[tuple[str, str]]:
         return check_findings(self.kubeconfig, NS)
 
-    def watch(self, argv: list[str]) -> subprocess.Popen[str]:
+    def watch(self, argv: list[str]) -> procs.Process:
         """A background program in the client's namespace, its output into a file."""
-        out = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by finish)
-        proc = subprocess.Popen(
-            procs.netns_argv(f"{self.prefix}-client", [sys.executable, "-m", *argv]),
-            stdout=out, text=True,
-        )  # fmt: skip
-        proc.out = out  # type: ignore[attr-defined]
-        return proc
+        return procs.Process(
+            argv[0],
+            [sys.executable, "-m", *argv],
+            log=Path(tempfile.mkdtemp(prefix="lbctl-watch-")) / "out.log",
+            netns=f"{self.prefix}-client",
+        ).start()
 
 
-def finish(proc: subprocess.Popen[str]) -> list[str]:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    out = proc.out  # type: ignore[attr-defined]
-    out.seek(0)
-    lines = out.read().splitlines()
-    out.close()
+def finish(proc: procs.Process) -> list[str]:
+    """Stop a watcher and return what it wrote."""
+    proc.stop()
+    lines = proc.log.read_text().splitlines()
+    shutil.rmtree(proc.log.parent, ignore_errors=True)
     return lines
 
 
