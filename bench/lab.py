@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lbctl.lab import failover, procs
+from lbctl.lab import failover, lan, procs
 from lbctl.lab import lab as lab_mod
 
 
@@ -30,6 +30,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results/lab.json"))
     ap.add_argument("--tuned", action="store_true", help="Lease 1 s / renew 0.25 s speakers")
     args = ap.parse_args()
+    lan.keep_with_this_process()  # a killed run blocks no later one
     procs.exit_on_sigterm()  # a killed run still stops its control plane and LAN
     work = Path(tempfile.mkdtemp(prefix="lbctl-bench-lab-"))
     os.environ.setdefault("LBCTL_LAB_PREFIX", "lbbench")

@@ -43,7 +43,7 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
-from lbctl.lab import arpwatch, assets, cluster, controlplane, failover, metallb, nodes, procs
+from lbctl.lab import arpwatch, assets, cluster, controlplane, failover, lan, metallb, nodes, procs
 from lbctl.lab import lab as lab_mod
 
 PROBE = str(Path(__file__).with_name("arp_probe.py"))
@@ -456,6 +456,7 @@ def main() -> int:
     ap.add_argument("--bulk", type=int, default=30, help="Services created at once (<= 50)")
     args = ap.parse_args()
     scale = max(1, int(os.environ.get("LBCTL_PEERS_SCALE", "1")))
+    lan.keep_with_this_process()  # a killed run blocks no later one
     procs.exit_on_sigterm()  # a killed run still takes its lab down
     started = time.monotonic()
     say("MetalLB: binaries, images and manifest (built once, then cached)")

@@ -28,6 +28,8 @@ TESTS = Path(__file__).parent
 hypothesis.settings.register_profile("lbctl", deadline=None)
 hypothesis.settings.load_profile("lbctl")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+lan.keep_with_this_process()  # a killed run's LANs and labs go with the next run's first LAN
+procs.exit_on_sigterm(interrupt=True)  # a run stopped with SIGTERM still removes what it made
 
 
 def missing(reason: str) -> None:

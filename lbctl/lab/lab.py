@@ -178,6 +178,19 @@ class Lab:
 
     # --- up ---
 
+    def make_lan(self, state: State, **plan: Any) -> lan.Lan:
+        """The lab's LAN, kept until ``lab down``; if ``LBCTL_LAN_KEEPER`` names a process
+        (a test run) that dies first, the next LAN made on this machine runs that ``lab down``."""
+        return lan.create(
+            state.hosts,
+            self.dir / "lan",
+            prefix=state.prefix,
+            persistent=True,
+            down=[sys.executable, "-m", "lbctl", "lab", "down"],
+            down_env={"LBCTL_LAB_DIR": str(self.dir)},
+            **plan,
+        )
+
     def up(self, *, processes: bool = False) -> int:
         """Bring a lab up: real nodes, or with ``processes`` the fast process-based one."""
         if os.geteuid() != 0:
@@ -217,13 +230,7 @@ class Lab:
         state.save(self.state_file)  # from here on, down knows what to remove
 
         say(f"LAN {subnet4} and {subnet6}: {', '.join(NODES)} and a client")
-        the_lan = lan.create(
-            state.hosts,
-            self.dir / "lan",
-            prefix=state.prefix,
-            subnet4=str(subnet4),
-            subnet6=str(subnet6),
-        )
+        the_lan = self.make_lan(state, subnet4=str(subnet4), subnet6=str(subnet6))
         for host in NODES:  # kube-proxy forwards to endpoints on other nodes
             the_lan.run(
                 host, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
@@ -374,7 +381,7 @@ class Lab:
             state.save(self.state_file)  # from here on, down knows what to remove
             say(f"LAN {state.subnet4} and {state.subnet6}: {', '.join(NODES)} and a client")
 
-        the_lan = lan.create(state.hosts, self.dir / "lan", prefix=state.prefix, on_plan=claimed)
+        the_lan = self.make_lan(state, on_plan=claimed)
 
         def remember(specs: list[nodes.NodeSpec]) -> None:
             state.real_nodes = [s.to_json() for s in specs]

@@ -9,16 +9,19 @@ from __future__ import annotations
 import concurrent.futures
 import errno
 import fcntl
+import functools
 import ipaddress
+import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from lbctl.lab import plan as lanplan
 from lbctl.lab import procs
 
 LOCK = "/tmp/lbctl-lan.lock"  # machine-wide: choosing a range and claiming it are one step
+RECORDS = Path("/run/lbctl/lans")  # one JSON record per LAN: who keeps it, how to remove it
 
 
 class LanError(RuntimeError):
@@ -248,24 +252,31 @@ class Lan:
         for proc in reversed(self.processes):
             proc.stop(timeout=5)
         self.processes.clear()
-        errors = []
-        for host in self.plan.hosts:
-            try:
-                if host.netns in netns.listnetns():
-                    netns.remove(host.netns)
-            except Exception as exc:
-                errors.append(f"namespace {host.netns}: {exc}")
-        with IPRoute() as ipr:
-            for ifname in [h.ifname_root for h in self.plan.hosts] + [self.plan.bridge]:
-                for index in ipr.link_lookup(ifname=ifname):
-                    try:
-                        ipr.link("del", index=index)
-                    except Exception as exc:
-                        # ENODEV: it went with its namespace's peer meanwhile, as it should.
-                        if getattr(exc, "code", None) != errno.ENODEV:
-                            errors.append(f"link {ifname}: {exc}")
-        if errors:
-            raise LanError("cleanup left things behind: " + "; ".join(errors))
+        remove(self.plan)
+
+
+def remove(p: lanplan.LanPlan) -> None:
+    """Remove the namespaces, links and record of the LAN planned as ``p``; what is already
+    gone is skipped, so this is safe to call twice."""
+    errors = []
+    for host in p.hosts:
+        try:
+            if host.netns in netns.listnetns():
+                netns.remove(host.netns)
+        except Exception as exc:
+            errors.append(f"namespace {host.netns}: {exc}")
+    with IPRoute() as ipr:
+        for ifname in [h.ifname_root for h in p.hosts] + [p.bridge]:
+            for index in ipr.link_lookup(ifname=ifname):
+                try:
+                    ipr.link("del", index=index)
+                except Exception as exc:
+                    # ENODEV: it went with its namespace's peer meanwhile, as it should.
+                    if getattr(exc, "code", None) != errno.ENODEV:
+                        errors.append(f"link {ifname}: {exc}")
+    if errors:
+        raise LanError("cleanup left things behind: " + "; ".join(errors))
+    (RECORDS / f"{p.prefix}.json").unlink(missing_ok=True)
 
 
 def relink_commands(p: lanplan.LanPlan, host: lanplan.HostPlan) -> list[list[str]]:
@@ -294,6 +305,9 @@ def create(
     subnet4: str | None = None,
     subnet6: str | None = None,
     on_plan: Callable[[lanplan.LanPlan], None] | None = None,
+    persistent: bool = False,
+    down: Sequence[str] = (),
+    down_env: Mapping[str, str] | None = None,
 ) -> Lan:
     """Build the bridge and one namespace per name; on any failure remove what was made.
 
@@ -304,6 +318,12 @@ def create(
     both are taken (by other labs or test runs), wait up to ``LBCTL_LAN_WAIT`` seconds (default
     900) for one to come free. Choosing and claiming a range happen under one machine-wide
     lock, so two processes never pick the same one.
+
+    Each LAN is recorded in ``RECORDS`` with its keeper (see ``keeper_for``): a LAN whose
+    keeper died without removing it (a test run or benchmark killed with SIGKILL) is removed
+    by the next ``create``, with ``down`` (``down_env`` added to the environment) run first
+    when removing it takes more than its namespaces and links. A ``persistent`` LAN (a user's
+    lab) has no keeper unless ``LBCTL_LAN_KEEPER`` names one, and stays until removed.
     """
     wait = float(os.environ.get("LBCTL_LAN_WAIT", "900"))
     claim = tenacity.Retrying(
@@ -313,11 +333,87 @@ def create(
         reraise=True,
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    return claim(_claim, names, workdir, prefix or new_prefix(), subnet4, subnet6, on_plan)
+    record = functools.partial(
+        lanplan.LanRecord,
+        names=tuple(names),
+        keeper=keeper_for(persistent),
+        down=tuple(down),
+        down_env=tuple(sorted((down_env or {}).items())),
+    )
+    return claim(_claim, record, workdir, prefix or new_prefix(), subnet4, subnet6, on_plan)
+
+
+def keeper_for(persistent: bool) -> lanplan.Keeper | None:
+    """The process named by ``LBCTL_LAN_KEEPER`` (a test run keeping the labs it starts), else
+    None for a persistent LAN and this process for any other."""
+    named = os.environ.get("LBCTL_LAN_KEEPER")
+    pid = int(named) if named else None if persistent else os.getpid()
+    start = None if pid is None else procs.start_time(pid)
+    if pid is not None and start is None:
+        raise LanError(f"LBCTL_LAN_KEEPER={pid}: no such process")
+    return None if pid is None or start is None else lanplan.Keeper(pid, start)
+
+
+def keep_with_this_process() -> None:
+    """Make this process the keeper of every LAN it and its children make, labs included:
+    a test run or benchmark killed outright leaves nothing that blocks the next one."""
+    os.environ.setdefault("LBCTL_LAN_KEEPER", str(os.getpid()))
+
+
+def records() -> list[lanplan.LanRecord]:
+    """Every LAN record on this machine; one that cannot be read is skipped (and reported)."""
+    found = []
+    for path in sorted(RECORDS.glob("*.json")):
+        try:
+            raw = json.loads(path.read_text())
+            keeper = raw["keeper"] and lanplan.Keeper(**raw["keeper"])
+            found.append(
+                lanplan.LanRecord(
+                    raw["prefix"],
+                    tuple(raw["names"]),
+                    raw["subnet4"],
+                    raw["subnet6"],
+                    keeper,
+                    tuple(raw["down"]),
+                    tuple((k, v) for k, v in raw["down_env"]),
+                )
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"lbctl: skipping unreadable LAN record {path}: {exc}", file=sys.stderr)
+    return found
+
+
+def _save(record: lanplan.LanRecord) -> None:
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    path = RECORDS / f"{record.prefix}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(record)))
+    tmp.replace(path)
+
+
+def remove_abandoned() -> None:
+    """Remove every LAN whose keeper died without removing it, saying so on stderr."""
+    for gone in lanplan.abandoned(records(), procs.start_time):
+        assert gone.keeper is not None
+        print(
+            f"lbctl: removing LAN {gone.prefix} ({gone.subnet4}): process {gone.keeper.pid}, "
+            "which kept it, ended without removing it",
+            file=sys.stderr,
+        )
+        if gone.down:
+            subprocess.run(
+                gone.down,
+                env={**os.environ, **dict(gone.down_env)},
+                check=False,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                timeout=300,
+            )
+        remove(gone.plan())  # whatever `down` left, and the record
 
 
 def _claim(
-    names: Sequence[str],
+    record: Callable[..., lanplan.LanRecord],
     workdir: Path,
     prefix: str,
     subnet4: str | None,
@@ -326,13 +422,13 @@ def _claim(
 ) -> Lan:
     with open(LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        remove_abandoned()
         routes, needed = root_routes(), needed_addresses()
-        the_plan = lanplan.plan_lan(
-            prefix,
-            names,
-            lanplan.pick_free(lanplan.IPV4_CANDIDATES, routes, subnet4, needed),
-            lanplan.pick_free(lanplan.IPV6_CANDIDATES, routes, subnet6, needed),
-        )
+        net4 = lanplan.pick_free(lanplan.IPV4_CANDIDATES, routes, subnet4, needed)
+        net6 = lanplan.pick_free(lanplan.IPV6_CANDIDATES, routes, subnet6, needed)
+        the_record = record(prefix=prefix, subnet4=str(net4), subnet6=str(net6))
+        the_plan = the_record.plan()
+        _save(the_record)  # before building: a death half-way still leaves it findable
         lan = Lan(the_plan, workdir)
         if on_plan is not None:
             on_plan(the_plan)

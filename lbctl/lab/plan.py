@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -137,3 +137,48 @@ def plan_lan(prefix: str, names: Sequence[str], subnet4: IPNetwork, subnet6: IPN
             )
         )
     return LanPlan(prefix, subnet4, subnet6, tuple(hosts))
+
+
+@dataclass(frozen=True)
+class Keeper:
+    """The process that keeps a LAN up: when it is gone, so should the LAN be.
+
+    ``start`` is the process's start time (field 22 of /proc/PID/stat, in clock ticks since
+    boot), so a PID the kernel has given to a new process is not taken for the keeper.
+    """
+
+    pid: int
+    start: int
+
+
+@dataclass(frozen=True)
+class LanRecord:
+    """What a machine-wide record says about one LAN (stored as JSON beside the others).
+
+    ``keeper`` None means kept until someone removes it (a user's ``lbctl lab up``); ``down``
+    is the command that removes everything the LAN's owner made (a lab's ``lbctl lab down``,
+    with ``down_env``), empty when removing the namespaces and links is all it takes.
+    """
+
+    prefix: str
+    names: tuple[str, ...]
+    subnet4: str
+    subnet6: str
+    keeper: Keeper | None
+    down: tuple[str, ...] = ()
+    down_env: tuple[tuple[str, str], ...] = ()
+
+    def plan(self) -> LanPlan:
+        net4, net6 = ipaddress.ip_network(self.subnet4), ipaddress.ip_network(self.subnet6)
+        return plan_lan(self.prefix, self.names, net4, net6)
+
+
+def abandoned(
+    records: Iterable[LanRecord], start_of: Callable[[int], int | None]
+) -> list[LanRecord]:
+    """The LANs whose keeper died without removing them (a killed test run or benchmark).
+
+    ``start_of(pid)`` is the start time of the running process ``pid``, None if there is none.
+    A LAN with no keeper is never abandoned: only ``lbctl lab down`` removes a user's lab.
+    """
+    return [r for r in records if r.keeper is not None and start_of(r.keeper.pid) != r.keeper.start]

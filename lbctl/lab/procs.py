@@ -17,9 +17,11 @@ class ProcessError(RuntimeError):
     """A child process failed to start or died early; the message carries its log's tail."""
 
 
-def exit_on_sigterm() -> None:
+def exit_on_sigterm(*, interrupt: bool = False) -> None:
     """Make SIGTERM raise SystemExit(143) in the main thread, so ``finally`` blocks stop the
-    children a long run (a benchmark) started, instead of the process dying around them."""
+    children a long run (a benchmark) started, instead of the process dying around them.
+    ``interrupt``: raise KeyboardInterrupt instead, on which pytest ends the session and still
+    tears its fixtures down (it dies at once on a plain SIGTERM)."""
 
     owner = os.getpid()
 
@@ -29,6 +31,8 @@ def exit_on_sigterm() -> None:
             # namespace and ends it with SIGTERM): dying is its job. Raising here would run the
             # parent's `finally` blocks in the fork, which took a whole lab down mid-build.
             os._exit(128 + signum)
+        if interrupt:
+            raise KeyboardInterrupt(f"signal {signum}")
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, leave)
@@ -48,6 +52,17 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, proc(5) ``stat`` field 22), or
+    None if no such process runs. With the PID it names one process for good: PIDs recycle."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # field 3 on: the name may hold spaces
+    return None if fields[0] == "Z" else int(fields[19])
 
 
 def netns_argv(netns: str | None, argv: Sequence[str]) -> list[str]:

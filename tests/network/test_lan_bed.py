@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kubernetes import client
+from pyroute2 import IPRoute, netns
 from scapy.layers.l2 import ARP, Ether
 
 from lbctl.lab import controlplane, lan, procs
@@ -164,3 +167,47 @@ def test_kube_proxy_forwards_a_loadbalancer_address_to_a_backend(
         assert got.stdout == "hello from node1\n", got.stderr
     finally:
         core.delete_node(node_name)
+
+
+KEEPER = """
+import sys, time
+from pathlib import Path
+from lbctl.lab import lan
+the_lan = lan.create(["node1"], Path(sys.argv[1]), down=["touch", sys.argv[2]])
+print(the_lan.plan.prefix, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_lan_whose_keeper_was_killed_is_removed_by_the_next_one_made(
+    make_lan: Callable[..., lan.Lan], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A test run or benchmark killed with SIGKILL cannot clean up; its LAN would hold the
+    range until someone noticed (CI once waited on one until it timed out)."""
+    marker = tmp_path / "down-ran"
+    env = {k: v for k, v in os.environ.items() if k != "LBCTL_LAN_KEEPER"}  # its own keeper
+    log = tmp_path / "keeper.log"
+    argv = [sys.executable, "-c", KEEPER, str(tmp_path / "lan"), str(marker)]
+    keeper = procs.Process("keeper", argv, log=log, env=env).start()
+    try:
+        procs.wait_until("the LAN", lambda: bool(_first_line(log)), timeout=120, watch=[keeper])
+        prefix = _first_line(log)
+        lan.remove_abandoned()  # its keeper runs: kept
+        assert f"{prefix}-node1" in netns.listnetns()
+    finally:
+        keeper.kill()  # SIGKILL: no chance to clean up
+
+    the_lan = make_lan(["node1"])  # this range was the killed one's (only one is free here)
+
+    assert f"{prefix}-node1" not in netns.listnetns()
+    with IPRoute() as ipr:
+        assert not ipr.link_lookup(ifname=f"{prefix}br")
+    assert marker.exists()  # its `down` ran first
+    assert not (lan.RECORDS / f"{prefix}.json").exists()
+    assert (lan.RECORDS / f"{the_lan.plan.prefix}.json").exists()
+    assert f"removing LAN {prefix}" in capfd.readouterr().err
+
+
+def _first_line(log: Path) -> str:
+    lines = log.read_text().split() if log.exists() else []
+    return lines[0] if lines else ""

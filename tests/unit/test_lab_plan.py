@@ -118,3 +118,32 @@ def test_needed_addresses_come_from_etc_hosts_and_the_resolvers(tmp_path: Path) 
     resolv.write_text("search lan\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\n")
     got = lan.needed_addresses(hosts, resolv, names=())
     assert [str(a) for a in got] == ["203.0.113.80", "2001:db8:5::1", "10.255.255.53", "fe80::1"]
+
+
+def record(keeper: plan.Keeper | None) -> plan.LanRecord:
+    return plan.LanRecord("lt0001", ("node1",), "198.51.100.0/24", "2001:db8:100::/64", keeper)
+
+
+RUNNING = {100: 5000}  # pid -> start time of what runs now
+
+
+@pytest.mark.parametrize(
+    ("keeper", "removed"),
+    [
+        pytest.param(plan.Keeper(100, 5000), False, id="a LAN whose keeper runs is kept"),
+        pytest.param(plan.Keeper(200, 5000), True, id="a LAN whose keeper died is removed"),
+        pytest.param(
+            plan.Keeper(100, 4000),
+            True,
+            id="a LAN whose keeper's PID now names a newer process is removed",
+        ),
+        pytest.param(None, False, id="a user's lab, kept by no process, stays until lab down"),
+    ],
+)
+def test_abandoned_lans(keeper: plan.Keeper | None, removed: bool) -> None:
+    assert plan.abandoned([record(keeper)], RUNNING.get) == ([record(keeper)] if removed else [])
+
+
+def test_a_lan_record_plans_the_same_names_it_was_built_with() -> None:
+    p = record(None).plan()
+    assert (p.bridge, [h.netns for h in p.hosts]) == ("lt0001br", ["lt0001-node1"])
