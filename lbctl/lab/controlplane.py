@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lbctl import ipam
 from lbctl.lab import procs
 
 ADMIN_TOKEN_USER = "lbctl-admin"
@@ -127,7 +128,7 @@ def make_certificates(pki: Path, sans: Sequence[str]) -> None:
         "/CN=lbctl-lab-ca",
         cwd=pki,
     )
-    alt = ",".join(("IP:" if _is_ip(s) else "DNS:") + s for s in sans)
+    alt = ",".join(("IP:" if ipam.is_address(s) else "DNS:") + s for s in sans)
     (pki / "server.ext").write_text(
         f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
     )
@@ -181,16 +182,6 @@ def client_certificate(pki: Path, name: str, common_name: str, org: str = "") ->
     _openssl(f"{name} certificate", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt",
              "-CAkey", "ca.key", "-CAcreateserial", "-days", "365", "-out", f"{name}.crt",
              "-extfile", f"{name}.ext", cwd=pki)  # fmt: skip
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def kubeconfig_yaml(
