@@ -371,54 +371,38 @@ class ControlPlane:
         Node IPAM stays off (``--allocate-node-cidrs=false``): the lab plans each node's pod
         CIDRs before the node starts. ``node_grace``: how long a silent node stays Ready.
         """
+        own_flags = {  # what each needs beyond its identity and a local, closed port
+            "kube-controller-manager": [
+                "--use-service-account-credentials",
+                f"--service-account-private-key-file={self.pki / 'sa.key'}",
+                f"--root-ca-file={self.ca_file}",
+                f"--cluster-signing-cert-file={self.ca_file}",
+                f"--cluster-signing-key-file={self.pki / 'ca.key'}",
+                "--allocate-node-cidrs=false",
+                f"--node-monitor-grace-period={node_grace}",
+                "--node-monitor-period=2s",
+            ],
+            "kube-scheduler": [],
+        }
         made = []
-        for name, cn in (
-            ("kcm", "system:kube-controller-manager"),
-            ("sched", "system:kube-scheduler"),
+        for component, name, cn in (
+            ("kube-controller-manager", "kcm", "system:kube-controller-manager"),
+            ("kube-scheduler", "sched", "system:kube-scheduler"),
         ):
             client_certificate(self.pki, name, cn)
-            self.write_kubeconfig(self.workdir / f"{name}.kubeconfig", cert=name, user=cn)
-        kcm_conf = self.workdir / "kcm.kubeconfig"
-        made.append(
-            procs.Process(
-                "kube-controller-manager",
-                [
-                    str(self.binaries["kube-controller-manager"]),
-                    f"--kubeconfig={kcm_conf}",
-                    f"--authentication-kubeconfig={kcm_conf}",
-                    f"--authorization-kubeconfig={kcm_conf}",
-                    "--leader-elect=false",
-                    "--use-service-account-credentials",
-                    f"--service-account-private-key-file={self.pki / 'sa.key'}",
-                    f"--root-ca-file={self.ca_file}",
-                    f"--cluster-signing-cert-file={self.ca_file}",
-                    f"--cluster-signing-key-file={self.pki / 'ca.key'}",
-                    "--allocate-node-cidrs=false",
-                    f"--node-monitor-grace-period={node_grace}",
-                    "--node-monitor-period=2s",
-                    "--bind-address=127.0.0.1",
-                    "--secure-port=0",
-                ],
-                log=self.workdir / "kube-controller-manager.log",
-            ).start()
-        )
-        sched_conf = self.workdir / "sched.kubeconfig"
-        made.append(
-            procs.Process(
-                "kube-scheduler",
-                [
-                    str(self.binaries["kube-scheduler"]),
-                    f"--kubeconfig={sched_conf}",
-                    f"--authentication-kubeconfig={sched_conf}",
-                    f"--authorization-kubeconfig={sched_conf}",
-                    "--leader-elect=false",
-                    "--bind-address=127.0.0.1",
-                    "--secure-port=0",
-                ],
-                log=self.workdir / "kube-scheduler.log",
-            ).start()
-        )
-        self.processes.extend(made)
+            conf = self.write_kubeconfig(self.workdir / f"{name}.kubeconfig", cert=name, user=cn)
+            argv = [
+                str(self.binaries[component]),
+                f"--kubeconfig={conf}",
+                f"--authentication-kubeconfig={conf}",
+                f"--authorization-kubeconfig={conf}",
+                "--leader-elect=false",
+                *own_flags[component],
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+            ]
+            made.append(procs.Process(component, argv, log=self.workdir / f"{component}.log"))
+            self.processes.append(made[-1].start())  # stopped with the rest, even if the next fails
         return made
 
     def stop_apiserver(self, *, crash: bool = False) -> None:
