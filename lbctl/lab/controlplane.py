@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -96,16 +95,9 @@ class ControlPlaneError(RuntimeError):
 
 
 def _openssl(step: str, *args: str, cwd: Path) -> None:
-    result = subprocess.run(
-        ["openssl", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    procs.output(
+        ["openssl", *args], error=ControlPlaneError, what=f"openssl ({step}) failed", cwd=cwd
     )
-    if result.returncode != 0:
-        raise ControlPlaneError(f"openssl ({step}) failed: {result.stderr.strip()}")
 
 
 def make_certificates(pki: Path, sans: Sequence[str]) -> None:
