@@ -38,6 +38,16 @@ def parse_ip(text: str) -> IP:
     return ip
 
 
+def is_address(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address at all (any kind; ``parse_ip`` says whether
+    a LoadBalancer may use it)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def to_ip(version: int, value: int) -> IP:
     return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 

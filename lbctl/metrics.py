@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import (
@@ -52,45 +52,56 @@ class AssignedAddresses:
         yield family
 
 
+class Families:
+    """Metric families made in one registry (as Go's ``promauto.With(registry)``): the
+    registry is said once per component, each family by name, help text and label names."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
+
+    def counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def histogram(self, name: str, documentation: str, *, buckets: Sequence[float]) -> Histogram:
+        return Histogram(name, documentation, buckets=buckets, registry=self.registry)
+
+
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.addresses_total = Gauge(
-            "lbctl_allocator_addresses_total",
-            "Addresses in each pool and family",
-            ["pool", "family"],
-            registry=r,
+        family = Families(self.registry)
+        self.addresses_total = family.gauge(
+            "lbctl_allocator_addresses_total", "Addresses in each pool and family", "pool", "family"
         )
-        self.addresses_in_use = Gauge(
+        self.addresses_in_use = family.gauge(
             "lbctl_allocator_addresses_in_use",
             "Addresses held by Services, per pool and family",
-            ["pool", "family"],
-            registry=r,
+            "pool",
+            "family",
         )
-        self.config_stale = Gauge(
+        self.config_stale = family.gauge(
             "lbctl_config_stale",
             "1 when the latest ConfigMap was invalid and an older one is in force (or none yet)",
-            registry=r,
         )
-        self.allocations = Counter(
-            "lbctl_allocations", "Allocation decisions by outcome", ["outcome"], registry=r
+        self.allocations = family.counter(
+            "lbctl_allocations", "Allocation decisions by outcome", "outcome"
         )
-        self.allocation_seconds = Histogram(
+        self.allocation_seconds = family.histogram(
             "lbctl_allocation_latency_seconds",
             "From a Service change being seen to its status written",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
         )
-        self.writes = Counter("lbctl_api_writes", "Writes to the API server", ["kind"], registry=r)
-        self.leader = Gauge("lbctl_leader", "1 while this replica holds the lease", registry=r)
+        self.writes = family.counter("lbctl_api_writes", "Writes to the API server", "kind")
+        self.leader = family.gauge("lbctl_leader", "1 while this replica holds the lease")
         self.address_assigned = AssignedAddresses()
-        r.register(self.address_assigned)
-        self.services_pending = Gauge(
+        self.registry.register(self.address_assigned)
+        self.services_pending = family.gauge(
             "lbctl_services_pending",
             "Services the leader handles that have no address, by reason",
-            ["reason"],
-            registry=r,
+            "reason",
         )
 
     def forget_allocations(self) -> None:
@@ -111,19 +122,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/metrics"):
             body, ctype, code = generate_latest(self.server.registry), CONTENT_TYPE_LATEST, 200
         elif self.path.startswith("/healthz"):
-            ok = self.server.healthy()
-            body, ctype, code = (
-                (b"ok\n" if ok else b"unhealthy\n"),
-                "text/plain",
-                200 if ok else 503,
-            )
+            body, ctype, code = self._probe(self.server.healthy, b"unhealthy\n")
         elif self.path.startswith("/readyz"):
-            ok = self.server.ready()
-            body, ctype, code = (
-                (b"ok\n" if ok else b"not ready\n"),
-                "text/plain",
-                200 if ok else 503,
-            )
+            body, ctype, code = self._probe(self.server.ready, b"not ready\n")
         else:
             body, ctype, code = b"not found\n", "text/plain", 404
         self.send_response(code)
@@ -131,6 +132,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    @staticmethod
+    def _probe(check: Callable[[], bool], failed: bytes) -> tuple[bytes, str, int]:
+        """A kubelet probe's answer (body, content type, status): 200 "ok", or 503 and why."""
+        ok = check()
+        return (b"ok\n" if ok else failed), "text/plain", 200 if ok else 503
 
     def log_message(self, format: str, *args: object) -> None:
         return  # probes every few seconds would flood the log

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 from pydantic import Field
 
 from lbctl import (
@@ -43,7 +43,7 @@ from lbctl.interfaces import Link, links_for, serves_lan
 from lbctl.kube import informer, speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
-from lbctl.metrics import serve
+from lbctl.metrics import Families, serve
 from lbctl.settings import PoolSettings
 
 log = logging.getLogger(__name__)
@@ -85,75 +85,59 @@ def _mac(mac: bytes | None) -> str:
 
 class SpeakerMetrics:
     def __init__(self, node: str = "") -> None:
-        r = self.registry = CollectorRegistry()
-        self.info = Gauge(
+        self.registry = CollectorRegistry()
+        family = Families(self.registry)
+        self.info = family.gauge(
             "lbctl_speaker_info",
             "Always 1; the node label names this speaker's node (join on instance)",
-            ["node"],
-            registry=r,
+            "node",
         )
         if node:
             self.info.labels(node).set(1)
-        self.announced = Gauge(
-            "lbctl_speaker_announced",
-            "1 for each address this node announces",
-            ["service", "ip"],
-            registry=r,
+        self.announced = family.gauge(
+            "lbctl_speaker_announced", "1 for each address this node announces", "service", "ip"
         )
-        self.requests = Counter(
+        self.requests = family.counter(
             "lbctl_speaker_requests_received",
             "ARP requests / Neighbor Solicitations received",
-            ["family"],
-            registry=r,
+            "family",
         )
-        self.replies = Counter(
-            "lbctl_speaker_replies_sent", "ARP / NDP replies sent", ["family"], registry=r
+        self.replies = family.counter(
+            "lbctl_speaker_replies_sent", "ARP / NDP replies sent", "family"
         )
-        self.gratuitous = Counter(
-            "lbctl_speaker_gratuitous_sent",
-            "Gratuitous ARP / unsolicited NA rounds sent",
-            ["family"],
-            registry=r,
+        self.gratuitous = family.counter(
+            "lbctl_speaker_gratuitous_sent", "Gratuitous ARP / unsolicited NA rounds sent", "family"
         )
-        self.dropped = Counter(
-            "lbctl_speaker_frames_dropped", "Frames not answered, by reason", ["reason"], registry=r
+        self.dropped = family.counter(
+            "lbctl_speaker_frames_dropped", "Frames not answered, by reason", "reason"
         )
-        self.ownership_changes = Counter(
-            "lbctl_speaker_ownership_changes",
-            "Addresses this node took or gave up",
-            ["change"],
-            registry=r,
+        self.ownership_changes = family.counter(
+            "lbctl_speaker_ownership_changes", "Addresses this node took or gave up", "change"
         )
-        self.renew_failures = Counter(
-            "lbctl_speaker_lease_renewal_failures",
-            "Failed renewals of this node's Lease",
-            registry=r,
+        self.renew_failures = family.counter(
+            "lbctl_speaker_lease_renewal_failures", "Failed renewals of this node's Lease"
         )
-        self.live_speakers = Gauge(
-            "lbctl_speaker_live_speakers", "Speakers with a live Lease", registry=r
+        self.live_speakers = family.gauge(
+            "lbctl_speaker_live_speakers", "Speakers with a live Lease"
         )
-        self.advertisements = Counter(
+        self.advertisements = family.counter(
             "lbctl_speaker_advertisements",
             "Speaker advertisements on the LAN, sent and received",
-            ["direction"],
-            registry=r,
+            "direction",
         )
-        self.probes = Counter(
+        self.probes = family.counter(
             "lbctl_speaker_probes_sent",
             "ARP probes / DAD Neighbor Solicitations sent before announcing",
-            ["family"],
-            registry=r,
+            "family",
         )
-        self.conflicts = Gauge(
+        self.conflicts = family.gauge(
             "lbctl_speaker_address_conflicts",
             "1 for each address this node owns but another host on the LAN uses",
-            ["ip"],
-            registry=r,
+            "ip",
         )
-        self.peers_out = Gauge(
+        self.peers_out = family.gauge(
             "lbctl_speaker_peers_out",
             "Speakers with a live Lease that the LAN advertisements leave out of the election",
-            registry=r,
         )
 
     def count(self, counter: str, label: str) -> None:

@@ -293,11 +293,10 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def render(report: Report, output: str = "table") -> str:
     if output == "json":
         return json.dumps(asdict(report), indent=2)
-    parts = []
-    if report.config_error:
-        parts.append(f"CONFIG ERROR: {report.config_error}\n")
-    parts.append(
-        _table(
+    # (headers, rows, shown when empty): Services and pools always show, their headers alone
+    # saying there are none; reservations and nodes only when there are some.
+    tables: list[tuple[list[str], list[list[str]], bool]] = [
+        (
             ["SERVICE", "ADDRESSES", "POOL", "ANNOUNCED BY", "STATE", "REASON"],
             [
                 [
@@ -310,11 +309,9 @@ def render(report: Report, output: str = "table") -> str:
                 ]
                 for r in report.services
             ],
-        )
-    )
-    parts.append("")
-    parts.append(
-        _table(
+            True,
+        ),
+        (
             ["POOL", "FAMILY", "SIZE", "USED", "FREE", "RESERVED", "CONFLICT"],
             [
                 [
@@ -324,40 +321,39 @@ def render(report: Report, output: str = "table") -> str:
                 ]
                 for p in report.pools
             ],
-        )
+            True,
+        ),
+        (
+            ["RESERVATION", "ADDRESS", "POOL", "FOR", "IN USE", "HELD BY", "NOTE"],
+            [
+                [
+                    r.reservation,
+                    r.address,
+                    r.pool,
+                    r.service,
+                    "yes" if r.in_use else "no",
+                    ",".join(r.held_by) or "-",
+                    r.note,
+                ]
+                for r in report.reservations
+            ],
+            False,
+        ),
+        (
+            ["NODE", "ANNOUNCES", "WHY NOT"],
+            [
+                [
+                    n.node,
+                    ("yes, but not every pool" if n.not_for else "yes") if n.eligible else "no",
+                    n.reason or "; ".join(n.not_for),
+                ]
+                for n in report.nodes
+            ],
+            False,
+        ),
+    ]
+    parts = [f"CONFIG ERROR: {report.config_error}\n"] if report.config_error else []
+    parts.append(
+        "\n\n".join(_table(headers, rows) for headers, rows, always in tables if rows or always)
     )
-    if report.reservations:
-        parts.append("")
-        parts.append(
-            _table(
-                ["RESERVATION", "ADDRESS", "POOL", "FOR", "IN USE", "HELD BY", "NOTE"],
-                [
-                    [
-                        r.reservation,
-                        r.address,
-                        r.pool,
-                        r.service,
-                        "yes" if r.in_use else "no",
-                        ",".join(r.held_by) or "-",
-                        r.note,
-                    ]
-                    for r in report.reservations
-                ],
-            )
-        )
-    if report.nodes:
-        parts.append("")
-        parts.append(
-            _table(
-                ["NODE", "ANNOUNCES", "WHY NOT"],
-                [
-                    [
-                        n.node,
-                        ("yes, but not every pool" if n.not_for else "yes") if n.eligible else "no",
-                        n.reason or "; ".join(n.not_for),
-                    ]
-                    for n in report.nodes
-                ],
-            )
-        )
     return "\n".join(parts) + "\n"

@@ -190,7 +190,7 @@ def _cidr(part: str, key: str, notes: list[str]) -> list[ipam.Range]:
 def _range(part: str, key: str) -> list[ipam.Range]:
     ends = part.split("-")
     if len(ends) != 2:
-        bare = len(ends) == 1 and _is_address(part)
+        bare = len(ends) == 1 and ipam.is_address(part)
         hint = f" (a bare address: write {part}-{part})" if bare else ""
         raise ValueError(f"{show(part)} is not a start-end range{hint}")
     try:
@@ -200,14 +200,6 @@ def _range(part: str, key: str) -> list[ipam.Range]:
     if start.version != end.version or int(start) > int(end):
         return []  # netipx drops an invalid range: kube-vip hands out nothing from it
     return [ipam.Range(start.version, int(start), int(end))]
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _trimmed(merged: list[ipam.Range]) -> list[ipam.Range]:

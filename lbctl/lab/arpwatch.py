@@ -9,7 +9,6 @@ order their answers came]}``. Answers count for the request they follow, until t
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import itertools
 import json
@@ -22,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lbctl import packets
+from lbctl.lab import probes
 
 ETH_P_ARP = 0x0806
 
@@ -37,14 +37,7 @@ class Answers:
 
 
 def parse(lines: Iterable[str]) -> list[Answers]:
-    found = []
-    for line in lines:
-        try:
-            d = json.loads(line)
-        except ValueError:  # blank, or cut short when the watcher was stopped
-            continue
-        found.append(Answers(float(d["t"]), tuple(d["macs"])))
-    return found
+    return [Answers(float(d["t"]), tuple(d["macs"])) for d in probes.records(lines)]
 
 
 def conflicts(answers: Sequence[Answers]) -> list[Answers]:
@@ -136,11 +129,8 @@ def _own_address(ifname: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("ip")
+    ap = probes.parser(__doc__, "ip", period=0.2, duration=30)
     ap.add_argument("--interface", default="eth0")
-    ap.add_argument("--period", type=float, default=0.2)
-    ap.add_argument("--duration", type=float, default=30)
     args = ap.parse_args(argv)
     run(args.ip, args.interface, args.period, args.duration)
     return 0

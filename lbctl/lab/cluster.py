@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -278,16 +277,11 @@ def up(
 
 
 def kubectl(binaries: Mapping[str, Path], kubeconfig: Path, *args: str) -> str:
-    got = subprocess.run(
+    return procs.output(
         [str(binaries["kubectl"]), f"--kubeconfig={kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
+        error=ClusterError,
+        what=f"kubectl {' '.join(args)}",
     )
-    if got.returncode != 0:
-        raise ClusterError(f"kubectl {' '.join(args)}: {got.stderr.strip()}")
-    return got.stdout
 
 
 def helm_install(binaries: Mapping[str, Path], kubeconfig: Path, pool: str) -> None:
@@ -296,14 +290,12 @@ def helm_install(binaries: Mapping[str, Path], kubeconfig: Path, pool: str) -> N
 
     import yaml
 
-    got = subprocess.run(
+    procs.output(
         [str(binaries[assets.HELM]), "install", "lbctl", str(SOURCE / "deploy" / "helm" / "lbctl"),
          "-n", LBCTL_NS, "--create-namespace", f"--kubeconfig={kubeconfig}",
          "--set-json", f"config={json.dumps(yaml.safe_load(pool))}"],
-        capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+        error=ClusterError, what="helm install failed",
     )  # fmt: skip
-    if got.returncode != 0:
-        raise ClusterError(f"helm install failed: {got.stderr.strip()}")
 
 
 def _ready(conditions: Sequence[Any] | None) -> bool:
@@ -384,13 +376,11 @@ def remove_release(
     ``helm uninstall``) and wait until its namespace and Pods are gone. Delete the
     LoadBalancer Services first, while lbctl still runs: it removes its finalizer from them."""
     if install == "helm":
-        got = subprocess.run(
+        procs.output(
             [str(binaries[assets.HELM]), "uninstall", "lbctl", "-n", LBCTL_NS, "--wait",
              f"--kubeconfig={kubeconfig}"],
-            capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+            error=ClusterError, what="helm uninstall failed",
         )  # fmt: skip
-        if got.returncode != 0:
-            raise ClusterError(f"helm uninstall failed: {got.stderr.strip()}")
         kubectl(binaries, kubeconfig, "delete", "namespace", LBCTL_NS, "--ignore-not-found")
     else:
         kubectl(binaries, kubeconfig, "delete", "-k", str(workdir / "overlay"), "--wait=true")

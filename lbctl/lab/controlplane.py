@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lbctl import ipam
 from lbctl.lab import procs
 
 ADMIN_TOKEN_USER = "lbctl-admin"
@@ -95,16 +95,9 @@ class ControlPlaneError(RuntimeError):
 
 
 def _openssl(step: str, *args: str, cwd: Path) -> None:
-    result = subprocess.run(
-        ["openssl", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    procs.output(
+        ["openssl", *args], error=ControlPlaneError, what=f"openssl ({step}) failed", cwd=cwd
     )
-    if result.returncode != 0:
-        raise ControlPlaneError(f"openssl ({step}) failed: {result.stderr.strip()}")
 
 
 def make_certificates(pki: Path, sans: Sequence[str]) -> None:
@@ -127,7 +120,7 @@ def make_certificates(pki: Path, sans: Sequence[str]) -> None:
         "/CN=lbctl-lab-ca",
         cwd=pki,
     )
-    alt = ",".join(("IP:" if _is_ip(s) else "DNS:") + s for s in sans)
+    alt = ",".join(("IP:" if ipam.is_address(s) else "DNS:") + s for s in sans)
     (pki / "server.ext").write_text(
         f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
     )
@@ -181,16 +174,6 @@ def client_certificate(pki: Path, name: str, common_name: str, org: str = "") ->
     _openssl(f"{name} certificate", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt",
              "-CAkey", "ca.key", "-CAcreateserial", "-days", "365", "-out", f"{name}.crt",
              "-extfile", f"{name}.ext", cwd=pki)  # fmt: skip
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def kubeconfig_yaml(
@@ -380,54 +363,38 @@ class ControlPlane:
         Node IPAM stays off (``--allocate-node-cidrs=false``): the lab plans each node's pod
         CIDRs before the node starts. ``node_grace``: how long a silent node stays Ready.
         """
+        own_flags = {  # what each needs beyond its identity and a local, closed port
+            "kube-controller-manager": [
+                "--use-service-account-credentials",
+                f"--service-account-private-key-file={self.pki / 'sa.key'}",
+                f"--root-ca-file={self.ca_file}",
+                f"--cluster-signing-cert-file={self.ca_file}",
+                f"--cluster-signing-key-file={self.pki / 'ca.key'}",
+                "--allocate-node-cidrs=false",
+                f"--node-monitor-grace-period={node_grace}",
+                "--node-monitor-period=2s",
+            ],
+            "kube-scheduler": [],
+        }
         made = []
-        for name, cn in (
-            ("kcm", "system:kube-controller-manager"),
-            ("sched", "system:kube-scheduler"),
+        for component, name, cn in (
+            ("kube-controller-manager", "kcm", "system:kube-controller-manager"),
+            ("kube-scheduler", "sched", "system:kube-scheduler"),
         ):
             client_certificate(self.pki, name, cn)
-            self.write_kubeconfig(self.workdir / f"{name}.kubeconfig", cert=name, user=cn)
-        kcm_conf = self.workdir / "kcm.kubeconfig"
-        made.append(
-            procs.Process(
-                "kube-controller-manager",
-                [
-                    str(self.binaries["kube-controller-manager"]),
-                    f"--kubeconfig={kcm_conf}",
-                    f"--authentication-kubeconfig={kcm_conf}",
-                    f"--authorization-kubeconfig={kcm_conf}",
-                    "--leader-elect=false",
-                    "--use-service-account-credentials",
-                    f"--service-account-private-key-file={self.pki / 'sa.key'}",
-                    f"--root-ca-file={self.ca_file}",
-                    f"--cluster-signing-cert-file={self.ca_file}",
-                    f"--cluster-signing-key-file={self.pki / 'ca.key'}",
-                    "--allocate-node-cidrs=false",
-                    f"--node-monitor-grace-period={node_grace}",
-                    "--node-monitor-period=2s",
-                    "--bind-address=127.0.0.1",
-                    "--secure-port=0",
-                ],
-                log=self.workdir / "kube-controller-manager.log",
-            ).start()
-        )
-        sched_conf = self.workdir / "sched.kubeconfig"
-        made.append(
-            procs.Process(
-                "kube-scheduler",
-                [
-                    str(self.binaries["kube-scheduler"]),
-                    f"--kubeconfig={sched_conf}",
-                    f"--authentication-kubeconfig={sched_conf}",
-                    f"--authorization-kubeconfig={sched_conf}",
-                    "--leader-elect=false",
-                    "--bind-address=127.0.0.1",
-                    "--secure-port=0",
-                ],
-                log=self.workdir / "kube-scheduler.log",
-            ).start()
-        )
-        self.processes.extend(made)
+            conf = self.write_kubeconfig(self.workdir / f"{name}.kubeconfig", cert=name, user=cn)
+            argv = [
+                str(self.binaries[component]),
+                f"--kubeconfig={conf}",
+                f"--authentication-kubeconfig={conf}",
+                f"--authorization-kubeconfig={conf}",
+                "--leader-elect=false",
+                *own_flags[component],
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+            ]
+            made.append(procs.Process(component, argv, log=self.workdir / f"{component}.log"))
+            self.processes.append(made[-1].start())  # stopped with the rest, even if the next fails
         return made
 
     def stop_apiserver(self, *, crash: bool = False) -> None:

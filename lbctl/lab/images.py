@@ -202,25 +202,48 @@ class Builder:
         for path in old[:-keep]:
             path.unlink(missing_ok=True)
 
+    def _made(
+        self,
+        name: str,
+        kind: str,
+        key: str,
+        suffix: str,
+        make: Callable[[Path, Path], None],
+        *,
+        prune: bool = True,
+    ) -> Image:
+        """Image ``name`` from the cache (``seconds`` None), or made by ``make(archive, work
+        dir)`` under the cache's lock, timed; ``prune``: ``kind``'s older archives go after."""
+        out = self._cached(kind, key, suffix)
+        if out.exists():
+            return Image(name, out, key, None)
+        with _locked(self.dir), tempfile.TemporaryDirectory(dir=self.dir) as tmp:
+            if out.exists():  # another lab made it while we waited for the lock
+                return Image(name, out, key, None)
+            start = time.monotonic()
+            make(out, Path(tmp))
+            seconds = time.monotonic() - start
+            if prune:
+                self._prune(kind)
+        return Image(name, out, key, seconds)
+
     def pause(self, kubernetes_version: str, go: str = "go") -> Image:
         source = pause_source(kubernetes_version, go)
         flags = ["-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{PAUSE_VERSION}-lbctl"]
         key = content_key([("pause.c", source.read_bytes()), ("flags", " ".join(flags).encode())])
-        out = self._cached("pause", key, "oci.tar")
-        if out.exists():
-            return Image(PAUSE_IMAGE, out, key, None)
-        gcc = _need("gcc", "gcc")
-        with _locked(self.dir), tempfile.TemporaryDirectory(dir=self.dir) as tmp:
-            if out.exists():
-                return Image(PAUSE_IMAGE, out, key, None)
-            start = time.monotonic()
-            work = Path(tmp)
+
+        def make(out: Path, work: Path) -> None:
+            gcc = _need("gcc", "gcc")
             _run("gcc pause.c", [gcc, *flags, "-o", str(work / "pause"), str(source)],
                  log=self.dir / "pause.log")  # fmt: skip
             _pack_binary(out, PAUSE_IMAGE, work / "pause", work, user="65535:65535")
-            seconds = time.monotonic() - start
-        self.say(f"pause image {PAUSE_IMAGE}: built from {source.name} in {seconds:.1f} s")
-        return Image(PAUSE_IMAGE, out, key, seconds)
+
+        image = self._made(PAUSE_IMAGE, "pause", key, "oci.tar", make, prune=False)  # 1 MB each
+        if image.seconds is not None:
+            self.say(
+                f"pause image {PAUSE_IMAGE}: built from {source.name} in {image.seconds:.1f} s"
+            )
+        return image
 
     def static_binary(self, name: str, binary: Path) -> Image:
         """An image of one static binary, ``/<its file name>`` as the entrypoint, run as root
@@ -228,34 +251,25 @@ class Builder:
         ``COPY`` make. Cached by the binary's bytes and the name."""
         full = oci.normalize(name)
         key = content_key([("binary", binary.read_bytes()), ("name", full.encode())])
-        out = self._cached(f"static-{binary.name}", key, "oci.tar")
-        if out.exists():
-            return Image(full, out, key, None)
-        with _locked(self.dir), tempfile.TemporaryDirectory(dir=self.dir) as tmp:
-            if out.exists():
-                return Image(full, out, key, None)
-            start = time.monotonic()
-            _pack_binary(out, full, binary, Path(tmp))
-            seconds = time.monotonic() - start
-            self._prune(f"static-{binary.name}")
-        self.say(f"image {full}: {binary.name} packed in {seconds:.1f} s")
-        return Image(full, out, key, seconds)
+
+        def make(out: Path, work: Path) -> None:
+            _pack_binary(out, full, binary, work)
+
+        image = self._made(full, f"static-{binary.name}", key, "oci.tar", make)
+        if image.seconds is not None:
+            self.say(f"image {full}: {binary.name} packed in {image.seconds:.1f} s")
+        return image
 
     def base(self, name: str) -> Image:
         check_base_name(name)
         recipe = base_recipe(name)
         key = content_key([("recipe", json.dumps(recipe, sort_keys=True).encode())])
-        out = self._cached("base", key, "oci.tar")
         full = oci.normalize(name)
-        if out.exists():
-            return Image(full, out, key, None)
-        mmdebstrap = _need("mmdebstrap", "mmdebstrap")
-        with _locked(self.dir), tempfile.TemporaryDirectory(dir=self.dir) as tmp:
-            if out.exists():
-                return Image(full, out, key, None)
+
+        def make(out: Path, work: Path) -> None:
+            mmdebstrap = _need("mmdebstrap", "mmdebstrap")
             self.say(f"base image {full}: mmdebstrap {BASE_SUITE} (about a minute)")
-            start = time.monotonic()
-            rootfs = Path(tmp) / "rootfs.tar"
+            rootfs = work / "rootfs.tar"
             _run(
                 "mmdebstrap",
                 [
@@ -276,10 +290,11 @@ class Builder:
             )
             config = oci.image_config(entrypoint=[], env=BASE_ENV, cmd=["python3"])
             oci.write_archive(out, name=full, layers=[rootfs], config=config)
-            seconds = time.monotonic() - start
-            self._prune("base")
-        self.say(f"base image {full}: made in {seconds:.0f} s")
-        return Image(full, out, key, seconds)
+
+        image = self._made(full, "base", key, "oci.tar", make)
+        if image.seconds is not None:
+            self.say(f"base image {full}: made in {image.seconds:.0f} s")
+        return image
 
     def release(self, source: Path, name: str) -> Image:
         """Build ``source``'s Dockerfile, unchanged, as ``name`` (on a base made here)."""
@@ -294,17 +309,11 @@ class Builder:
              ("name", name.encode()),
              *((str(rel), (source / rel).read_bytes()) for rel in files)]
         )  # fmt: skip
-        out = self._cached("release", key, "docker.tar")
         full = oci.normalize(name)
-        if out.exists():
-            return Image(full, out, key, None)
-        buildah = _need("buildah", "buildah")
-        with _locked(self.dir), tempfile.TemporaryDirectory(dir=self.dir) as tmp:
-            if out.exists():
-                return Image(full, out, key, None)
+
+        def make(out: Path, work: Path) -> None:
+            buildah = _need("buildah", "buildah")
             self.say(f"release image {full}: buildah bud of the Dockerfile (about a minute)")
-            start = time.monotonic()
-            work = Path(tmp)
             context = work / "context"
             for rel in ["Dockerfile", *map(str, files)]:
                 (context / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -336,10 +345,11 @@ class Builder:
             _run("buildah push", [*store, "push", full, f"docker-archive:{tmp_out}:{full}"],
                  log=log, env=env)  # fmt: skip
             tmp_out.replace(out)
-            seconds = time.monotonic() - start
-            self._prune("release")
-        self.say(f"release image {full}: built in {seconds:.0f} s")
-        return Image(full, out, key, seconds)
+
+        image = self._made(full, "release", key, "docker.tar", make)
+        if image.seconds is not None:
+            self.say(f"release image {full}: built in {image.seconds:.0f} s")
+        return image
 
 
 def _pack_binary(out: Path, name: str, binary: Path, work: Path, *, user: str = "") -> None:

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -328,17 +327,13 @@ def in_cgroup_argv(spec: NodeSpec, part: str, argv: Sequence[str]) -> list[str]:
     ]
 
 
-def run_in(spec: NodeSpec, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    got = subprocess.run(
+def run_in(spec: NodeSpec, argv: Sequence[str]) -> str:
+    """Run ``argv`` in the node's network namespace; its standard output, or NodeError."""
+    return procs.output(
         ["nsenter", f"--net=/run/netns/{spec.netns}", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
+        error=NodeError,
+        what=f"{spec.name}: {' '.join(argv)}",
     )
-    if got.returncode != 0:
-        raise NodeError(f"{spec.name}: {' '.join(argv)}: {got.stderr.strip()}")
-    return got
 
 
 @dataclass
@@ -365,11 +360,7 @@ class Node:
     def containerd(self) -> procs.Process:
         s = self.spec
         argv = ["containerd", "--config", str(s.path / "containerd.toml")]
-        proc = procs.Process(
-            f"containerd@{s.name}",
-            in_cgroup_argv(s, "containerd", argv),
-            log=s.path / "containerd.log",
-        ).start()
+        proc = self._daemon("containerd", argv)
         procs.wait_until(f"containerd@{s.name} socket", s.socket.exists, timeout=30, watch=[proc])
         return proc
 
@@ -384,9 +375,7 @@ class Node:
             f"--hostname-override={s.name}",
             f"--node-ip={s.ipv4},{s.ipv6}",
         ]
-        return procs.Process(
-            f"kubelet@{s.name}", in_cgroup_argv(s, "kubelet", argv), log=s.path / "kubelet.log"
-        ).start()
+        return self._daemon("kubelet", argv)
 
     def kube_proxy(self, kubeconfig: Path) -> procs.Process:
         s = self.spec
@@ -401,10 +390,13 @@ class Node:
             "--metrics-bind-address=127.0.0.1:10249",
             "--healthz-bind-address=127.0.0.1:10256",
         ]
+        return self._daemon("kube-proxy", argv)
+
+    def _daemon(self, part: str, argv: Sequence[str]) -> procs.Process:
+        """Start daemon ``part`` (``argv``) in the node: its cgroup, namespace and log file."""
+        s = self.spec
         return procs.Process(
-            f"kube-proxy@{s.name}",
-            in_cgroup_argv(s, "kube-proxy", argv),
-            log=s.path / "kube-proxy.log",
+            f"{part}@{s.name}", in_cgroup_argv(s, part, argv), log=s.path / f"{part}.log"
         ).start()
 
 

@@ -172,3 +172,16 @@ def wait_until(
     except waits.TimedOut:
         tails = "".join(f"\n--- {p.name} ({p.log}):\n{p.tail()}" for p in watch)
         raise ProcessError(f"timed out after {timeout:.0f} s waiting for {what}{tails}") from None
+
+
+def output(
+    argv: Sequence[str], *, error: type[Exception], what: str, cwd: Path | None = None
+) -> str:
+    """Run ``argv`` to its end (no input) and return its standard output. If it exits non-zero,
+    raise ``error("<what>: <its standard error>")``: the lab's tools say why on stderr."""
+    got = subprocess.run(
+        list(argv), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, cwd=cwd
+    )
+    if got.returncode != 0:
+        raise error(f"{what}: {got.stderr.strip()}")
+    return got.stdout

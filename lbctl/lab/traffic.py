@@ -8,7 +8,6 @@ and prints one JSON line per request: ``{"t": <monotonic start>, "ok": bool, "bo
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import sys
@@ -16,6 +15,8 @@ import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from lbctl.lab import probes
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,9 @@ def outages(samples: Iterable[Sample]) -> list[Outage]:
 
 
 def parse(lines: Iterable[str]) -> list[Sample]:
-    samples = []
-    for line in lines:
-        try:
-            d = json.loads(line)
-        except ValueError:  # blank, or the last line cut short when the client was stopped
-            continue
-        samples.append(Sample(float(d["t"]), bool(d["ok"]), str(d.get("body", ""))))
-    return samples
+    return [
+        Sample(float(d["t"]), bool(d["ok"]), str(d.get("body", ""))) for d in probes.records(lines)
+    ]
 
 
 def run(url: str, period: float, duration: float, timeout: float) -> None:
@@ -83,10 +79,7 @@ def run(url: str, period: float, duration: float, timeout: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("url")
-    ap.add_argument("--period", type=float, default=0.05)
-    ap.add_argument("--duration", type=float, default=20)
+    ap = probes.parser(__doc__, "url", period=0.05, duration=20)
     ap.add_argument("--timeout", type=float, default=0.5)
     args = ap.parse_args(argv)
     run(args.url, args.period, args.duration, args.timeout)

@@ -196,3 +196,17 @@ def test_partition_gives_each_address_exactly_its_holders(
         assert seen.get(value, frozenset()) == expected
     for (a, ka), (b, kb) in itertools.pairwise(pieces):
         assert a.last < b.first and (ka != kb or a.last + 1 < b.first)
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("198.51.100.7", True),
+        ("2001:db8::7", True),
+        ("127.0.0.1", True),  # any kind: whether a LoadBalancer may use it is parse_ip's
+        ("apiserver.lab", False),
+        ("198.51.100.0/30", False),
+    ],
+)
+def test_is_address(text: str, address: bool) -> None:
+    assert ipam.is_address(text) is address
