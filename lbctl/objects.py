@@ -115,6 +115,14 @@ class Endpoint(TypedDict, total=False):
     conditions: EndpointConditions
 
 
+class LeaseSpec(TypedDict, total=False):
+    """coordination.k8s.io/v1 LeaseSpec, the fields of a speaker Lease."""
+
+    holderIdentity: str
+    renewTime: str  # MicroTime, RFC 3339
+    leaseDurationSeconds: int
+
+
 M = TypeVar("M", bound=Mapping[str, object])
 
 
@@ -141,6 +149,10 @@ def meta_of(obj: Obj) -> ObjectMeta:
 
 def _spec(obj: Obj) -> ServiceSpec:
     return _shape(ServiceSpec, obj.get("spec"))
+
+
+def lease_spec(obj: Obj) -> LeaseSpec:
+    return _shape(LeaseSpec, obj.get("spec"))
 
 
 def key_of(obj: Obj) -> ServiceKey:
