@@ -35,7 +35,7 @@ MAX_ANNOTATION = 1024  # longer values are refused, not parsed
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # on an EndpointSlice: the Service it serves
 
 # A raw object as decoded from the API's JSON; the TypedDicts below say which fields we read.
-# Values are ``object``, not Any: mypy then makes every read check what it got.
+# Values are ``object``, so mypy makes every read check what it got.
 Obj = Mapping[str, object]
 
 
