@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from lbctl.jsonvalue import JSONObject
 from lbctl.lab import procs
 
 CONTROLLER_JOB = "lbctl-controller"
@@ -31,12 +32,12 @@ class PrometheusError(RuntimeError):
 
 def scrape_config(
     targets: Mapping[str, str], rule_files: Sequence[Path], interval: str
-) -> dict[str, Any]:
+) -> JSONObject:
     """``prometheus.yml`` for the lab: the controller (``controller``) in one job, the nodes'
     speakers in another, everything every ``interval``. No target label names the node, as in
     a cluster's PodMonitor: the speakers' own ``lbctl_speaker_info`` does."""
     speakers = sorted(name for name in targets if name != "controller")
-    jobs: list[dict[str, Any]] = []
+    jobs: list[JSONObject] = []
     if "controller" in targets:
         jobs.append({"job_name": CONTROLLER_JOB,
                      "static_configs": [{"targets": [targets["controller"]]}]})  # fmt: skip
