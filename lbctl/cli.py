@@ -12,9 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lbctl import audit, config, diagnose, logs, settings, strict_yaml
+
+if TYPE_CHECKING:  # the client's types; imported at run time only by the commands that talk to it
+    from kubernetes import client
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -40,7 +43,9 @@ def _binaries(args: argparse.Namespace) -> int:
 
 
 def _run_component(
-    cfg: settings.CommonSettings, agent: str, run: Callable[[Any, threading.Event], None]
+    cfg: settings.CommonSettings,
+    agent: str,
+    run: Callable[[client.ApiClient, threading.Event], None],
 ) -> int:
     """Logging, an API client named after us, SIGTERM/SIGINT to stop; then run."""
     from lbctl.kube import client as kclient

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal, NewType
+from typing import Annotated, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
@@ -52,7 +52,7 @@ class ConfigError(ValueError):
 _SHAPE_MESSAGE = "must be a label selector (a mapping) or a list of them"
 
 
-def _shape(value: Any) -> str | None:
+def _shape(value: object) -> str | None:
     if isinstance(value, bool):
         return "<flag>"
     if isinstance(value, dict):
@@ -611,7 +611,7 @@ def _label_order(label: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\[(\d+)\]", label.split(" ", 1)[0]))
 
 
-def parse(document: Any) -> PoolConfig:
+def parse(document: object) -> PoolConfig:
     """A decoded YAML document (a mapping) → checked config."""
     if not isinstance(document, dict):
         kind = "empty" if document is None else type(document).__name__
@@ -634,7 +634,7 @@ def parse_yaml(text: str) -> PoolConfig:
     return parse(document)
 
 
-def parse_configmap(data: Mapping[str, Any] | None, key: str = CONFIG_KEY) -> PoolConfig:
+def parse_configmap(data: Mapping[str, object] | None, key: str = CONFIG_KEY) -> PoolConfig:
     if not data or key not in data:
         raise ConfigError([("", f"the ConfigMap has no key {key!r}")])
     text = data[key]
@@ -655,7 +655,7 @@ class LastGood:
     config: PoolConfig | None = None
     seen: object = None  # the ``config.yaml`` value last seen, good or bad; None: none yet
 
-    def update(self, data: Mapping[str, Any] | None) -> PoolConfig | ConfigError | None:
+    def update(self, data: Mapping[str, object] | None) -> PoolConfig | ConfigError | None:
         """The ConfigMap's ``data`` now: the new config when it took effect, the error when the
         new text does not parse (``config`` is unchanged), None when the text is unchanged."""
         text = (data or {}).get(CONFIG_KEY)

@@ -132,7 +132,7 @@ class Controller:
             return
         self._namespace_labels[name] = labels
         for svc in self.services.items():
-            if (svc.get("metadata") or {}).get("namespace") == name:
+            if objects.meta_of(svc).get("namespace") == name:
                 self.queue.add(ServiceKey(obj_key(svc)))
 
     def _request(self, obj: Obj) -> ServiceRequest:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from lbctl import ipam, objects
 from lbctl.objects import Obj
@@ -104,11 +104,6 @@ class Observer(Generic[K]):
         return min(left) if left else None
 
 
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
-
-
 def speaker_node(obj: Obj) -> str | None:
     """The node of a speaker Lease (``lbctl-speaker-<node>``); None for any other Lease."""
     name = str(objects.meta_of(obj).get("name", ""))
@@ -121,12 +116,12 @@ def starting(obj: Obj) -> bool:
 
 
 def renewed(obj: Obj) -> datetime.datetime | None:
-    return parse_time(_spec(obj).get("renewTime"))
+    return parse_time(objects.lease_spec(obj).get("renewTime"))
 
 
 def live_at(obj: Obj, now: datetime.datetime) -> bool:
     """Whether a Lease renewed in time is still within its duration at wall-clock ``now``."""
-    at, duration = renewed(obj), _spec(obj).get("leaseDurationSeconds")
+    at, duration = renewed(obj), objects.lease_spec(obj).get("leaseDurationSeconds")
     try:
         return at is not None and at + datetime.timedelta(seconds=float(str(duration))) > now
     except (TypeError, ValueError):
@@ -213,7 +208,7 @@ class Liveness:
                 self._starting.add(node)
             else:
                 self._starting.discard(node)
-            spec = _spec(obj)
+            spec = objects.lease_spec(obj)
             record = (spec.get("holderIdentity"), spec.get("renewTime"))
             duration = float(spec.get("leaseDurationSeconds") or 0)
             self._leases.see(node, record, duration, self._mono())

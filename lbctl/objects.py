@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar, cast
+from typing import TypedDict, TypeVar, cast
 
 from lbctl import election, ipam
 from lbctl.allocator import FamilyPolicy, Port, ServiceKey, ServiceRequest
@@ -35,7 +35,8 @@ MAX_ANNOTATION = 1024  # longer values are refused, not parsed
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # on an EndpointSlice: the Service it serves
 
 # A raw object as decoded from the API's JSON; the TypedDicts below say which fields we read.
-Obj = Mapping[str, Any]
+# Values are ``object``, so mypy makes every read check what it got.
+Obj = Mapping[str, object]
 
 
 class ObjectMeta(TypedDict, total=False):
@@ -114,10 +115,18 @@ class Endpoint(TypedDict, total=False):
     conditions: EndpointConditions
 
 
-M = TypeVar("M", bound=Mapping[str, Any])
+class LeaseSpec(TypedDict, total=False):
+    """coordination.k8s.io/v1 LeaseSpec, the fields of a speaker Lease."""
+
+    holderIdentity: str
+    renewTime: str  # MicroTime, RFC 3339
+    leaseDurationSeconds: int
 
 
-def _dict(value: object) -> Mapping[str, Any]:
+M = TypeVar("M", bound=Mapping[str, object])
+
+
+def _dict(value: object) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}
 
 
@@ -126,7 +135,7 @@ def _shape(shape: type[M], value: object) -> M:
     return cast(M, _dict(value))
 
 
-def _list(value: object) -> Sequence[Any]:
+def _list(value: object) -> Sequence[object]:
     return value if isinstance(value, list) else []
 
 
@@ -140,6 +149,10 @@ def meta_of(obj: Obj) -> ObjectMeta:
 
 def _spec(obj: Obj) -> ServiceSpec:
     return _shape(ServiceSpec, obj.get("spec"))
+
+
+def lease_spec(obj: Obj) -> LeaseSpec:
+    return _shape(LeaseSpec, obj.get("spec"))
 
 
 def key_of(obj: Obj) -> ServiceKey:
@@ -164,7 +177,7 @@ def annotations_of(obj: Obj) -> dict[str, str]:
     return _str_map(meta_of(obj).get("annotations"))
 
 
-def configmap_data(obj: Obj | None) -> Mapping[str, Any] | None:
+def configmap_data(obj: Obj | None) -> Mapping[str, object] | None:
     """A ConfigMap's ``data`` as it is (``config.parse_configmap`` checks it), None if absent."""
     data = (obj or {}).get("data")
     return data if isinstance(data, Mapping) else None
@@ -384,7 +397,7 @@ def service_of(slice_obj: Obj) -> ServiceKey | None:
     return ServiceKey(f"{meta.get('namespace')}/{name}") if name else None
 
 
-def serves(conditions: Mapping[str, Any]) -> bool:
+def serves(conditions: Mapping[str, object]) -> bool:
     """Whether kube-proxy may send traffic to an endpoint with these ``conditions``.
 
     ``ready`` (unset counts as true) or, for a terminating endpoint, ``serving``: kube-proxy

@@ -8,7 +8,8 @@ precedence over the environment, so one declaration serves both.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Literal, TypeVar, get_args, get_origin
+import functools
+from typing import Literal, TypeVar, get_args, get_origin
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,14 +53,17 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseSettings]) -> Non
     """One flag per field; unset flags stay None so the environment can fill them."""
     for name, info in model.model_fields.items():
         annotation = info.annotation
-        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": info.description}
+        add = functools.partial(
+            parser.add_argument, _flag(name), dest=name, default=None, help=info.description
+        )
         if annotation is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
+            add(action=argparse.BooleanOptionalAction)
         elif annotation in (int, float):
-            kwargs["type"] = annotation
+            add(type=int if annotation is int else float)
         elif get_origin(annotation) is Literal:
-            kwargs["choices"] = list(get_args(annotation))
-        parser.add_argument(_flag(name), **kwargs)
+            add(choices=list(get_args(annotation)))
+        else:
+            add()
 
 
 def load(model: type[S], args: argparse.Namespace) -> S:

@@ -16,7 +16,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from kubernetes import client
 from prometheus_client import CollectorRegistry
@@ -239,14 +238,14 @@ class Speaker:
         self.schedule: GarpSchedule[ipam.IP] = GarpSchedule(config.Garp())
         # Events go out from their own thread: an API server slow or out of reach must never
         # hold up taking over, giving up or the gratuitous rounds.
-        self._events: queue.Queue[tuple[Any, reconcile.Event]] = queue.Queue(maxsize=1000)
+        self._events: queue.Queue[tuple[informer.Obj, reconcile.Event]] = queue.Queue(maxsize=1000)
 
     # --- inputs ---
 
-    def _poke(self, kind: str, obj: dict[str, Any]) -> None:
+    def _poke(self, kind: str, obj: informer.Obj) -> None:
         self._wake.set()
 
-    def _on_lease(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on_lease(self, kind: str, obj: informer.Obj) -> None:
         self.liveness.observe(kind, obj)
         if kind != "DELETED":
             self.own.echo(obj)
@@ -316,7 +315,9 @@ class Speaker:
 
     def run(self, stop: threading.Event) -> None:
         server = serve(self.metrics.registry, self.settings, ready=self.ready)
-        targets: list[tuple[str, Any]] = [(i.name, i.run) for i in self.informers]
+        targets: list[tuple[str, Callable[[threading.Event], object]]] = [
+            (i.name, i.run) for i in self.informers
+        ]
         self.responder.start(stop)
         targets += [
             ("lease", self.own.run),

@@ -9,7 +9,7 @@ month 13, nesting too deep) become the same one-line ``YamlError``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Hashable
 
 import yaml
 
@@ -30,8 +30,10 @@ class YamlError(ValueError):
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key given twice in one mapping (merge keys ``<<`` aside)."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[Hashable, object]:
+        seen: dict[Hashable, yaml.Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
                 continue
@@ -57,15 +59,18 @@ def _shown_key(key: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def load(text: str) -> Any:
-    """One YAML document (None when empty), or ``YamlError``."""
+def load(text: str) -> object:
+    """One YAML document (None when empty), or ``YamlError``.
+
+    ``object``: safe loading gives None, bool, int, float, str, bytes, dates, lists, sets and
+    dicts (keys any hashable of those); the caller checks the shape it needs."""
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except _FAILURES as exc:
         raise YamlError(_detail(exc)) from None
 
 
-def load_all(text: str) -> list[Any]:
+def load_all(text: str) -> list[object]:
     """Every document of a multi-document stream, or ``YamlError``."""
     try:
         return list(yaml.load_all(text, Loader=_StrictLoader))

@@ -7,11 +7,10 @@ import logging
 import select
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from pyroute2 import IPRoute
 
-from lbctl.interfaces import Link
+from lbctl.interfaces import Link, Network
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +24,8 @@ def read_links() -> list[Link]:
         return _links(ipr)
 
 
-def _links(ipr: Any) -> list[Link]:
-    nets: dict[int, list[Any]] = {}
+def _links(ipr: IPRoute) -> list[Link]:
+    nets: dict[int, list[Network]] = {}
     link_local: dict[int, ipaddress.IPv6Address] = {}
     for msg in ipr.addr("dump"):
         address = msg.get("IFA_ADDRESS") or msg.get("address")

@@ -29,7 +29,6 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -66,7 +65,7 @@ class _Keys:
         return None
 
 
-def read(objects: list[Any]) -> Found:
+def read(objects: list[object]) -> Found:
     found = Found([])
     values = _values(_data(objects, found.notes))
     keys = _Keys({}, {}, {}, {})
@@ -95,7 +94,7 @@ def read(objects: list[Any]) -> Found:
     return found
 
 
-def _data(objects: list[Any], notes: list[str]) -> Mapping[Any, Any]:
+def _data(objects: list[object], notes: list[str]) -> Mapping[object, object]:
     """The data of the one kube-vip ConfigMap, or the bare data mapping."""
     kinded = [o for o in objects if inputs.is_object(o)]
     ours = [o for o in kinded if o["kind"] == "ConfigMap" and _is_kube_vip(o)]
@@ -120,7 +119,7 @@ def _data(objects: list[Any], notes: list[str]) -> Mapping[Any, Any]:
     raise ConvertError(f"the input has {len(bare)} documents; expected {EXPECTED}")
 
 
-def _is_kube_vip(cm: Mapping[str, Any]) -> bool:
+def _is_kube_vip(cm: inputs.Object) -> bool:
     if inputs.name_of(cm) == CONFIG_MAP:
         return True
     data = cm.get("data")
@@ -129,7 +128,7 @@ def _is_kube_vip(cm: Mapping[str, Any]) -> bool:
     )
 
 
-def _values(data: Mapping[Any, Any]) -> dict[str, str]:
+def _values(data: Mapping[object, object]) -> dict[str, str]:
     """ConfigMap data is strings; a hand-written mapping may say ``true`` or a number."""
     scalars = {
         k: ("true" if v else "false") if isinstance(v, bool) else str(v)

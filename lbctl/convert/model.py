@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from lbctl import config
+from lbctl.jsonvalue import JSONObject
 from lbctl.strict_yaml import one_line
 
 MAX_SHOWN = 120  # characters of user text quoted in a note or an error
@@ -27,12 +28,18 @@ class ConvertError(ValueError):
 
 @dataclass(frozen=True)
 class Conversion:
-    config_map: dict[str, Any]  # a whole v1 ConfigMap manifest holding config.yaml
+    config_map: JSONObject  # a whole v1 ConfigMap manifest holding config.yaml
     notes: tuple[str, ...]  # one line each: what was left out or changed, and why
 
 
-Selector = dict[str, Any]  # a label selector as our config writes it (matchLabels, ...)
-Rule = dict[str, Any]  # one announce rule as our config writes it (nodeSelector, interfaces)
+Selector = JSONObject  # a label selector as our config writes it (matchLabels, ...)
+
+
+class Rule(TypedDict, total=False):
+    """One announce rule as a reader found it; the output writes a lone selector bare."""
+
+    nodeSelector: list[Selector]
+    interfaces: list[str]
 
 
 @dataclass
@@ -91,7 +98,7 @@ class StrictModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
+    def _null_is_absent(cls, data: object) -> object:
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if v is not None}
         return data

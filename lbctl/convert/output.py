@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import yaml
 
 from lbctl import config, ipam, settings
 from lbctl.convert import reservations
-from lbctl.convert.model import MAX_SHOWN, Conversion, ConvertError, Draft, Found, Rule, Selector
+from lbctl.convert.model import MAX_SHOWN, Conversion, ConvertError, Draft, Found, Rule
+from lbctl.jsonvalue import JSONObject, JSONValue
 from lbctl.strict_yaml import one_line
 
 CONFIG_MAP_NAME: str = settings.PoolSettings.model_fields["config_map"].default
@@ -23,7 +23,7 @@ CONFIG_MAP_NAMESPACE: str = settings.PoolSettings.model_fields["namespace"].defa
 
 
 def conversion(
-    found: Found, source: str = "metallb", service_objs: Sequence[Any] = ()
+    found: Found, source: str = "metallb", service_objs: Sequence[object] = ()
 ) -> Conversion:
     """The manifest for ``found``, checked by the controller's own parser, with every note;
     ``reservations`` from ``service_objs`` (the input's Services) where ``source``'s users
@@ -34,7 +34,7 @@ def conversion(
     if not pools:
         raise ConvertError(["nothing to convert: no pool with usable addresses", *notes])
     notes.extend(found.pool_notes)
-    document: dict[str, Any] = {"pools": pools}
+    document: JSONObject = {"pools": pools}
     if found.interfaces:
         document["announce"] = {"interfaces": list(found.interfaces)}
     entries, said = reservations.reservations(source, pools, service_objs, renamed)
@@ -66,7 +66,7 @@ def render(conv: Conversion) -> str:
     return head + yaml.dump(conv.config_map, Dumper=_Dumper, sort_keys=False)
 
 
-def _manifest(config_text: str) -> dict[str, Any]:
+def _manifest(config_text: str) -> JSONObject:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -78,7 +78,7 @@ def _manifest(config_text: str) -> dict[str, Any]:
 class _Plain(yaml.SafeDumper):
     """No anchors and aliases (&id001) where two pools share a selector: people read this."""
 
-    def ignore_aliases(self, data: Any) -> bool:
+    def ignore_aliases(self, data: object) -> bool:
         return True
 
 
@@ -96,11 +96,11 @@ _Dumper.add_representer(str, _represent_str)
 
 def _pools(
     drafts: list[Draft], notes: list[str], plain_default: bool, renamed: dict[str, str]
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     """The pools as config.yaml lists them, in draft order. ``plain_default``: the global
     announce section is empty, so a pool announced from every node, automatically, needs no
     policy of its own. ``renamed`` gets each source name that changed → its new name."""
-    pools: list[dict[str, Any]] = []
+    pools: list[JSONObject] = []
     for draft, name in zip(drafts, _names(drafts, notes), strict=True):
         if name != draft.name:
             renamed.setdefault(draft.name, name)
@@ -108,7 +108,7 @@ def _pools(
         if not addresses:
             notes.append(f"{draft.label}: no usable addresses left, pool left out")
             continue
-        pool: dict[str, Any] = {
+        pool: JSONObject = {
             "name": name,
             "addresses": addresses,
             "autoAssign": draft.auto_assign,
@@ -132,8 +132,8 @@ def _pools(
     return pools
 
 
-def _rule(rule: Rule) -> Rule:
-    out: Rule = {}
+def _rule(rule: Rule) -> JSONObject:
+    out: JSONObject = {}
     selectors = [s for s in rule.get("nodeSelector", []) if s]
     if selectors and len(selectors) == len(rule.get("nodeSelector", [])):
         out["nodeSelector"] = _one_or_list(selectors)
@@ -142,7 +142,7 @@ def _rule(rule: Rule) -> Rule:
     return out
 
 
-def _one_or_list(items: list[Selector]) -> Selector | list[Selector]:
+def _one_or_list(items: Sequence[JSONValue]) -> JSONValue:
     return items[0] if len(items) == 1 else list(items)
 
 

@@ -26,10 +26,10 @@ refuse the Service. Every entry returned passes ``config.parse`` beside ``pools`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from lbctl import config, ipam
 from lbctl.convert.model import names
+from lbctl.jsonvalue import JSONValue
 
 KUBE_VIP_IPS = "kube-vip.io/loadbalancerIPs"
 METALLB_PREFIXES = ("metallb.io/", "metallb.universe.tf/")
@@ -39,8 +39,8 @@ Entry = dict[str, str]  # {"address": ..., "service": "namespace/name"}
 
 def reservations(
     source: str,
-    pools: Sequence[Mapping[str, Any]],
-    service_objs: Iterable[Any],
+    pools: Sequence[JSONValue],
+    service_objs: Iterable[object],
     renamed: Mapping[str, str] | None = None,
 ) -> tuple[list[Entry], list[str]]:
     """Reservations for ``pools`` (as config.yaml lists them, valid: ``config.ConfigError``
@@ -94,14 +94,14 @@ def reservations(
     return entries, notes
 
 
-def is_service(obj: Any) -> bool:
+def is_service(obj: object) -> bool:
     """A core v1 Service: what ``reservations`` reads, and no reader's business."""
     return _dict(obj).get("kind") == "Service" and _dict(obj).get("apiVersion") in ("v1", None)
 
 
 def _asks(
     source: str,
-    obj: Any,
+    obj: object,
     cfg: config.PoolConfig,
     renamed: Mapping[str, str],
     notes: list[str],
@@ -196,7 +196,7 @@ def _is_single_manual(pool: config.Pool | None) -> bool:
     return pool is not None and not pool.auto_assign and _single_address(pool) is not None
 
 
-def _valid_key(meta: Mapping[str, Any]) -> bool:
+def _valid_key(meta: Mapping[str, object]) -> bool:
     namespace, name = meta.get("namespace"), meta.get("name")
     return (
         isinstance(namespace, str)
@@ -206,5 +206,5 @@ def _valid_key(meta: Mapping[str, Any]) -> bool:
     )
 
 
-def _dict(value: object) -> Mapping[str, Any]:
+def _dict(value: object) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}

@@ -13,18 +13,37 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from lbctl import objects
+
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
+# The API server's JSON for one object: every read narrows what it gets (see lbctl.objects).
+Obj = dict[str, object]
 # Receives ("ADDED" | "MODIFIED" | "DELETED", object); called from the informer's thread.
 Handler = Callable[[str, Obj], None]
-ListFunc = Callable[..., Any]
+
+
+class Response(Protocol):
+    """What a list call made with ``_preload_content=False`` returns: urllib3's HTTPResponse,
+    as much of it as the informer uses."""
+
+    data: bytes
+
+    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]: ...
+
+    def release_conn(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# A generated ``list_*`` method of the kubernetes client (``CoreV1Api.list_node``, ...).
+ListFunc = Callable[..., Response]
 
 
 SHARED_STRINGS_MAX = 65536  # bounds the table: a flood of unique names cannot grow it
@@ -42,7 +61,7 @@ def _share(text: str) -> str:
     return text
 
 
-def _shared_copy(value: Any) -> Any:
+def _shared_copy(value: object) -> object:
     if isinstance(value, dict):
         return {_share(k): _shared_copy(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -61,12 +80,11 @@ def slim(obj: Obj) -> Obj:
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
-    shared: Obj = _shared_copy(obj)
-    return shared
+    return {_share(k): _shared_copy(v) for k, v in obj.items()}
 
 
-def obj_key(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
+def obj_key(obj: Mapping[str, object]) -> str:
+    meta = objects.meta_of(obj)
     ns = meta.get("namespace")
     return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
 
@@ -84,7 +102,7 @@ class Informer:
         *,
         watch_timeout: int = 240,
         max_backoff: float = 10.0,
-        **list_kwargs: Any,
+        **list_kwargs: str,
     ) -> None:
         self.name = name
         self._list = list_func
@@ -94,7 +112,7 @@ class Informer:
         self._max_backoff = max_backoff
         self._lock = threading.Lock()
         self._cache: dict[str, Obj] = {}
-        self._response: Any = None
+        self._response: Response | None = None
         self.synced = threading.Event()
         self._version: str | None = None  # where the watch resumes; None: list first
 
@@ -183,7 +201,7 @@ class Informer:
                         raise Gone()
                     raise ApiException(status=obj.get("code"), reason=obj.get("message"))
                 # Kept as we go: a stream broken later resumes from here, not from its start.
-                self._version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+                self._version = str(objects.meta_of(obj).get("resourceVersion") or version)
                 version = self._version
                 if kind == "BOOKMARK":
                     continue
@@ -199,7 +217,7 @@ class Informer:
             response.release_conn()
 
 
-def _lines(response: Any) -> Any:
+def _lines(response: Response) -> Iterator[bytes]:
     """Complete lines of a streamed response, however the chunks fall."""
     buffer = b""
     for chunk in response.stream(4096, decode_content=True):

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -170,33 +170,26 @@ class OwnLease:
         starting = self.starting
         stale = not self.fresh()  # never written, withdrawn, or not renewed in time
         now = self._wall()
-        metadata: dict[str, Any] = {
+        metadata: dict[str, object] = {
             "name": leases.lease_name(self.node),
             "labels": {leases.LABEL: leases.LABEL_VALUE},
         }
         if self.pod is not None:  # the current Pod replaces a previous one
             metadata["ownerReferences"] = [self.pod.owner_reference()]
-        body: dict[str, Any] = {
-            "metadata": metadata,
-            "spec": {
-                "holderIdentity": self.node,
-                "renewTime": now.isoformat(),
-                "leaseDurationSeconds": self.timings.duration,
-            },
+        spec: objects.LeaseSpec = {
+            "holderIdentity": self.node,
+            "renewTime": now.isoformat(),
+            "leaseDurationSeconds": self.timings.duration,
         }
         # Merge patch: null removes the annotation once we have joined.
-        patch = {
-            **body,
-            "metadata": {
-                **body["metadata"],
-                "annotations": {
-                    leases.JOINING: "true" if starting else None,
-                    **{key: value or None for key, value in self.published.items()},
-                },
-            },
+        annotations: dict[str, str | None] = {
+            leases.JOINING: "true" if starting else None,
+            **{key: value or None for key, value in self.published.items()},
         }
+        patch = {"metadata": {**metadata, "annotations": annotations}, "spec": spec}
         if starting:
-            body["metadata"]["annotations"] = {leases.JOINING: "true"}
+            metadata["annotations"] = {leases.JOINING: "true"}
+        body = {"metadata": metadata, "spec": spec}
         # A renewal stuck in TCP retransmits must not outlive the lease it renews.
         timeout = max(0.2, min(self.timings.renew, self.timings.duration / 2))
         before = self._joined_write, self._joined_at

@@ -14,7 +14,6 @@ import datetime
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -60,7 +59,7 @@ class ServiceWriter:
         name, ns = meta["name"], meta["namespace"]
         version = meta.get("resourceVersion")
         finalizers = objects.finalizers(obj)
-        patch: dict[str, Any] = {}
+        patch: dict[str, object] = {}
         if writes.finalizer is True and objects.FINALIZER not in finalizers:
             patch["finalizers"] = [*finalizers, objects.FINALIZER]
         elif writes.finalizer is False and objects.FINALIZER in finalizers:
@@ -90,7 +89,7 @@ class ServiceWriter:
             self.event(obj, event)
         return str(version) if version is not None else None
 
-    def fence(self, obj: objects.Obj, term: str) -> dict[str, Any] | None:
+    def fence(self, obj: objects.Obj, term: str) -> dict[str, object] | None:
         """Mark a Service with our leader term, changing its resourceVersion: a write the
         previous leader decided before it lost the lease (and sends late, after a pause) now
         fails with 409 instead of landing. Returns the Service as it is now (None if gone)."""
@@ -106,10 +105,10 @@ class ServiceWriter:
             if exc.status == 404:
                 return None
             raise
-        result: dict[str, Any] = self._core.api_client.sanitize_for_serialization(patched)
+        result: dict[str, object] = self._core.api_client.sanitize_for_serialization(patched)
         return result
 
-    def _patch_meta(self, name: str, ns: str, patch: dict[str, Any], version: str | None) -> str:
+    def _patch_meta(self, name: str, ns: str, patch: dict[str, object], version: str | None) -> str:
         patched = self._core.patch_namespaced_service(
             name, ns, {"metadata": {**patch, "resourceVersion": version}}
         )

@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lbctl.jsonvalue import JSONObject, JSONValue
 from lbctl.lab import assets, controlplane, images, lan, nodes, plan, procs, waits
 
 if TYPE_CHECKING:  # the client's types, for reading; imported at run time where used
-    from kubernetes.client import AppsV1Api, CoreV1Api
+    from kubernetes.client import AppsV1Api, CoreV1Api, V1NodeCondition
 
 SOURCE = Path(__file__).resolve().parents[2]  # the clone: Dockerfile and deploy/
 LBCTL_NS = "lbctl-system"
@@ -88,7 +89,7 @@ def overlay(deploy_dir: Path, overlay_dir: Path, pool: str) -> str:
     )
 
 
-def demo_deployment(image: str, replicas: int = 3) -> dict[str, Any]:
+def demo_deployment(image: str, replicas: int = 3) -> JSONObject:
     """Three HTTP servers, one per node, saying which Pod answered (pure)."""
     labels = {"app": "demo"}
     return {
@@ -139,7 +140,7 @@ def demo_deployment(image: str, replicas: int = 3) -> dict[str, Any]:
     }
 
 
-def demo_service(name: str = "demo", **spec: Any) -> dict[str, Any]:
+def demo_service(name: str = "demo", **spec: JSONValue) -> JSONObject:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -298,7 +299,7 @@ def helm_install(binaries: Mapping[str, Path], kubeconfig: Path, pool: str) -> N
     )  # fmt: skip
 
 
-def _ready(conditions: Sequence[Any] | None) -> bool:
+def _ready(conditions: Sequence[V1NodeCondition] | None) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
 
 

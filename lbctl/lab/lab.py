@@ -31,10 +31,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import yaml
 
+from lbctl.jsonvalue import JSONObject
 from lbctl.lab import assets, cluster, controlplane, lan, nodes, plan, procs, waits
 
 if TYPE_CHECKING:  # the client's types, for reading; imported at run time where used
@@ -46,6 +47,14 @@ DEMO_NS = "demo"
 LBCTL_NS = "lbctl-system"
 SPEAKER_METRICS_PORT = 7473  # each node has its own address: the default port is free there
 Say = Callable[[str], None]
+
+
+class _LanChoice(TypedDict, total=False):
+    """What ``Lab.make_lan`` passes on to ``lan.create`` besides the lab's own settings."""
+
+    subnet4: str | None
+    subnet6: str | None
+    on_plan: Callable[[plan.LanPlan], None] | None
 
 
 class LabError(RuntimeError):
@@ -178,7 +187,7 @@ class Lab:
 
     # --- up ---
 
-    def make_lan(self, state: State, **plan: Any) -> lan.Lan:
+    def make_lan(self, state: State, **plan: Unpack[_LanChoice]) -> lan.Lan:
         """The lab's LAN, kept until ``lab down``; if ``LBCTL_LAN_KEEPER`` names a process
         (a test run) that dies first, the next LAN made on this machine runs that ``lab down``."""
         return lan.create(
@@ -259,7 +268,9 @@ class Lab:
         for ns in (LBCTL_NS, DEMO_NS):
             with contextlib.suppress(client.exceptions.ApiException):
                 core.create_namespace({"metadata": {"name": ns}})
-        pool = {"pools": [{"name": "lab", "addresses": cluster.pool_ranges(the_lan.plan)}]}
+        pool: JSONObject = {
+            "pools": [{"name": "lab", "addresses": cluster.pool_ranges(the_lan.plan)}]
+        }
         if install == "helm":
             say("lbctl's objects from the Helm chart: helm install lbctl deploy/helm/lbctl")
             self._helm_install(binaries[assets.HELM], cp.kubeconfig, pool)
@@ -410,7 +421,7 @@ class Lab:
         say(f"the lab is up in {time.monotonic() - started:.0f} s")
 
     def _kubectl_install(
-        self, kubectl: Path, core: CoreV1Api, kubeconfig: Path, pool: dict[str, Any]
+        self, kubectl: Path, core: CoreV1Api, kubeconfig: Path, pool: JSONObject
     ) -> None:
         core.create_namespaced_config_map(
             LBCTL_NS,
@@ -428,7 +439,7 @@ class Lab:
             capture_output=True,
         )
 
-    def _helm_install(self, helm: Path, kubeconfig: Path, pool: dict[str, Any]) -> None:
+    def _helm_install(self, helm: Path, kubeconfig: Path, pool: JSONObject) -> None:
         """The chart's objects (its Deployment and DaemonSet stay without Pods: the lab has no
         kubelet; its processes play them, with the chart's ServiceAccounts)."""
         if not (CHART / "Chart.yaml").exists():

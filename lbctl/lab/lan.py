@@ -23,13 +23,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import tenacity
 from pyroute2 import IPRoute, NetNS, netns
 
 from lbctl.lab import plan as lanplan
 from lbctl.lab import procs
+
+if TYPE_CHECKING:  # scapy is imported where packets are read
+    from scapy.packet import Packet
 
 LOCK = "/tmp/lbctl-lan.lock"  # machine-wide: choosing a range and claiming it are one step
 RECORDS = Path("/run/lbctl/lans")  # one JSON record per LAN: who keeps it, how to remove it
@@ -140,7 +143,7 @@ class Capture:
     proc: procs.Process
     pcap: Path
 
-    def packets(self) -> list[Any]:
+    def packets(self) -> list[Packet]:
         # Importing the layers registers Ethernet with the pcap reader (else: Raw).
         import scapy.layers.inet6
         import scapy.layers.l2  # noqa: F401
@@ -149,7 +152,7 @@ class Capture:
         self.stop()
         return list(rdpcap(str(self.pcap))) if self.pcap.stat().st_size else []
 
-    def so_far(self) -> list[Any]:
+    def so_far(self) -> list[Packet]:
         """The packets written so far, the capture going on (tcpdump -U writes each at once);
         a record still being written is left for the next call."""
         import scapy.layers.inet6
@@ -157,7 +160,7 @@ class Capture:
         from scapy.error import Scapy_Exception
         from scapy.utils import PcapReader
 
-        out: list[Any] = []
+        out: list[Packet] = []
         try:
             with PcapReader(str(self.pcap)) as reader:
                 out.extend(reader)

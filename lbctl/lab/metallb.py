@@ -26,12 +26,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from lbctl.jsonvalue import JSONObject, JSONValue
 from lbctl.lab import assets, cluster, images, nodes, procs
 from lbctl.lab import lab as lab_mod
+
+if TYPE_CHECKING:  # the client's types, for reading; imported at run time where used
+    from kubernetes.client import AppsV1Api, V1Service
 
 NAMESPACE = "metallb-system"
 CONTROLLER = "controller"  # the Deployment's name in metallb-native.yaml
@@ -60,13 +64,13 @@ def _workload_images(obj: Mapping[str, Any]) -> list[str]:
     return [str(c.get("image")) for c in spec.get("containers", [])]
 
 
-def native_objects(text: str, version: str) -> list[dict[str, Any]]:
+def native_objects(text: str, version: str) -> list[JSONObject]:
     """The objects of ``metallb-native.yaml`` with the webhooks off (pure).
 
     Raises :class:`MetalLBError` when the manifest's workloads run other images than
     :func:`image_names` (the ones the lab makes), or lack the controller or the speaker.
     """
-    found: list[dict[str, Any]] = []
+    found: list[JSONObject] = []
     wanted = set(image_names(version).values())
     kinds: set[tuple[str, str]] = set()
     for doc in yaml.safe_load_all(text):
@@ -90,7 +94,7 @@ def native_objects(text: str, version: str) -> list[dict[str, Any]]:
     return found
 
 
-def config_objects(ranges: Sequence[str]) -> list[dict[str, Any]]:
+def config_objects(ranges: Sequence[str]) -> list[JSONObject]:
     """An ``IPAddressPool`` of ``ranges`` and an ``L2Advertisement`` of it, both named
     :data:`POOL` (pure; MetalLB's ``metallb.io/v1beta1`` API)."""
     meta = {"name": POOL, "namespace": NAMESPACE}
@@ -144,7 +148,9 @@ def load(specs: Sequence[nodes.NodeSpec], built: Built) -> None:
             job.result()
 
 
-def _apply(binaries: Mapping[str, Path], kubeconfig: Path, path: Path, objs: list[Any]) -> None:
+def _apply(
+    binaries: Mapping[str, Path], kubeconfig: Path, path: Path, objs: Sequence[JSONValue]
+) -> None:
     path.write_text(yaml.safe_dump_all(objs, sort_keys=False))
     cluster.kubectl(binaries, kubeconfig, "apply", "-f", str(path))
 
@@ -165,7 +171,7 @@ def install(
     _apply(binaries, kubeconfig, workdir / "metallb-config.yaml", config_objects(ranges))
 
 
-def wait_ready(apps: Any, node_count: int, *, timeout: float = 240) -> None:
+def wait_ready(apps: AppsV1Api, node_count: int, *, timeout: float = 240) -> None:
     """The controller and a speaker on every node Running and Ready."""
     cluster.wait_rollout(apps, NAMESPACE, CONTROLLER, SPEAKER, node_count, timeout=timeout)
 
@@ -193,7 +199,7 @@ def replace_lbctl(the_lab: lab_mod.Lab, built: Built, say: Say) -> str:
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         say("the LoadBalancer Services deleted while lbctl runs, then lbctl uninstalled")
 
-        def balanced() -> list[Any]:
+        def balanced() -> list[V1Service]:
             return [s for s in core.list_service_for_all_namespaces().items
                     if s.spec.type == "LoadBalancer"]  # fmt: skip
 

@@ -29,8 +29,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
+from lbctl.jsonvalue import JSONObject
 from lbctl.lab import procs, waits
 
 CLUSTER_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")  # pod addresses: node namespaces only
@@ -80,7 +80,7 @@ class NodeSpec:
     def pod_logs(self) -> Path:
         return self.path / "pod-logs"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
 
@@ -158,7 +158,7 @@ disabled_plugins = [
 """
 
 
-def cni_config(spec: NodeSpec) -> dict[str, Any]:
+def cni_config(spec: NodeSpec) -> JSONObject:
     """A dual-stack bridge network on the node's pod CIDRs (pure)."""
     v4, v6 = spec.pod_cidrs
     return {
@@ -184,7 +184,7 @@ def cni_config(spec: NodeSpec) -> dict[str, Any]:
     }
 
 
-def kubelet_config(spec: NodeSpec, *, ca_file: Path) -> dict[str, Any]:
+def kubelet_config(spec: NodeSpec, *, ca_file: Path) -> JSONObject:
     """The KubeletConfiguration that works here (see REAL-NODES-NOTES.md) (pure)."""
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",

@@ -16,7 +16,8 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from lbctl.jsonvalue import JSONObject, JSONValue
 
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -68,9 +69,9 @@ def image_config(
     cmd: Sequence[str] = (),
     user: str = "",
     env: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> JSONObject:
     """The OCI image config for linux/amd64 with the given process settings (pure)."""
-    cfg: dict[str, Any] = {}
+    cfg: JSONObject = {}
     if entrypoint:
         cfg["Entrypoint"] = list(entrypoint)
     if cmd:
@@ -89,7 +90,7 @@ def image_config(
 
 
 def write_archive(
-    out: Path, *, name: str, layers: Sequence[Path], config: Mapping[str, Any]
+    out: Path, *, name: str, layers: Sequence[Path], config: Mapping[str, JSONValue]
 ) -> str:
     """Pack ``layers`` (uncompressed tars) and ``config`` into an OCI archive; return its
     manifest digest. ``name`` is stored fully qualified (see ``normalize``)."""
@@ -105,7 +106,7 @@ def write_archive(
     cfg_bytes = _canonical(cfg)
     cfg_digest = _digest(cfg_bytes)
     blobs.append((cfg_digest, cfg_bytes))
-    manifest = {
+    manifest: JSONObject = {
         "schemaVersion": 2,
         "mediaType": MANIFEST,
         "config": {"mediaType": CONFIG, "digest": cfg_digest, "size": len(cfg_bytes)},
@@ -117,7 +118,7 @@ def write_archive(
     man_digest = _digest(man_bytes)
     blobs.append((man_digest, man_bytes))
     tag = full.rsplit(":", 1)[1] if ":" in full.rsplit("/", 1)[-1] else "latest"
-    index = {
+    index: JSONObject = {
         "schemaVersion": 2,
         "mediaType": INDEX,
         "manifests": [
@@ -156,7 +157,7 @@ def write_archive(
     return man_digest
 
 
-def _canonical(obj: Any) -> bytes:
+def _canonical(obj: JSONValue) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TypedDict
 
 
 def parser(doc: str, target: str, *, period: float, duration: float) -> argparse.ArgumentParser:
@@ -23,7 +23,16 @@ def parser(doc: str, target: str, *, period: float, duration: float) -> argparse
     return ap
 
 
-def records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+class Record(TypedDict, total=False):
+    """One probe's line: ``traffic`` writes t, ok, body; ``arpwatch`` writes t, macs."""
+
+    t: float  # when the probe was sent, in seconds of the probe's monotonic clock
+    ok: bool
+    body: str  # what the target answered
+    macs: list[str]  # the MAC addresses that answered
+
+
+def records(lines: Iterable[str]) -> Iterator[Record]:
     """The object on each line; a blank line, or the last one cut short when the probe was
     stopped, is skipped."""
     for line in lines:

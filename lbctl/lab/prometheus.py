@@ -15,14 +15,32 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
+from lbctl.jsonvalue import JSONObject
 from lbctl.lab import procs
 
 CONTROLLER_JOB = "lbctl-controller"
 SPEAKER_JOB = "lbctl-speaker"
+
+
+class Sample(TypedDict):
+    """One sample of an instant vector (HTTP API ``/api/v1/query``)."""
+
+    metric: dict[str, str]  # its labels
+    value: list[float | str]  # [unix time in seconds, the value as text]
+
+
+class Alert(TypedDict):
+    """One active alert (HTTP API ``/api/v1/alerts``)."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: str  # pending or firing
+    activeAt: str  # RFC 3339
+    value: str
 
 
 class PrometheusError(RuntimeError):
@@ -31,12 +49,12 @@ class PrometheusError(RuntimeError):
 
 def scrape_config(
     targets: Mapping[str, str], rule_files: Sequence[Path], interval: str
-) -> dict[str, Any]:
+) -> JSONObject:
     """``prometheus.yml`` for the lab: the controller (``controller``) in one job, the nodes'
     speakers in another, everything every ``interval``. No target label names the node, as in
     a cluster's PodMonitor: the speakers' own ``lbctl_speaker_info`` does."""
     speakers = sorted(name for name in targets if name != "controller")
-    jobs: list[dict[str, Any]] = []
+    jobs: list[JSONObject] = []
     if "controller" in targets:
         jobs.append({"job_name": CONTROLLER_JOB,
                      "static_configs": [{"targets": [targets["controller"]]}]})  # fmt: skip
@@ -115,15 +133,15 @@ class Prometheus:
             raise PrometheusError(f"{path} {params}: {body.get('error', body)}")
         return body["data"]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
+    def query(self, expr: str) -> list[Sample]:
         """An instant query; its vector's samples (``metric`` labels and ``value``)."""
         data = self._api("query", query=expr)
-        result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else []
+        result: list[Sample] = data["result"] if data["resultType"] == "vector" else []
         return result
 
-    def alerts(self) -> list[dict[str, Any]]:
+    def alerts(self) -> list[Alert]:
         """Active alerts (pending or firing), each with ``labels`` and ``state``."""
-        found: list[dict[str, Any]] = self._api("alerts")["alerts"]
+        found: list[Alert] = self._api("alerts")["alerts"]
         return found
 
     def targets_up(self) -> dict[str, bool]:

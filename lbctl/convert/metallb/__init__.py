@@ -13,9 +13,7 @@ build``) is ignored, with a note that says which.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from lbctl import strict_yaml
 from lbctl.convert import inputs
@@ -39,15 +37,15 @@ class _Legacy:
     """A legacy config found in the input: where it is, the decoded config, notes about it."""
 
     where: str
-    document: Any
+    document: object
     notes: list[str] = field(default_factory=list)
 
 
-def read(objects: list[Any]) -> Found:
+def read(objects: list[object]) -> Found:
     found_resources = [o for o in objects if resources.is_resource(o)]
     configs: list[_Legacy] = []
-    unrelated: list[Mapping[str, Any]] = []
-    bare: list[Any] = []
+    unrelated: list[inputs.Object] = []
+    bare: list[object] = []
     for obj in objects:
         if resources.is_resource(obj):
             continue
@@ -95,7 +93,7 @@ def read(objects: list[Any]) -> Found:
     return found
 
 
-def _legacy_in_object(obj: Mapping[str, Any]) -> _Legacy | None:
+def _legacy_in_object(obj: inputs.Object) -> _Legacy | None:
     """The legacy config ``obj`` carries, if it is a ConfigMap or a HelmRelease holding one."""
     if obj["kind"] == "ConfigMap":
         data = obj.get("data")
@@ -120,7 +118,7 @@ def _legacy_in_object(obj: Mapping[str, Any]) -> _Legacy | None:
     return None
 
 
-def _helm_values(obj: Mapping[str, Any]) -> tuple[str, Any] | None:
+def _helm_values(obj: inputs.Object) -> tuple[str, object] | None:
     """``(place, values)`` of a Helm release object: Flux's HelmRelease, k3s' HelmChart (values
     as a YAML string), Argo CD's Application (a mapping or a string)."""
     spec = obj.get("spec")
@@ -144,7 +142,7 @@ def _helm_values(obj: Mapping[str, Any]) -> tuple[str, Any] | None:
     return None
 
 
-def _legacy_in_bare(doc: Any) -> Any:
+def _legacy_in_bare(doc: object) -> object:
     """A document without kind: Helm values (``configInline``), or the config itself."""
     if isinstance(doc, dict) and HELM_VALUES in doc:
         return _inline(doc[HELM_VALUES], f"{HELM_VALUES}: ")
@@ -157,12 +155,12 @@ def _legacy_in_bare(doc: Any) -> Any:
     return doc
 
 
-def _inline(value: Any, where: str) -> Any:
+def _inline(value: object, where: str) -> object:
     """configInline is a mapping (the chart renders it with toYaml), or sometimes a string."""
     return _load(value, where) if isinstance(value, str) else value
 
 
-def _load(text: str, where: str) -> Any:
+def _load(text: str, where: str) -> object:
     try:
         return strict_yaml.load(text)
     except strict_yaml.YamlError as exc:

@@ -9,7 +9,7 @@ or protocol, two pools with one name, a layer-2 pool with ``bgp-advertisements``
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field, ValidationError
 
@@ -18,7 +18,7 @@ from lbctl.convert.model import NO_BGP, ConvertError, Draft, Found, StrictModel,
 from lbctl.convert.model import names as names_of
 
 
-def _scalar_text(value: Any) -> Any:
+def _scalar_text(value: object) -> object:
     """yaml.v2 reads any scalar into a string field (``name: 2024`` is the name "2024")."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -86,7 +86,7 @@ class _BfdProfile(StrictModel):
 class _Config(StrictModel):
     peers: list[_Peer] = Field(default_factory=list)
     # Its keys changed between releases; not converted, so only its shape is checked.
-    peer_autodiscovery: dict[Text, Any] | None = Field(None, alias="peer-autodiscovery")
+    peer_autodiscovery: dict[Text, object] | None = Field(None, alias="peer-autodiscovery")
     bgp_communities: dict[Text, Text] = Field({}, alias="bgp-communities")
     address_pools: list[_Pool] = Field([], alias="address-pools")
     bfd_profiles: list[_BfdProfile] = Field([], alias="bfd-profiles")
@@ -100,7 +100,7 @@ KEYS = _aliases(_Config, _Pool, _BgpAdvertisement, _Peer, _NodeSelector, _Requir
 BGP_KEYS = ("peers", "bgp-communities", "peer-autodiscovery", "bfd-profiles")
 
 
-def read(document: Any, where: str) -> Found:
+def read(document: object, where: str) -> Found:
     """``document`` is the decoded config; ``where`` prefixes error places (``data.config: ``)."""
     if not isinstance(document, dict):
         kind = "nothing" if document is None else type(document).__name__

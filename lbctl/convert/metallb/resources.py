@@ -21,9 +21,9 @@ What MetalLB does, and how it is kept (docs/migration.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeGuard, TypeVar
 
 from pydantic import ConfigDict, Field, ValidationError
 
@@ -90,7 +90,7 @@ class _Object(StrictModel):
     apiVersion: str
     kind: str
     metadata: _Meta
-    status: Any = None
+    status: object = None
 
 
 class _Pool(_Object):
@@ -119,15 +119,15 @@ class _Advertisement:
     rule: Rule
 
 
-def is_resource(obj: Any) -> bool:
+def is_resource(obj: object) -> TypeGuard[inputs.Object]:
     return inputs.is_object(obj) and inputs.api_group(obj) == GROUP
 
 
-def read(objects: Sequence[Mapping[str, Any]]) -> Found:
+def read(objects: Sequence[inputs.Object]) -> Found:
     """``objects`` are MetalLB resources (group metallb.io), in input order."""
     found = Found([])
     _one_namespace(objects)
-    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    by_kind: dict[str, list[inputs.Object]] = {}
     for obj in objects:
         by_kind.setdefault(str(obj["kind"]), []).append(obj)
     problems: list[str] = []
@@ -176,7 +176,7 @@ def read(objects: Sequence[Mapping[str, Any]]) -> Found:
     return found
 
 
-def _one_namespace(objects: Sequence[Mapping[str, Any]]) -> None:
+def _one_namespace(objects: Sequence[inputs.Object]) -> None:
     spaces = sorted({ns for o in objects if (ns := inputs.namespace_of(o))})
     if len(spaces) > 1:
         raise ConvertError(
@@ -188,7 +188,7 @@ def _one_namespace(objects: Sequence[Mapping[str, Any]]) -> None:
 M = TypeVar("M", bound=_Object)
 
 
-def _parse(model: type[M], obj: Mapping[str, Any], problems: list[str]) -> M | None:
+def _parse(model: type[M], obj: inputs.Object, problems: list[str]) -> M | None:
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
