@@ -404,14 +404,17 @@ def remove_abandoned() -> None:
             file=sys.stderr,
         )
         if gone.down:
-            subprocess.run(
-                gone.down,
-                env={**os.environ, **dict(gone.down_env)},
-                check=False,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                timeout=300,
-            )
+            try:
+                subprocess.run(
+                    gone.down,
+                    env={**os.environ, **dict(gone.down_env)},
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    timeout=300,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:  # its namespaces still go
+                print(f"lbctl: {' '.join(gone.down)}: {exc}", file=sys.stderr)
         remove(gone.plan())  # whatever `down` left, and the record
 
 
