@@ -151,6 +151,16 @@ class SpeakerLan:
         """``lbctl check`` findings (kind, subject) for this LAN's namespace."""
         return check_findings(self.kubeconfig, self.namespace)
 
+    def accused(self) -> set[str]:
+        """Speakers some peer's Lease names as not heard on the LAN (``leases.UNHEARD``)."""
+        found = (
+            client.CoordinationV1Api(self.core.api_client)
+            .list_namespaced_lease(self.namespace)
+            .items
+        )
+        named = ((lease.metadata.annotations or {}).get(leases.UNHEARD, "") for lease in found)
+        return {n for text in named for n in text.split(",") if n}
+
     def lease_holders(self) -> set[str]:
         return {self.host_of(n) for n in self.live_speakers()}
 
