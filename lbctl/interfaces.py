@@ -9,7 +9,7 @@ interface of the default route of the address's family.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from lbctl import ipam
@@ -60,3 +60,18 @@ def serves_lan(wanted: Iterable[tuple[ipam.Range, Announcing]], links: Iterable[
     """
     links = list(links)
     return any(links_for(r.ip(r.first), links, how) for r, how in wanted)
+
+
+def advertised_link_lost(
+    advertised: Iterable[Link],
+    before: Iterable[Link],
+    now: Iterable[Link],
+    went_down: Collection[int] = (),
+) -> bool:
+    """Whether a link we advertise on went down: up ``before`` and down ``now``, or seen down
+    in between (``went_down``: link indexes a notification showed down; a flap faster than
+    our re-read of the links is up again by then, but our peers still missed us)."""
+    was_up = {link.index for link in before if link.up}
+    up = {link.index for link in now if link.up}
+    lost = (was_up - up) | set(went_down)
+    return any(link.index in lost for link in advertised)

@@ -38,7 +38,7 @@ from lbctl.announce import netlink
 from lbctl.announce.heartbeat import Advertiser
 from lbctl.announce.responder import Responder
 from lbctl.garp import GarpSchedule
-from lbctl.interfaces import Link, links_for, serves_lan
+from lbctl.interfaces import Link, advertised_link_lost, links_for, serves_lan
 from lbctl.kube import informer, speakers
 from lbctl.kube.informer import Informer
 from lbctl.kube.writer import ServiceWriter
@@ -288,10 +288,13 @@ class Speaker:
             macs = {mac for found in self.cluster_macs.values() for mac in found}
         return macs | {packets.mac_bytes(link.mac) for link in self.links if link.mac}
 
-    def _on_links(self, links: list[Link]) -> None:
-        up = {link.index for link in links if link.up}
-        was_up = {link.index for link in self.links if link.up}
-        if any(link.index in was_up - up for link in self._advertised):
+    def _on_links(self, links: list[Link], went_down: frozenset[int] = frozenset()) -> None:
+        log.debug(
+            "links: %s; seen down since the last read: %s",
+            ", ".join(f"{link.name}{'' if link.up else ' (down)'}" for link in links),
+            sorted(went_down),
+        )
+        if advertised_link_lost(self._advertised, self.links, links, went_down):
             # Our peers may miss our advertisements now: yield, and tell them when we can.
             with self._peers_lock:
                 self.peers.link_lost(self._clock())

@@ -6,7 +6,8 @@ import ipaddress
 import logging
 import select
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from pyroute2 import IPRoute
 
@@ -50,8 +51,7 @@ def _links(ipr: IPRoute) -> list[Link]:
                 name=str(msg.get("IFLA_IFNAME") or msg.get("ifname")),
                 index=index,
                 mac=str(msg.get("IFLA_ADDRESS") or msg.get("address") or ""),
-                up=bool(msg["flags"] & IFF_UP)
-                and msg.get("IFLA_OPERSTATE") in ("UP", "UNKNOWN", None),
+                up=_up(msg),
                 networks=tuple(nets.get(index, ())),
                 link_local=link_local.get(index),
                 default_route=frozenset(defaults.get(index, ())),
@@ -60,8 +60,42 @@ def _links(ipr: IPRoute) -> list[Link]:
     return out
 
 
-def follow(on_change: Callable[[list[Link]], None], stop: threading.Event) -> None:
-    """Call ``on_change`` with fresh links whenever links, addresses or routes change."""
+class _Message(Protocol):
+    """What we read of a pyroute2 netlink message: its fields and attributes by name."""
+
+    def get(self, key: str) -> object: ...
+
+
+def _up(msg: _Message) -> bool:
+    """A link message (RTM_NEWLINK) says the link is up: administratively and operationally."""
+    flags = msg.get("flags")
+    return (
+        isinstance(flags, int)
+        and bool(flags & IFF_UP)
+        and msg.get("IFLA_OPERSTATE") in ("UP", "UNKNOWN", None)
+    )
+
+
+def went_down(msgs: Iterable[_Message]) -> frozenset[int]:
+    """Indexes of the links that notifications show down or deleted."""
+    return frozenset(
+        index
+        for msg in msgs
+        if isinstance(index := msg.get("index"), int)
+        and (
+            msg.get("event") == "RTM_DELLINK"
+            or (msg.get("event") == "RTM_NEWLINK" and not _up(msg))
+        )
+    )
+
+
+OnChange = Callable[[list[Link], frozenset[int]], None]
+
+
+def follow(on_change: OnChange, stop: threading.Event) -> None:
+    """Call ``on_change(links, went_down)`` with fresh links whenever links, addresses or
+    routes change; ``went_down``: links the notifications since the last call showed down,
+    which a flap shorter than our re-read has brought up again by then."""
     while not stop.is_set():
         try:
             _follow(on_change, stop)
@@ -70,7 +104,7 @@ def follow(on_change: Callable[[list[Link]], None], stop: threading.Event) -> No
             stop.wait(0.2)
 
 
-def _follow(on_change: Callable[[list[Link]], None], stop: threading.Event) -> None:
+def _follow(on_change: OnChange, stop: threading.Event) -> None:
     with IPRoute() as ipr:
         ipr.bind(
             groups=RTMGRP_LINK
@@ -80,13 +114,14 @@ def _follow(on_change: Callable[[list[Link]], None], stop: threading.Event) -> N
             | RTMGRP_IPV6_ROUTE
         )
         with IPRoute() as reader:
-            on_change(_links(reader))
+            on_change(_links(reader), frozenset())
             while not stop.is_set():
                 ready, _, _ = select.select([ipr], [], [], 0.5)
                 if not ready:
                     continue
-                try:
-                    ipr.get()  # drain the notifications; re-read the whole picture
+                down: frozenset[int] = frozenset()
+                try:  # drain the notifications, note downs; re-read the whole picture
+                    down = went_down(ipr.get())
                 except Exception as exc:  # a malformed message must not stop us
                     log.warning("netlink: %s", exc)
-                on_change(_links(reader))
+                on_change(_links(reader), down)

@@ -1,4 +1,5 @@
-"""Gratuitous timing (rounds > 1 s apart, then refresh) and the interface choice, without I/O."""
+"""Gratuitous timing (rounds > 1 s apart, then refresh), the interface choice and which link
+changes count as a lost link, without I/O (netlink messages as plain dicts)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import ipaddress
 import pytest
 
 from lbctl import ipam
+from lbctl.announce import netlink
 from lbctl.config import Announcing, Garp
 from lbctl.garp import GarpSchedule
-from lbctl.interfaces import Link, links_for, pick, serves_lan
+from lbctl.interfaces import Link, advertised_link_lost, links_for, pick, serves_lan
 
 IP = ipaddress.ip_address("198.51.100.200")
 
@@ -136,3 +138,41 @@ def test_a_node_serves_the_lan_only_with_a_link_up_for_some_pool(
 )
 def test_a_pool_policy_picks_its_interfaces(announcing: Announcing, names: list[str]) -> None:
     assert [x.name for x in links_for(IP, LINKS, announcing)] == names
+
+
+ETH0_UP, ETH0_DOWN, ETH1_UP = link("eth0", 2), link("eth0", 2, up=False), link("eth1", 3)
+
+
+@pytest.mark.parametrize(
+    ("says", "before", "now", "went_down", "lost"),
+    [
+        ("a link we advertise on that went down is lost", [ETH0_UP], [ETH0_DOWN], (), True),
+        ("a flap faster than our re-read is lost all the same", [ETH0_UP], [ETH0_UP], (2,), True),
+        ("a link that stays up is not lost", [ETH0_UP], [ETH0_UP], (), False),
+        ("a link that comes back up is not lost", [ETH0_DOWN], [ETH0_UP], (), False),
+        ("another link going down is not ours to mind", [ETH0_UP, ETH1_UP], [ETH0_UP], (3,), False),
+    ],
+)
+def test_when_a_link_we_advertise_on_is_lost(
+    says: str, before: list[Link], now: list[Link], went_down: tuple[int, ...], lost: bool
+) -> None:
+    assert advertised_link_lost([ETH0_UP], before, now, went_down) is lost, says
+
+
+@pytest.mark.parametrize(
+    ("says", "msg", "down"),
+    [
+        ("a link set down", {"event": "RTM_NEWLINK", "index": 2, "flags": 0}, {2}),
+        ("a link up but with no carrier",
+         {"event": "RTM_NEWLINK", "index": 2, "flags": 1, "IFLA_OPERSTATE": "DOWN"}, {2}),
+        ("a link up and running", {"event": "RTM_NEWLINK", "index": 2, "flags": 1,
+                                   "IFLA_OPERSTATE": "UP"}, set()),
+        ("a link deleted", {"event": "RTM_DELLINK", "index": 2, "flags": 1}, {2}),
+        ("an address change says nothing of links", {"event": "RTM_NEWADDR", "index": 2,
+                                                     "flags": 0}, set()),
+    ],
+)  # fmt: skip
+def test_which_notifications_show_a_link_down(
+    says: str, msg: dict[str, object], down: set[int]
+) -> None:
+    assert netlink.went_down([msg]) == down, says
