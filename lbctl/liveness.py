@@ -15,7 +15,9 @@ only take peers *out* of the election, never put one in. Three rules on top of V
   still hears B, B's addresses move once, to the same heir everywhere, instead of B and A both
   answering. Accusations from a peer we do not hear (down or in hold-down) do not count: after
   a LAN partition heals, the two sides' mutual accusations are ignored and the hold-down
-  converges them.
+  converges them. Nor do those of a peer that yields: what a speaker whose own link flaps
+  (or that was frozen) misses is most likely its own fault, so it accuses nobody while it
+  yields, and a yielding peer's word (an older speaker's too) is discounted all the same.
 - **Never heard is not down.** A peer we have never heard (an old speaker, another segment,
   one that died before we started) is left to its Lease.
 - **We hold ourselves down too, and say so.** When our own advertisements stopped for longer
@@ -134,8 +136,13 @@ class PeerWatch:
         self._accused_by(peer, now)
 
     def _accused_by(self, peer: _Peer, now: float) -> None:
-        if self.me in peer.accused and self._up(peer, now):
+        if self.me in self._taken_out_by(peer, now):
             self._hold_self(now)
+
+    def _taken_out_by(self, peer: _Peer, now: float) -> frozenset[str]:
+        """Whom ``peer``'s accusations take out for us: nobody while it is down or held down
+        for us, or while it yields (its own link or process is the likely cause)."""
+        return peer.accused if self._up(peer, now) and not peer.yielding else frozenset()
 
     def down(self, now: float) -> frozenset[str]:
         """Peers heard before that are silent past their down interval or still held down."""
@@ -148,18 +155,21 @@ class PeerWatch:
 
     def out(self, now: float) -> frozenset[str]:
         """Whom the election leaves out: peers down for us, peers that say they yield,
-        whoever a peer we hear accuses, and ourselves while we yield."""
+        whoever a peer we hear (and that does not yield) accuses, and ourselves while we
+        yield."""
         down = self.down(now)
         out: set[str] = {self.me} if self.yielding(now) else set()
         for name, peer in self._peers.items():
-            if name not in down:
-                out |= peer.accused
-                if peer.yielding:
-                    out.add(name)
+            out |= self._taken_out_by(peer, now)
+            if peer.yielding and name not in down:
+                out.add(name)
         return down | out
 
     def accusations(self, now: float) -> frozenset[str]:
-        """What our own advertisements list: the peers we hear nothing from (direct only)."""
+        """What our own advertisements list: the peers we hear nothing from (direct only),
+        and nobody while we yield (then we are the likely cause)."""
+        if self.yielding(now):
+            return frozenset()
         return frozenset(
             name
             for name, peer in self._peers.items()

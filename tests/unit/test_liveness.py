@@ -9,20 +9,28 @@ import pytest
 from lbctl.liveness import PeerWatch, down_interval
 
 IV = 0.1  # the default advertisement interval
-# An event: (time, node, incarnation, accused); times in seconds on the caller's clock.
-Event = tuple[float, str, int, tuple[str, ...]]
+# An event: (time, node, incarnation, accused, yielding); times in seconds on the caller's
+# clock.
+Event = tuple[float, str, int, tuple[str, ...], bool]
 
 
-def steady(node: str, start: float, end: float, inc: int = 1, accused: tuple[str, ...] = ()):
+def steady(
+    node: str,
+    start: float,
+    end: float,
+    inc: int = 1,
+    accused: tuple[str, ...] = (),
+    yielding: bool = False,
+) -> list[Event]:
     """``node`` advertising every interval from ``start`` to ``end`` inclusive."""
     n = round((end - start) / IV)
-    return [(round(start + k * IV, 6), node, inc, accused) for k in range(n + 1)]
+    return [(round(start + k * IV, 6), node, inc, accused, yielding) for k in range(n + 1)]
 
 
 def replay(events: Sequence[Event], me: str = "a", hold: float = 1.0) -> PeerWatch:
     watch = PeerWatch(me, hold=hold)
-    for t, node, inc, accused in sorted(events):
-        watch.heard(node, incarnation=inc, interval=IV, accused=accused, now=t)
+    for t, node, inc, accused, yielding in sorted(events):
+        watch.heard(node, incarnation=inc, interval=IV, accused=accused, yielding=yielding, now=t)
     return watch
 
 
@@ -92,6 +100,18 @@ CASES: list[tuple[str, list[Event], float, set[str]]] = [
         {"b"},
     ),
     (
+        "accusations from a peer that yields do not count: its own link is the likely cause",
+        steady("b", 0, 1, accused=("c",), yielding=True) + steady("c", 0, 1),
+        1.05,
+        {"b"},
+    ),
+    (
+        "a yielding peer's accusation does not take us out",
+        steady("b", 0, 1, accused=("a",), yielding=True),
+        1.05,
+        {"b"},
+    ),
+    (
         "after a partition heals, the other side's accusations are ignored while it is held down",
         steady("b", 0, 1) + steady("b", 3, 3.5, accused=("a",)),
         3.55,
@@ -111,6 +131,14 @@ def test_our_advertisements_accuse_only_the_peers_we_do_not_hear() -> None:
     # b comes back: we stop accusing it at once, though it is held down for us.
     watch.heard("b", incarnation=1, interval=IV, now=3.05)
     assert watch.accusations(3.05) == set() and "b" in watch.down(3.05)
+
+
+def test_while_we_yield_our_advertisements_accuse_nobody() -> None:
+    # Our link flapped: we missed b, but that says more about our link than about b.
+    watch = replay(steady("b", 0, 1))
+    watch.link_lost(1.0)
+    assert watch.yielding(1.5) and watch.accusations(1.5) == set()
+    assert watch.accusations(2.5) == {"b"}  # held for 1 s; b still silent: now we say so
 
 
 def test_next_change_says_when_to_look_again() -> None:
@@ -162,7 +190,7 @@ def test_sending_on_time_never_holds_us_down() -> None:
 
 def test_an_accusation_from_a_peer_we_hear_holds_us_down_after_it_stops() -> None:
     # Our link flapped: b missed us and said so once; it holds us down for a second, so do we.
-    watch = replay([*steady("b", 0, 1), (1.1, "b", 1, ("a",)), *steady("b", 1.2, 3)])
+    watch = replay([*steady("b", 0, 1), (1.1, "b", 1, ("a",), False), *steady("b", 1.2, 3)])
     assert "a" in watch.out(1.5) and "a" in watch.out(2.05)
     assert "a" not in watch.out(2.2)
 
