@@ -366,31 +366,37 @@ class Node:
 
     def kubelet(self, kubeconfig: Path) -> procs.Process:
         s = self.spec
-        argv = [
-            str(self.binaries["kubelet"]),
+        return self._component(
+            "kubelet",
+            kubeconfig,
             f"--config={s.path / 'kubelet.yaml'}",
-            f"--kubeconfig={kubeconfig}",
             f"--root-dir={s.path / 'kubelet'}",
             f"--cert-dir={s.path / 'kubelet' / 'pki'}",
-            f"--hostname-override={s.name}",
             f"--node-ip={s.ipv4},{s.ipv6}",
-        ]
-        return self._daemon("kubelet", argv)
+        )
 
     def kube_proxy(self, kubeconfig: Path) -> procs.Process:
-        s = self.spec
-        argv = [
-            str(self.binaries["kube-proxy"]),
-            f"--kubeconfig={kubeconfig}",
-            f"--hostname-override={s.name}",
-            f"--bind-address={s.ipv4}",
+        return self._component(
+            "kube-proxy",
+            kubeconfig,
+            f"--bind-address={self.spec.ipv4}",
             "--proxy-mode=iptables",
             "--conntrack-max-per-core=0",
             f"--cluster-cidr={','.join(CLUSTER_CIDRS)}",
             "--metrics-bind-address=127.0.0.1:10249",
             "--healthz-bind-address=127.0.0.1:10256",
+        )
+
+    def _component(self, part: str, kubeconfig: Path, *flags: str) -> procs.Process:
+        """Start Kubernetes binary ``part`` as this node, talking to the API server through
+        ``kubeconfig``; ``flags`` are its own."""
+        argv = [
+            str(self.binaries[part]),
+            f"--kubeconfig={kubeconfig}",
+            f"--hostname-override={self.spec.name}",
+            *flags,
         ]
-        return self._daemon("kube-proxy", argv)
+        return self._daemon(part, argv)
 
     def _daemon(self, part: str, argv: Sequence[str]) -> procs.Process:
         """Start daemon ``part`` (``argv``) in the node: its cgroup, namespace and log file."""
