@@ -36,12 +36,21 @@ DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")  # a Service's 
 INTERFACE_NAME = re.compile(r"^[^/\s:\x00-\x1f\x7f]{1,15}$")
 
 
-class ConfigError(ValueError):
+class InvalidInput(ValueError):
+    """A user's document is invalid; ``lines`` say why, one problem each, in input order
+    (the CLI prints each after the file name)."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = list(lines)
+        super().__init__("; ".join(self.lines))
+
+
+class ConfigError(InvalidInput):
     """The config is invalid; ``problems`` are ``(path, message)`` pairs, in input order."""
 
     def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
         self.problems = list(problems)
-        super().__init__("; ".join(f"{path}: {msg}" if path else msg for path, msg in problems))
+        super().__init__([f"{path}: {msg}" if path else msg for path, msg in problems])
 
 
 # --- raw layer: mirrors the YAML, strict -------------------------------------------------
@@ -365,7 +374,7 @@ def check_selector(raw: RawSelector, path: str, problems: list[tuple[str, str]])
     exprs = []
     for i, e in enumerate(raw.matchExpressions):
         op = Operator(e.operator)
-        needs_values = op in (Operator.IN, Operator.NOT_IN)
+        needs_values = op.takes_values
         if needs_values != bool(e.values):
             problems.append(
                 (

@@ -28,10 +28,13 @@ from dataclasses import dataclass, field
 from lbctl import ipam
 
 
-class State(enum.Enum):
-    PROBING = "probing"
-    ANNOUNCING = "announcing"
-    CONFLICT = "conflict"
+class State(enum.StrEnum):
+    """Where one address stands in RFC 5227's probe-then-announce cycle (its value: lowercase
+    name)."""
+
+    PROBING = enum.auto()
+    ANNOUNCING = enum.auto()
+    CONFLICT = enum.auto()
 
 
 @dataclass(frozen=True)

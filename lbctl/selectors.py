@@ -8,10 +8,18 @@ from dataclasses import dataclass
 
 
 class Operator(enum.StrEnum):
+    """A matchExpressions operator, spelled as the Kubernetes API spells it
+    (``LabelSelectorRequirement.operator``)."""
+
     IN = "In"
     NOT_IN = "NotIn"
     EXISTS = "Exists"
     DOES_NOT_EXIST = "DoesNotExist"
+
+    @property
+    def takes_values(self) -> bool:
+        """In and NotIn need a non-empty ``values``; Exists and DoesNotExist take none."""
+        return self in (Operator.IN, Operator.NOT_IN)
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class Selector:
         for r in self.requirements:
             if r.operator is Operator.IN and len(r.values) == 1:
                 parts.append(f"{r.key}={next(iter(r.values))}")
-            elif r.operator in (Operator.IN, Operator.NOT_IN):
+            elif r.operator.takes_values:
                 op = "in" if r.operator is Operator.IN else "notin"
                 parts.append(f"{r.key} {op} ({','.join(sorted(r.values))})")
             else:
