@@ -79,7 +79,7 @@ class Controller:
         self.leases = speakers.informer(api, settings.namespace, self._on_lease)
         self.informers = (self.services, self.configmaps, self.nodes, self.namespaces, self.leases)
         self.elector = leader.LeaderElector(
-            api,
+            client.CoordinationV1Api(api),
             namespace=settings.namespace,
             name=settings.lease_name,
             identity=settings.identity,

@@ -55,6 +55,20 @@ def wall_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+@dataclass(frozen=True)
+class Clocks:
+    """The two clocks a Lease holder reads, injected so tests can step them.
+
+    ``monotonic``: seconds, for expiry as observed locally (skew between machines never
+    matters); ``wall``: UTC, only for the ``renewTime``/``acquireTime`` it writes."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime.datetime] = wall_now
+
+
+SYSTEM_CLOCKS = Clocks()
+
+
 def parse_time(value: object) -> datetime.datetime | None:
     """A Lease's MicroTime (RFC 3339, ``Z`` or an offset); None when it is not one."""
     try:

@@ -53,20 +53,27 @@ class AssignedAddresses:
 
 
 class Families:
-    """Metric families made in one registry (as Go's ``promauto.With(registry)``): the
-    registry is said once per component, each family by name, help text and label names."""
+    """Metric families made in one registry (as Go's ``promauto.With(registry)``), each named
+    ``<namespace>_<subsystem>_<name>`` as prometheus_client joins them: the registry and the
+    prefix are said once per component, each family by name, help text and label names."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
+    def __init__(
+        self, registry: CollectorRegistry, namespace: str = "lbctl", subsystem: str = ""
+    ) -> None:
+        self.registry, self.namespace, self.subsystem = registry, namespace, subsystem
 
     def gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
-        return Gauge(name, documentation, labels, registry=self.registry)
+        return Gauge(name, documentation, labels, *self._where())
 
     def counter(self, name: str, documentation: str, *labels: str) -> Counter:
-        return Counter(name, documentation, labels, registry=self.registry)
+        return Counter(name, documentation, labels, *self._where())
 
     def histogram(self, name: str, documentation: str, *, buckets: Sequence[float]) -> Histogram:
-        return Histogram(name, documentation, buckets=buckets, registry=self.registry)
+        return Histogram(name, documentation, (), *self._where(), buckets=buckets)
+
+    def _where(self) -> tuple[str, str, str, CollectorRegistry]:
+        """prometheus_client's positional (namespace, subsystem, unit, registry)."""
+        return self.namespace, self.subsystem, "", self.registry
 
 
 class ControllerMetrics:
@@ -74,32 +81,32 @@ class ControllerMetrics:
         self.registry = registry or CollectorRegistry()
         family = Families(self.registry)
         self.addresses_total = family.gauge(
-            "lbctl_allocator_addresses_total", "Addresses in each pool and family", "pool", "family"
+            "allocator_addresses_total", "Addresses in each pool and family", "pool", "family"
         )
         self.addresses_in_use = family.gauge(
-            "lbctl_allocator_addresses_in_use",
+            "allocator_addresses_in_use",
             "Addresses held by Services, per pool and family",
             "pool",
             "family",
         )
         self.config_stale = family.gauge(
-            "lbctl_config_stale",
+            "config_stale",
             "1 when the latest ConfigMap was invalid and an older one is in force (or none yet)",
         )
         self.allocations = family.counter(
-            "lbctl_allocations", "Allocation decisions by outcome", "outcome"
+            "allocations", "Allocation decisions by outcome", "outcome"
         )
         self.allocation_seconds = family.histogram(
-            "lbctl_allocation_latency_seconds",
+            "allocation_latency_seconds",
             "From a Service change being seen to its status written",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.writes = family.counter("lbctl_api_writes", "Writes to the API server", "kind")
-        self.leader = family.gauge("lbctl_leader", "1 while this replica holds the lease")
+        self.writes = family.counter("api_writes", "Writes to the API server", "kind")
+        self.leader = family.gauge("leader", "1 while this replica holds the lease")
         self.address_assigned = AssignedAddresses()
         self.registry.register(self.address_assigned)
         self.services_pending = family.gauge(
-            "lbctl_services_pending",
+            "services_pending",
             "Services the leader handles that have no address, by reason",
             "reason",
         )

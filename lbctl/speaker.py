@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from kubernetes import client
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import Field
 
 from lbctl import (
@@ -85,58 +85,48 @@ def _mac(mac: bytes | None) -> str:
 class SpeakerMetrics:
     def __init__(self, node: str = "") -> None:
         self.registry = CollectorRegistry()
-        family = Families(self.registry)
+        family = Families(self.registry, subsystem="speaker")
+
+        def per_address_family(name: str, documentation: str) -> Counter:
+            return family.counter(name, documentation, "family")  # IPv4 (ARP) or IPv6 (NDP)
+
         self.info = family.gauge(
-            "lbctl_speaker_info",
-            "Always 1; the node label names this speaker's node (join on instance)",
-            "node",
+            "info", "Always 1; the node label names this speaker's node (join on instance)", "node"
         )
         if node:
             self.info.labels(node).set(1)
         self.announced = family.gauge(
-            "lbctl_speaker_announced", "1 for each address this node announces", "service", "ip"
+            "announced", "1 for each address this node announces", "service", "ip"
         )
-        self.requests = family.counter(
-            "lbctl_speaker_requests_received",
-            "ARP requests / Neighbor Solicitations received",
-            "family",
+        self.requests = per_address_family(
+            "requests_received", "ARP requests / Neighbor Solicitations received"
         )
-        self.replies = family.counter(
-            "lbctl_speaker_replies_sent", "ARP / NDP replies sent", "family"
+        self.replies = per_address_family("replies_sent", "ARP / NDP replies sent")
+        self.gratuitous = per_address_family(
+            "gratuitous_sent", "Gratuitous ARP / unsolicited NA rounds sent"
         )
-        self.gratuitous = family.counter(
-            "lbctl_speaker_gratuitous_sent", "Gratuitous ARP / unsolicited NA rounds sent", "family"
+        self.probes = per_address_family(
+            "probes_sent", "ARP probes / DAD Neighbor Solicitations sent before announcing"
         )
-        self.dropped = family.counter(
-            "lbctl_speaker_frames_dropped", "Frames not answered, by reason", "reason"
-        )
+        self.dropped = family.counter("frames_dropped", "Frames not answered, by reason", "reason")
         self.ownership_changes = family.counter(
-            "lbctl_speaker_ownership_changes", "Addresses this node took or gave up", "change"
+            "ownership_changes", "Addresses this node took or gave up", "change"
         )
         self.renew_failures = family.counter(
-            "lbctl_speaker_lease_renewal_failures", "Failed renewals of this node's Lease"
-        )
-        self.live_speakers = family.gauge(
-            "lbctl_speaker_live_speakers", "Speakers with a live Lease"
-        )
-        self.advertisements = family.counter(
-            "lbctl_speaker_advertisements",
-            "Speaker advertisements on the LAN, sent and received",
-            "direction",
-        )
-        self.probes = family.counter(
-            "lbctl_speaker_probes_sent",
-            "ARP probes / DAD Neighbor Solicitations sent before announcing",
-            "family",
-        )
-        self.conflicts = family.gauge(
-            "lbctl_speaker_address_conflicts",
-            "1 for each address this node owns but another host on the LAN uses",
-            "ip",
+            "lease_renewal_failures", "Failed renewals of this node's Lease"
         )
         self.peers_out = family.gauge(
-            "lbctl_speaker_peers_out",
+            "peers_out",
             "Speakers with a live Lease that the LAN advertisements leave out of the election",
+        )
+        self.live_speakers = family.gauge("live_speakers", "Speakers with a live Lease")
+        self.advertisements = family.counter(
+            "advertisements", "Speaker advertisements on the LAN, sent and received", "direction"
+        )
+        self.conflicts = family.gauge(
+            "address_conflicts",
+            "1 for each address this node owns but another host on the LAN uses",
+            "ip",
         )
 
     def count(self, counter: str, label: str) -> None:
@@ -181,7 +171,7 @@ class Speaker:
         self.informers = [self.services, self.slices, self.nodes, self.leases, self.configmaps]
         self.liveness = leases.Liveness()
         self.own = speakers.OwnLease(
-            api,
+            client.CoordinationV1Api(api),
             namespace=settings.namespace,
             node=self.me,
             timings=speakers.LeaseTimings(settings.lease_duration, settings.renew_period),

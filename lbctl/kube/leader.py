@@ -9,10 +9,8 @@ the time anyone else may take over the old leader has already stopped writing.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,22 +51,19 @@ class LeaseClient(Protocol):
 class LeaderElector:
     def __init__(
         self,
-        api: client.ApiClient,
+        lease_client: LeaseClient,
         *,
         namespace: str,
         name: str,
         identity: str,
         timings: LeaseTimings = LeaseTimings(),
-        monotonic: Callable[[], float] = time.monotonic,
+        clocks: leases.Clocks = leases.SYSTEM_CLOCKS,
         on_change: Callable[[bool], None] = lambda leading: None,
-        wall_clock: Callable[[], datetime.datetime] = leases.wall_now,
-        lease_client: LeaseClient | None = None,
     ) -> None:
-        self._coord = lease_client or client.CoordinationV1Api(api)
-        self._wall = wall_clock
-        self.namespace, self.name, self.identity = namespace, name, identity
-        self.timings = timings
-        self._mono = monotonic
+        """Compete for Lease ``namespace/name`` as ``identity``, through ``lease_client``
+        (``CoordinationV1Api``, or a fake in tests), expiry judged on ``clocks.monotonic``."""
+        self.namespace, self.name, self.identity, self.timings = namespace, name, identity, timings
+        self._coord, self._clocks = lease_client, clocks
         self._on_change = on_change
         self._renewed_at: float | None = None  # monotonic time of our last successful write
         self._observed: leases.Observer[str] = leases.Observer()  # the Lease, on our clock
@@ -76,7 +71,7 @@ class LeaderElector:
 
     def is_leader(self) -> bool:
         at = self._renewed_at
-        return at is not None and self._mono() - at < self.timings.renew_deadline
+        return at is not None and self._clocks.monotonic() - at < self.timings.renew_deadline
 
     def _set_leading(self, leading: bool) -> None:
         if leading != self._leading:
@@ -98,7 +93,7 @@ class LeaderElector:
         self._set_leading(False)
 
     def try_acquire_or_renew(self) -> bool:
-        started = self._mono()
+        started = self._clocks.monotonic()
         try:
             ok = self._attempt()
         except ApiException as exc:
@@ -122,7 +117,7 @@ class LeaderElector:
             return True
         # What we read counts from now, when the answer is in: it may have been written at any
         # time since the request went out, however long the request (or a pause) took.
-        now = self._mono()
+        now = self._clocks.monotonic()
         spec = lease.spec or client.V1LeaseSpec()
         record = (
             spec.holder_identity,
@@ -136,7 +131,7 @@ class LeaderElector:
         if holder and holder != self.identity and self._observed.live(self.name, now):
             self._renewed_at = None
             return False
-        stamp = self._wall()
+        stamp = self._clocks.wall()
         if holder != self.identity:
             spec.acquire_time = stamp
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
@@ -149,7 +144,7 @@ class LeaderElector:
         return True
 
     def _new_lease(self) -> client.V1Lease:
-        stamp = self._wall()
+        stamp = self._clocks.wall()
         return client.V1Lease(
             metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
             spec=client.V1LeaseSpec(
@@ -171,7 +166,7 @@ class LeaderElector:
             if lease.spec and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = ""
                 lease.spec.lease_duration_seconds = 1
-                lease.spec.renew_time = self._wall()
+                lease.spec.renew_time = self._clocks.wall()
                 self._coord.replace_namespaced_lease(self.name, self.namespace, lease)
         except Exception as exc:  # best effort: the lease expires by itself anyway
             log.warning("%s: releasing lease %s: %s", self.identity, self.name, exc)

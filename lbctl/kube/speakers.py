@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,13 +38,9 @@ log = logging.getLogger(__name__)
 def informer(api: client.ApiClient, namespace: str, handler: Handler) -> Informer:
     """The speaker Leases of ``namespace``, listed and watched (speakers: liveness; the
     controller: the conflicts they report)."""
-    return Informer(
-        "leases",
-        client.CoordinationV1Api(api).list_namespaced_lease,
-        handler,
-        namespace=namespace,
-        label_selector=f"{leases.LABEL}={leases.LABEL_VALUE}",
-    )
+    list_leases = client.CoordinationV1Api(api).list_namespaced_lease
+    selector = f"{leases.LABEL}={leases.LABEL_VALUE}"
+    return Informer("leases", list_leases, handler, namespace=namespace, label_selector=selector)
 
 
 @dataclass(frozen=True)
@@ -89,22 +84,21 @@ class OwnLease:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        lease_client: LeaseClient,
         *,
         namespace: str,
         node: str,
         timings: LeaseTimings,
-        monotonic: Callable[[], float] = time.monotonic,
+        clocks: leases.Clocks = leases.SYSTEM_CLOCKS,
         on_failure: Callable[[], None] = lambda: None,
         pod: PodRef | None = None,
-        wall_clock: Callable[[], datetime.datetime] = leases.wall_now,
-        lease_client: LeaseClient | None = None,
     ) -> None:
-        self._coord = lease_client or client.CoordinationV1Api(api)
-        self._wall = wall_clock
+        """Hold ``namespace/lbctl-speaker-<node>`` through ``lease_client``
+        (``CoordinationV1Api``, or a fake in tests)."""
+        self._coord = lease_client
+        self._clocks = clocks
         self.namespace, self.node, self.timings = namespace, node, timings
         self.pod = pod
-        self._mono = monotonic
         self._on_failure = on_failure
         self._renewed_at: float | None = None
         # The start-up clock: our first write as a candidate since we (re)joined or our Lease
@@ -122,7 +116,7 @@ class OwnLease:
         at = self._renewed_at
         # Stop a little before the others can consider us dead (they wait a full duration
         # from when they saw our renewal, which is after we sent it).
-        return at is not None and self._mono() - at < self.timings.duration * 0.9
+        return at is not None and self._clocks.monotonic() - at < self.timings.duration * 0.9
 
     def joined_for(self) -> float | None:
         """Seconds since our Lease watch brought back our first write as a candidate (since we
@@ -131,7 +125,7 @@ class OwnLease:
         Counting from the echo, not from the write, means the watch is live and caught up: from
         then on, every live peer's renewal reaches us within one renew period."""
         at = self._joined_at
-        return None if at is None else self._mono() - at
+        return None if at is None else self._clocks.monotonic() - at
 
     def echo(self, obj: objects.Obj) -> None:
         """Called with every speaker Lease the watch brings: notes when ours comes back."""
@@ -142,7 +136,7 @@ class OwnLease:
             return
         renewed = leases.renewed(obj)
         if renewed is not None and renewed >= wrote:
-            self._joined_at = self._mono()
+            self._joined_at = self._clocks.monotonic()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set() and not self.released:
@@ -166,10 +160,10 @@ class OwnLease:
             return self._renew()
 
     def _renew(self) -> bool:
-        started = self._mono()
+        started = self._clocks.monotonic()
         starting = self.starting
         stale = not self.fresh()  # never written, withdrawn, or not renewed in time
-        now = self._wall()
+        now = self._clocks.wall()
         metadata: dict[str, object] = {
             "name": leases.lease_name(self.node),
             "labels": {leases.LABEL: leases.LABEL_VALUE},

@@ -139,7 +139,12 @@ def node_name() -> str:
 
 
 def own_lease(api: client.ApiClient, node: str) -> speakers.OwnLease:
-    return speakers.OwnLease(api, namespace=NS, node=node, timings=speakers.LeaseTimings(4, 1.0))
+    return speakers.OwnLease(
+        client.CoordinationV1Api(api),
+        namespace=NS,
+        node=node,
+        timings=speakers.LeaseTimings(4, 1.0),
+    )
 
 
 def refused(call: Callable[[], object]) -> str:
@@ -225,7 +230,9 @@ def test_the_controller_token_writes_its_leader_lease_and_no_speakers(
     api = pod_token("lbctl-controller", node_name())
     coord = client.CoordinationV1Api(api)
     # The controller's own election code, with this token: it creates, renews and releases.
-    elector = leader.LeaderElector(api, namespace=NS, name="lbctl-controller", identity="ctl-a")
+    elector = leader.LeaderElector(
+        client.CoordinationV1Api(api), namespace=NS, name="lbctl-controller", identity="ctl-a"
+    )
     assert elector.try_acquire_or_renew() and elector.try_acquire_or_renew()
     assert elector.is_leader()
     elector.release()

@@ -54,7 +54,7 @@ def test_a_speakers_lease_goes_with_its_pod_even_when_the_speaker_cannot_delete_
     core, coord = client.CoreV1Api(api), client.CoordinationV1Api(api)
     first = pod(core, "lbctl-speaker-aaaaa")
     own = speakers.OwnLease(
-        api, namespace=NS, node="node1", timings=speakers.LeaseTimings(),
+        coord, namespace=NS, node="node1", timings=speakers.LeaseTimings(),
         pod=speakers.PodRef(first.metadata.name, first.metadata.uid),
     )  # fmt: skip
     assert own.renew()

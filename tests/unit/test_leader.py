@@ -9,6 +9,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lbctl.kube.leader import LeaderElector, LeaseTimings
+from lbctl.leases import Clocks
 
 
 class Clock:
@@ -55,13 +56,12 @@ class FakeLeases:
 
 def elector(identity: str, leases: FakeLeases, clock: Clock) -> LeaderElector:
     e = LeaderElector(
-        client.ApiClient(),
+        leases,
         namespace="ns",
         name="lease",
         identity=identity,
         timings=LeaseTimings(lease_duration=2, renew_deadline=1.5, retry_period=0.25),
-        monotonic=clock,
-        lease_client=leases,
+        clocks=Clocks(monotonic=clock),
     )
     return e
 

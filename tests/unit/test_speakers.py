@@ -6,7 +6,6 @@ import datetime
 import ipaddress
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lbctl import leases
@@ -54,12 +53,11 @@ class FakeCoord:
 def own(clock: Clock) -> tuple[OwnLease, FakeCoord]:
     fake = FakeCoord()
     lease = OwnLease(
-        client.ApiClient(),
+        fake,
         namespace="ns",
         node="n1",
         timings=LeaseTimings(4, 1),
-        monotonic=clock,
-        lease_client=fake,
+        clocks=leases.Clocks(monotonic=clock),
     )
     return lease, fake
 
