@@ -50,9 +50,9 @@ def status_report(view: ClusterView) -> status.Report:
             handling=view.handling,
         )
 
-    report = status.build(
+    report = status.report(
         view.services,
-        view.config_data,
+        status.parse_config(view.config_data),
         view.nodes,
         view.handling,
         speaker_view,

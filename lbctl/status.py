@@ -103,26 +103,6 @@ def parse_config(
 SpeakerView = Callable[[list[objects.Obj], config.PoolConfig], ownership.Ownership]
 
 
-def build(
-    service_objs: Iterable[objects.Obj],
-    configmap_data: Mapping[str, str] | None,
-    node_objs: Iterable[objects.Obj] = (),
-    handling: objects.Handling | None = None,
-    speaker_view: SpeakerView | None = None,
-    namespace_objs: Iterable[objects.Obj] | None = None,
-    conflicts: Mapping[ipam.IP, str] | None = None,
-) -> Report:
-    return report(
-        service_objs,
-        parse_config(configmap_data),
-        node_objs,
-        handling,
-        speaker_view,
-        namespace_objs,
-        conflicts,
-    )
-
-
 def requests_of(
     service_objs: Iterable[objects.Obj],
     namespace_objs: Iterable[objects.Obj] | None,

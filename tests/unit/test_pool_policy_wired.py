@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from status_helpers import build
 
 from lbctl import audit, config, objects, ownership, status
 from lbctl.allocator import Allocator, Outcome, Reason, ServiceKey, ServiceRequest
@@ -233,7 +234,7 @@ def test_status_says_why_a_node_may_not_announce_a_pool() -> None:
         {"name": "edge", "addresses": ["198.51.100.0/29"], "announce": EDGE},
         {"name": "quiet", "addresses": ["198.51.100.8/29"], "announce": False},
     )
-    report = status.build([service("198.51.100.1")], data, NODES, speaker_view=speaker_view())
+    report = build([service("198.51.100.1")], data, NODES, speaker_view=speaker_view())
     rows = {n.node: n for n in report.nodes}
     assert rows["n1"].eligible and rows["n1"].not_for == [
         "quiet: its pool is not announced (announce: false)"
@@ -273,7 +274,7 @@ def test_status_says_why_nobody_announces_an_address(
     pool: dict[str, Any], live: set[str], announced_by: str
 ) -> None:
     data = configmap({"name": "lan", "addresses": [LAN], **pool})
-    report = status.build([service("198.51.100.1")], data, NODES, speaker_view=speaker_view(live))
+    report = build([service("198.51.100.1")], data, NODES, speaker_view=speaker_view(live))
     assert report.services[0].announced_by == [announced_by]
 
 

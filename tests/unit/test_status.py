@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from status_helpers import build
 
 from lbctl import config, objects, ownership, status
 
@@ -26,7 +27,7 @@ CONFIG = {"config.yaml": "pools: [{name: lan, addresses: [198.51.100.1-198.51.10
 
 
 def test_rows_say_ok_pending_with_reason_and_pool_usage() -> None:
-    report = status.build(
+    report = build(
         [
             svc("a", "198.51.100.1"),
             svc("b", "198.51.100.2", 1),
@@ -46,12 +47,12 @@ def test_rows_say_ok_pending_with_reason_and_pool_usage() -> None:
 
 
 def test_a_status_the_rules_disagree_with_is_stale() -> None:
-    report = status.build([svc("a", "203.0.113.5")], CONFIG)
+    report = build([svc("a", "203.0.113.5")], CONFIG)
     assert report.services[0].state == "stale"
 
 
 def test_a_config_error_is_shown() -> None:
-    report = status.build([svc("a")], {"config.yaml": "pools: nope"})
+    report = build([svc("a")], {"config.yaml": "pools: nope"})
     assert report.config_error and "pools: Input should be a valid list" in report.config_error
     assert '"config_error"' in status.render(report, "json")
 
@@ -81,7 +82,7 @@ def test_status_shows_why_each_node_may_not_announce() -> None:
             handling=objects.Handling(),
         )
 
-    report = status.build([svc("a", "198.51.100.1")], CONFIG, nodes, speaker_view=view)
+    report = build([svc("a", "198.51.100.1")], CONFIG, nodes, speaker_view=view)
     why = {n.node: (n.eligible, n.reason) for n in report.nodes}
     assert why == {
         "n1": (True, ""),
@@ -115,7 +116,7 @@ reservations:
 
 
 def reservation_report() -> status.Report:
-    return status.build(
+    return build(
         [
             svc("web", "198.51.100.5"),
             svc("old", "198.51.100.7", 1),  # held it before the reservation was written
@@ -171,7 +172,7 @@ def test_a_service_waiting_for_its_reserved_address_says_so_in_its_row() -> None
 
 
 def test_a_pending_service_explains_its_unused_reservation() -> None:
-    report = status.build([svc("web", age=0)], {"config.yaml": RESERVING["config.yaml"]})
+    report = build([svc("web", age=0)], {"config.yaml": RESERVING["config.yaml"]})
     (web,) = [r for r in report.reservations if r.reservation == "reservations[0]"]
     assert not web.in_use
     assert web.note == "not in default/web's status yet: is the controller up?"
@@ -202,7 +203,7 @@ def test_the_reservations_table_is_rendered_and_in_json() -> None:
 
 
 def test_no_reservations_no_table() -> None:
-    assert "RESERVATION" not in status.render(status.build([svc("a")], CONFIG))
+    assert "RESERVATION" not in status.render(build([svc("a")], CONFIG))
 
 
 def test_a_service_whose_address_another_host_uses_shows_as_conflict() -> None:
@@ -229,7 +230,7 @@ def test_with_reallocate_a_conflicted_address_shows_stale_and_is_not_counted_fre
         "onConflict: reallocate}]"
     }
     who = {ipaddress.ip_address("198.51.100.1"): "MAC 02:99:00:00:00:01, seen by node n1"}
-    report = status.build([svc("a", "198.51.100.1"), svc("b", age=1)], moving, conflicts=who)
+    report = build([svc("a", "198.51.100.1"), svc("b", age=1)], moving, conflicts=who)
     a, b = report.services
     assert a.state == "stale" and "198.51.100.1 is in use by another host" in a.reason
     assert b.state == "stale"  # the rules give it an address the controller has not written
