@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lbctl import audit, config, diagnose, logs, settings, strict_yaml
 
-if TYPE_CHECKING:  # the client's types; imported at run time only by the commands that talk to it
+if TYPE_CHECKING:  # imported at run time only by the commands that use them
     from kubernetes import client
+
+    from lbctl.lab.lab import Lab
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -125,31 +127,52 @@ def _lab(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         return _without_lab("lab", exc)
 
-    lab = Lab()
+    _, run = LAB_ACTIONS[args.action]
     try:
-        if args.action == "up":
-            unknown = [a for a in args.rest if a != "--processes"]
-            if unknown:
-                print(f"lbctl lab up: unknown arguments {unknown}", file=sys.stderr)
-                return 2
-            return lab.up(processes="--processes" in args.rest)
-        if args.action == "down":
-            return lab.down()
-        if args.action == "status":
-            return lab.status()
-        if args.action == "kubectl":
-            lab.kubectl(args.rest)
-            return 0
-        if not args.rest:
-            print(
-                "lbctl lab exec: name a host and a command: lbctl lab exec client curl ...",
-                file=sys.stderr,
-            )
-            return 2
-        return lab.exec(args.rest[0], args.rest[1:])
+        return run(Lab(), args.rest)
     except (LabError, assets.AssetError) as exc:
         print(f"lbctl lab {args.action}: {exc}", file=sys.stderr)
         return 1
+
+
+def _lab_up(lab: Lab, rest: list[str]) -> int:
+    unknown = [a for a in rest if a != "--processes"]
+    if unknown:
+        print(f"lbctl lab up: unknown arguments {unknown}", file=sys.stderr)
+        return 2
+    return lab.up(processes="--processes" in rest)
+
+
+def _lab_kubectl(lab: Lab, rest: list[str]) -> int:
+    lab.kubectl(rest)
+    return 0
+
+
+def _lab_exec(lab: Lab, rest: list[str]) -> int:
+    if not rest:
+        print(
+            "lbctl lab exec: name a host and a command: lbctl lab exec client curl ...",
+            file=sys.stderr,
+        )
+        return 2
+    return lab.exec(rest[0], rest[1:])
+
+
+# ``lbctl lab ACTION [REST...]``: what each action does (its help), and its handler.
+LAB_ACTIONS: dict[str, tuple[str, Callable[[Lab, list[str]], int]]] = {
+    "up": (
+        "build and start it (idempotent): real nodes (containerd, kubelet) running the release "
+        "image and deploy/; up --processes: the fast process-based lab",
+        _lab_up,
+    ),
+    "down": ("remove all it made", lambda lab, rest: lab.down()),
+    "status": ("health of each part", lambda lab, rest: lab.status()),
+    "kubectl": ("ARGS go to kubectl, against the lab", _lab_kubectl),
+    "exec": (
+        "HOST CMD: run a command in a lab host (node1, node2, node3, client)",
+        _lab_exec,
+    ),
+}
 
 
 def _cluster_or_exit(args: argparse.Namespace) -> diagnose.ClusterView | int:
@@ -204,6 +227,9 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+_T = TypeVar("_T")
+
+
 def _read_text(command: str, name: str) -> str | int:
     """The file's (or standard input's) text, or the exit status after saying why not.
 
@@ -225,17 +251,25 @@ def _read_text(command: str, name: str) -> str | int:
         return 1
 
 
-def _validate(args: argparse.Namespace) -> int:
-    name = args.file
-    text = _read_text("validate", name)
+def _document(command: str, name: str, parse: Callable[[str], _T]) -> _T | int:
+    """``parse`` of file ``name``'s text ("-": standard input); or the exit status after
+    saying why not: 2 when it cannot be read, 1 when it is invalid (each problem a line)."""
+    text = _read_text(command, name)
     if isinstance(text, int):
         return text
     try:
-        parsed = _parse_config_or_configmap(text)
-    except config.ConfigError as exc:
-        for path, message in exc.problems:
-            print(f"{name}: {path + ': ' if path else ''}{message}", file=sys.stderr)
+        return parse(text)
+    except config.InvalidInput as exc:
+        for line in exc.lines:
+            print(f"{name}: {line}", file=sys.stderr)
         return 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    name = args.file
+    parsed = _document("validate", name, _parse_config_or_configmap)
+    if isinstance(parsed, int):
+        return parsed
     for pool in parsed.pools:
         sizes = ", ".join(f"IPv{v}: {pool.size(v)}" for v in sorted(pool.families()))
         print(
@@ -254,16 +288,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from lbctl import convert
 
-    name = args.file
-    text = _read_text("convert", name)
-    if isinstance(text, int):
-        return text
-    try:
-        result = convert.convert(args.source, text)
-    except convert.ConvertError as exc:
-        for problem in exc.problems:
-            print(f"{name}: {problem}", file=sys.stderr)
-        return 1
+    result = _document("convert", args.file, lambda text: convert.convert(args.source, text))
+    if isinstance(result, int):
+        return result
     print(convert.render(result), end="")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -321,13 +348,10 @@ def parser() -> argparse.ArgumentParser:
     lab = sub.add_parser(
         "lab",
         help="a local lab: control plane, three node namespaces, a client, a demo",
-        description="up: build and start it (idempotent): real nodes (containerd, kubelet) "
-        "running the release image and deploy/; up --processes: the fast process-based lab; "
-        "down: remove all it made; status: "
-        "health of each part; kubectl ARGS: kubectl against the lab; exec HOST CMD: run a "
-        "command in a lab host (node1, node2, node3, client). Needs root.",
+        description="; ".join(f"{action}: {what}" for action, (what, _) in LAB_ACTIONS.items())
+        + ". Needs root.",
     )
-    lab.add_argument("action", choices=["up", "down", "status", "kubectl", "exec"])
+    lab.add_argument("action", choices=list(LAB_ACTIONS))
     lab.add_argument("rest", nargs=argparse.REMAINDER)
     lab.set_defaults(run=_lab)
     st = sub.add_parser("status", help="addresses, pending reasons and pool usage")

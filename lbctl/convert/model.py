@@ -17,13 +17,13 @@ MAX_SHOWN = 120  # characters of user text quoted in a note or an error
 NO_BGP = "lbctl announces by layer 2 (ARP/NDP) only"
 
 
-class ConvertError(ValueError):
-    """The input cannot be converted; ``problems`` are one line each, in input order."""
+class ConvertError(config.InvalidInput):
+    """The input cannot be converted; ``lines`` say why, one problem each, in input order."""
 
     def __init__(self, problems: str | Sequence[str]) -> None:
-        lines = [problems] if isinstance(problems, str) else problems
-        self.problems = [one_line(p) for p in lines]
-        super().__init__("; ".join(self.problems))
+        super().__init__(
+            [one_line(p) for p in ([problems] if isinstance(problems, str) else problems)]
+        )
 
 
 @dataclass(frozen=True)

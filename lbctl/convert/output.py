@@ -48,10 +48,7 @@ def conversion(
         # Only a bug (or a result over the size limit) gets here: refuse to print a config
         # the controller would refuse.
         raise ConvertError(
-            [
-                f"the converted config is invalid: {p + ': ' if p else ''}{m}"
-                for p, m in exc.problems
-            ]
+            [f"the converted config is invalid: {line}" for line in exc.lines]
         ) from None
     return Conversion(_manifest(config_text), tuple(one_line(n) for n in notes))
 

@@ -36,7 +36,7 @@ def test_bad_input_is_one_clear_convert_error(source: str, text: str, message: s
 def test_convert_error_is_a_value_error_with_its_problems() -> None:
     err = convert.ConvertError(["a", "b"])
     assert isinstance(err, ValueError)
-    assert (err.problems, str(err)) == (["a", "b"], "a; b")
+    assert (err.lines, str(err)) == (["a", "b"], "a; b")
 
 
 # --- rendering ---------------------------------------------------------------------------
