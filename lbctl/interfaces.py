@@ -68,10 +68,12 @@ def advertised_link_lost(
     now: Iterable[Link],
     went_down: Collection[int] = (),
 ) -> bool:
-    """Whether a link we advertise on went down: up ``before`` and down ``now``, or seen down
-    in between (``went_down``: link indexes a notification showed down; a flap faster than
-    our re-read of the links is up again by then, but our peers still missed us)."""
+    """Whether a link we advertise on went down: up ``before`` and down ``now``, or up
+    ``before`` and seen down in between (``went_down``: link indexes a notification showed
+    down; a flap faster than our re-read of the links is up again by then, but our peers
+    still missed us). A link already down ``before`` is not lost again: its loss was counted
+    when it went, and counting it twice would lengthen our hold for nothing."""
     was_up = {link.index for link in before if link.up}
     up = {link.index for link in now if link.up}
-    lost = (was_up - up) | set(went_down)
+    lost = (was_up - up) | (set(went_down) & was_up)
     return any(link.index in lost for link in advertised)

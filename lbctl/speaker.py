@@ -279,11 +279,12 @@ class Speaker:
         return macs | {packets.mac_bytes(link.mac) for link in self.links if link.mac}
 
     def _on_links(self, links: list[Link], went_down: frozenset[int] = frozenset()) -> None:
-        log.debug(
-            "links: %s; seen down since the last read: %s",
-            ", ".join(f"{link.name}{'' if link.up else ' (down)'}" for link in links),
-            sorted(went_down),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the join runs on every link notification
+            log.debug(
+                "links: %s; seen down since the last read: %s",
+                ", ".join(f"{link.name}{'' if link.up else ' (down)'}" for link in links),
+                sorted(went_down),
+            )
         if advertised_link_lost(self._advertised, self.links, links, went_down):
             # Our peers may miss our advertisements now: yield, and tell them when we can.
             with self._peers_lock:

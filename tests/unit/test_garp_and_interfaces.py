@@ -150,6 +150,7 @@ ETH0_UP, ETH0_DOWN, ETH1_UP = link("eth0", 2), link("eth0", 2, up=False), link("
         ("a flap faster than our re-read is lost all the same", [ETH0_UP], [ETH0_UP], (2,), True),
         ("a link that stays up is not lost", [ETH0_UP], [ETH0_UP], (), False),
         ("a link that comes back up is not lost", [ETH0_DOWN], [ETH0_UP], (), False),
+        ("a link down before and again is not lost twice", [ETH0_DOWN], [ETH0_DOWN], (2,), False),
         ("another link going down is not ours to mind", [ETH0_UP, ETH1_UP], [ETH0_UP], (3,), False),
     ],
 )
