@@ -200,16 +200,23 @@ class Controller:
             self._requeue_all()
             self._leading_ready = True
             self.metrics.address_assigned.source = self._assignments
+        # The term ends once, for every thread of it: were each to ask the elector itself, a
+        # lease renewed just past its deadline would stop some (the workers) and not others
+        # (the resync), and this term would wait on the rest for good, leading with no worker.
+        term = threading.Event()
         workers = [
-            threading.Thread(target=self._work, args=(stop,), name=f"worker-{i}", daemon=True)
+            threading.Thread(target=self._work, args=(term,), name=f"worker-{i}", daemon=True)
             for i in range(self.settings.workers)
         ]
         if self.settings.resync_period > 0:
             workers.append(
-                threading.Thread(target=self._resync, args=(stop,), name="resync", daemon=True)
+                threading.Thread(target=self._resync, args=(term,), name="resync", daemon=True)
             )
         for w in workers:
             w.start()
+        while not stop.is_set() and self.elector.is_leader():
+            stop.wait(0.1)
+        term.set()
         for w in workers:
             w.join()
         log.info("%s: no longer leading", self.settings.identity)
@@ -218,9 +225,10 @@ class Controller:
             self._pending.clear()
             self.metrics.forget_allocations()
 
-    def _work(self, stop: threading.Event) -> None:
-        """One worker: decisions one at a time under the lock, API writes in parallel."""
-        while not stop.is_set() and self.elector.is_leader():
+    def _work(self, term: threading.Event) -> None:
+        """One worker of a leading term: decisions one at a time under the lock, API writes
+        in parallel. A write after the lease lapsed is refused (``ServiceWriter``'s check)."""
+        while not term.is_set():
             key = self.queue.get(timeout=0.2)
             if key is None:
                 continue
@@ -236,15 +244,11 @@ class Controller:
             finally:
                 self.queue.done(key)
 
-    def _resync(self, stop: threading.Event) -> None:
+    def _resync(self, term: threading.Event) -> None:
         """A backstop: re-decide every Service now and then, in case a wake-up was missed."""
-        due = time.monotonic() + self.settings.resync_period
-        while not stop.is_set() and self.elector.is_leader():
-            if time.monotonic() >= due:
-                self.queue.add(reconcile.Input.LEASES)  # a speaker's Lease may have expired
-                self._requeue_all()
-                due = time.monotonic() + self.settings.resync_period
-            stop.wait(min(0.2, max(0.0, due - time.monotonic())))
+        while not term.wait(self.settings.resync_period):
+            self.queue.add(reconcile.Input.LEASES)  # a speaker's Lease may have expired
+            self._requeue_all()
 
     def _retry(self, key: reconcile.Item, exc: Exception) -> None:
         if not isinstance(key, reconcile.Input):
