@@ -148,7 +148,8 @@ class Speaker:
         metrics: SpeakerMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``clock``: monotonic seconds, for every decision the loop makes (tests give one)."""
+        """``clock``: monotonic seconds, for every decision the loop makes and for its Leases
+        (tests give one)."""
         if not settings.node_name:
             raise ValueError("the speaker needs its node name: --node-name or LBCTL_NODE_NAME")
         self.api, self.settings = api, settings
@@ -169,12 +170,14 @@ class Speaker:
             api, settings.namespace, settings.config_map, self._poke
         )
         self.informers = [self.services, self.slices, self.nodes, self.leases, self.configmaps]
-        self.liveness = leases.Liveness()
+        # One clock for the loop and for the Leases it judges by (ours and our peers').
+        self.liveness = leases.Liveness(clock)
         self.own = speakers.OwnLease(
             client.CoordinationV1Api(api),
             namespace=settings.namespace,
             node=self.me,
             timings=speakers.LeaseTimings(settings.lease_duration, settings.renew_period),
+            clocks=leases.Clocks(monotonic=clock),
             on_failure=self.metrics.renew_failures.inc,
             pod=(
                 speakers.PodRef(settings.pod_name, settings.pod_uid)
