@@ -74,6 +74,6 @@ def advertised_link_lost(
     still missed us). A link already down ``before`` is not lost again: its loss was counted
     when it went, and counting it twice would lengthen our hold for nothing."""
     was_up = {link.index for link in before if link.up}
-    up = {link.index for link in now if link.up}
-    lost = (was_up - up) | (set(went_down) & was_up)
+    up_throughout = {link.index for link in now if link.up} - set(went_down)
+    lost = was_up - up_throughout
     return any(link.index in lost for link in advertised)

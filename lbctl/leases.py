@@ -30,6 +30,7 @@ from lbctl.objects import Obj
 PREFIX = "lbctl-speaker-"
 LABEL = "app.kubernetes.io/component"
 LABEL_VALUE = "speaker-lease"
+SELECTOR = f"{LABEL}={LABEL_VALUE}"  # every speaker Lease, as a label selector
 JOINING = "lbctl.io/joining"  # annotation on a starting speaker's Lease
 # The live speakers this speaker leaves out because of the LAN (liveness.PeerWatch.out):
 # comma-separated node names, itself included while it yields. Written only when it changes.

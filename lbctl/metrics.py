@@ -63,17 +63,20 @@ class Families:
         self.registry, self.namespace, self.subsystem = registry, namespace, subsystem
 
     def gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
-        return Gauge(name, documentation, labels, *self._where())
+        return Gauge(
+            name, documentation, labels, self.namespace, self.subsystem, registry=self.registry
+        )
 
     def counter(self, name: str, documentation: str, *labels: str) -> Counter:
-        return Counter(name, documentation, labels, *self._where())
+        return Counter(
+            name, documentation, labels, self.namespace, self.subsystem, registry=self.registry
+        )
 
     def histogram(self, name: str, documentation: str, *, buckets: Sequence[float]) -> Histogram:
-        return Histogram(name, documentation, (), *self._where(), buckets=buckets)
-
-    def _where(self) -> tuple[str, str, str, CollectorRegistry]:
-        """prometheus_client's positional (namespace, subsystem, unit, registry)."""
-        return self.namespace, self.subsystem, "", self.registry
+        return Histogram(
+            name, documentation, (), self.namespace, self.subsystem, registry=self.registry,
+            buckets=buckets,
+        )  # fmt: skip
 
 
 class ControllerMetrics:

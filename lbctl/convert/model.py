@@ -21,9 +21,8 @@ class ConvertError(config.InvalidInput):
     """The input cannot be converted; ``lines`` say why, one problem each, in input order."""
 
     def __init__(self, problems: str | Sequence[str]) -> None:
-        super().__init__(
-            [one_line(p) for p in ([problems] if isinstance(problems, str) else problems)]
-        )
+        lines = [problems] if isinstance(problems, str) else problems
+        super().__init__([one_line(p) for p in lines])
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ def informer(api: client.ApiClient, namespace: str, handler: Handler) -> Informe
     """The speaker Leases of ``namespace``, listed and watched (speakers: liveness; the
     controller: the conflicts they report)."""
     list_leases = client.CoordinationV1Api(api).list_namespaced_lease
-    selector = f"{leases.LABEL}={leases.LABEL_VALUE}"
-    return Informer("leases", list_leases, handler, namespace=namespace, label_selector=selector)
+    return Informer(
+        "leases", list_leases, handler, namespace=namespace, label_selector=leases.SELECTOR
+    )
 
 
 @dataclass(frozen=True)
